@@ -1,0 +1,283 @@
+"""Products in ``--out``: COG stacks with dates on the bands, QGIS styles, run record.
+
+Every file is written into a staging folder inside ``--out`` and moved into
+place with ``os.replace`` once complete, so a crash never leaves a
+half-written product where a user (or QGIS) would open it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import xarray as xr
+from odc.geo.geobox import GeoBox
+
+log = logging.getLogger(__name__)
+
+FLOAT_NODATA = -9999.0
+FLAG_NODATA = 255
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """How one cube variable becomes a GeoTIFF stack.
+
+    Attributes:
+        variable: cube variable, dims (time, y, x).
+        filename: output file name.
+        dtype: GeoTIFF data type.
+        nodata: nodata value written where the variable is NaN.
+        style: QML style kind (``ndvi``, ``std``, ``flag``) or None.
+        description: dataset-level description tag.
+    """
+
+    variable: str
+    filename: str
+    dtype: str
+    nodata: float
+    style: str | None
+    description: str
+
+
+PRODUCTS: tuple[StackSpec, ...] = (
+    StackSpec(
+        "ndvi_filled",
+        "ndvi_filled.tif",
+        "float32",
+        FLOAT_NODATA,
+        "ndvi",
+        "gap-filled NDVI, one band per 6-day bin",
+    ),
+    StackSpec(
+        "ndvi_std",
+        "ndvi_std.tif",
+        "float32",
+        FLOAT_NODATA,
+        "std",
+        "predicted standard deviation of NDVI",
+    ),
+    StackSpec(
+        "observed",
+        "observed.tif",
+        "uint8",
+        FLAG_NODATA,
+        "flag",
+        "1 = clear Sentinel-2 observation in the bin, 0 = filled",
+    ),
+    StackSpec(
+        "ndvi",
+        "ndvi_observed.tif",
+        "float32",
+        FLOAT_NODATA,
+        "ndvi",
+        "cloud-masked NDVI, mean of clear observations per bin (gaps = nodata)",
+    ),
+)
+
+
+@contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A temporary folder inside ``out``; removed afterwards whatever happens."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(staged: Path, out: Path) -> list[Path]:
+    """Move every staged file into ``out`` atomically (same file system)."""
+    moved = []
+    for f in sorted(staged.iterdir()):
+        target = out / f.name
+        os.replace(f, target)
+        moved.append(target)
+    return moved
+
+
+def write_stack(
+    da: xr.DataArray,
+    path: Path,
+    geobox: GeoBox,
+    dates: Sequence[str],
+    spec: StackSpec,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """Write a (time, y, x) array as a COG: one band per date, band description = ISO date.
+
+    Reads the (dask-backed) array one spatial chunk at a time, so memory stays at
+    one chunk's time series whatever the AOI size.
+    """
+    assert geobox.crs is not None
+    tmp = path.with_name(path.name + ".gtiff")
+    h, w = geobox.shape
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": len(dates),
+        "dtype": spec.dtype,
+        "crs": geobox.crs.to_wkt(),
+        "transform": geobox.affine,
+        "nodata": spec.nodata,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    chunks = da.chunksizes if da.chunks else {"y": (h,), "x": (w,)}
+    ys = np.cumsum((0, *chunks["y"]))
+    xs = np.cumsum((0, *chunks["x"]))
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for i, d in enumerate(dates, start=1):
+            dst.set_band_description(i, d)
+            dst.update_tags(i, DATE=d)
+        dst.update_tags(DESCRIPTION=spec.description, TIME_DIMENSION="band", **(tags or {}))
+        for iy in range(len(ys) - 1):
+            for ix in range(len(xs) - 1):
+                block = da.isel(
+                    y=slice(int(ys[iy]), int(ys[iy + 1])), x=slice(int(xs[ix]), int(xs[ix + 1]))
+                ).values
+                if np.issubdtype(block.dtype, np.floating):
+                    block = np.where(np.isfinite(block), block, spec.nodata)
+                window = rasterio.windows.Window(
+                    int(xs[ix]), int(ys[iy]), block.shape[2], block.shape[1]
+                )
+                dst.write(block.astype(spec.dtype), window=window)
+    rasterio.shutil.copy(
+        tmp,
+        path,
+        driver="COG",
+        compress="DEFLATE",
+        predictor="YES",
+        blocksize=256,
+        overview_resampling="NEAREST" if spec.dtype == "uint8" else "AVERAGE",
+        BIGTIFF="IF_SAFER",
+    )
+    tmp.unlink()
+
+
+def _ramp_items(stops: Sequence[tuple[float, str, str]]) -> str:
+    return "\n".join(
+        f'            <item alpha="255" value="{v}" label="{lab}" color="{c}"/>'
+        for v, c, lab in stops
+    )
+
+
+_STYLES: dict[str, tuple[float, float, list[tuple[float, str, str]]]] = {
+    "ndvi": (
+        -0.2,
+        1.0,
+        [
+            (-0.2, "#0c2c84", "-0.2 water"),
+            (0.0, "#a6611a", "0.0 bare"),
+            (0.2, "#dfc27d", "0.2"),
+            (0.4, "#f6e8c3", "0.4"),
+            (0.6, "#a6d96a", "0.6"),
+            (0.8, "#1a9641", "0.8"),
+            (1.0, "#00441b", "1.0 dense"),
+        ],
+    ),
+    "std": (
+        0.0,
+        0.2,
+        [
+            (0.0, "#ffffff", "0.00"),
+            (0.05, "#fdd49e", "0.05"),
+            (0.1, "#fc8d59", "0.10"),
+            (0.2, "#b30000", "0.20"),
+        ],
+    ),
+}
+
+
+def make_qml(kind: str, band: int = 1) -> str:
+    """A QGIS raster style (``.qml``): NDVI or std colour ramp, or the observed flag palette."""
+    if kind == "flag":
+        renderer = f"""    <rasterrenderer type="paletted" band="{band}" opacity="1" alphaBand="-1">
+      <colorPalette>
+        <paletteEntry value="0" color="#fdae61" alpha="255" label="filled"/>
+        <paletteEntry value="1" color="#2b83ba" alpha="255" label="observed"/>
+      </colorPalette>
+    </rasterrenderer>"""
+    else:
+        lo, hi, stops = _STYLES[kind]
+        renderer = f"""    <rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="1"
+        alphaBand="-1" classificationMin="{lo}" classificationMax="{hi}">
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
+            minimumValue="{lo}" maximumValue="{hi}">
+{_ramp_items(stops)}
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>"""
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28.0" styleCategories="AllStyleCategories">
+  <pipe>
+{renderer}
+    <brightnesscontrast brightness="0" contrast="0"/>
+    <huesaturation saturation="0" grayscaleMode="0" colorizeOn="0"/>
+    <rasterresampler maxOversampling="2"/>
+  </pipe>
+  <blendMode>0</blendMode>
+</qgis>
+"""
+
+
+def write_json(obj: dict[str, Any], path: Path) -> None:
+    """Write JSON (UTF-8, indented)."""
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def write_products(
+    ds: xr.Dataset,
+    geobox: GeoBox,
+    dates: Sequence[str],
+    out: Path,
+    record: dict[str, Any],
+    specs: Sequence[StackSpec] = PRODUCTS,
+) -> list[Path]:
+    """Write every product present in ``ds`` plus styles and ``run.json``; return the paths.
+
+    A stack whose values are all NaN (``ndvi_std`` of a filler without
+    uncertainty) is left out and noted in the record.
+    """
+    written: list[Path] = []
+    with staging(out) as tmp:
+        for spec in specs:
+            if spec.variable not in ds:
+                continue
+            da = ds[spec.variable]
+            if spec.variable == "ndvi_std" and not bool(da.notnull().any().compute()):
+                record.setdefault("products_left_out", {})[spec.filename] = (
+                    "the filler gives no uncertainty"
+                )
+                continue
+            write_stack(
+                da,
+                tmp / spec.filename,
+                geobox,
+                dates,
+                spec,
+                tags={"SOFTWARE": f"s1s2-gapfill {record.get('version', '')}"},
+            )
+            if spec.style:
+                (tmp / spec.filename.replace(".tif", ".qml")).write_text(make_qml(spec.style))
+        record["products"] = sorted(p.name for p in tmp.iterdir() if p.suffix == ".tif")
+        write_json(record, tmp / "run.json")
+        written = publish(tmp, out)
+    return written

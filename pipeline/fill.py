@@ -1,0 +1,157 @@
+"""Gap filling over the cube, mapped chunk by chunk with dask.
+
+Three layers, as for every kernel here: :func:`fill_block` works on numpy
+arrays, :func:`compute_filled` maps it over a dask-backed cube with
+``xarray.apply_ufunc``, and a :class:`Filler` supplies the per-pixel method.
+
+A filler sees one series per pixel: ``ndvi`` (N, T) with NaN gaps, ``vv`` and
+``vh`` (N, T, 2) in dB with the last axis (ascending, descending), NaN where
+no acquisition. It returns NDVI mean and std, both (N, T).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import xarray as xr
+
+from pipeline import baselines
+
+S1_VARS = (("vv_asc", "vv_desc"), ("vh_asc", "vh_desc"))
+
+
+@runtime_checkable
+class Filler(Protocol):
+    """A per-pixel gap-filling method (must be picklable: dask ships it to workers)."""
+
+    @property
+    def name(self) -> str:
+        """Short method name recorded in outputs."""
+        ...
+
+    def fill(
+        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, T) NDVI + (N, T, 2) VV/VH in dB -> (mean, std), each (N, T) float32."""
+        ...
+
+
+@dataclass(frozen=True)
+class LinearFiller:
+    """Linear interpolation between clear observations; no uncertainty (std is NaN)."""
+
+    name: str = "linear"
+
+    def fill(
+        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Interpolate each row; S1 is not used."""
+        mean = baselines.linear(ndvi)
+        return mean, np.full_like(mean, np.nan)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(path: str | None) -> object:
+    # Cached per process: each dask worker loads the weights once.
+    import model
+
+    return model.load_model(path)
+
+
+@dataclass(frozen=True)
+class ModelFiller:
+    """The trained SF CNN-RNN (weights from ``path``, or the shipped ones).
+
+    Attributes:
+        path: safetensors file, or None for the shipped weights.
+        torch_threads: intra-op threads per worker (set explicitly: dask runs
+            several tasks per machine and torch would otherwise oversubscribe).
+    """
+
+    path: str | None = None
+    torch_threads: int = 1
+    name: str = "sf"
+
+    def fill(
+        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network on a batch of pixel series."""
+        import torch
+
+        if torch.get_num_threads() != self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+        m = _load_model(self.path)
+        mean, std = m.predict(ndvi, vv, vh)  # type: ignore[attr-defined]
+        return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+
+def fill_block(
+    filler: Filler,
+    ndvi: np.ndarray,
+    vv_asc: np.ndarray,
+    vv_desc: np.ndarray,
+    vh_asc: np.ndarray,
+    vh_desc: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill a block whose last axis is time (..., T); returns (mean, std) of the same shape.
+
+    Observed NDVI is never replaced by a NaN, and pixels without any clear
+    observation stay NaN (there is nothing to anchor a fill to).
+    """
+    shape = ndvi.shape
+    t = shape[-1]
+    flat = ndvi.reshape(-1, t).astype(np.float32)
+    vv = np.stack([vv_asc.reshape(-1, t), vv_desc.reshape(-1, t)], axis=-1).astype(np.float32)
+    vh = np.stack([vh_asc.reshape(-1, t), vh_desc.reshape(-1, t)], axis=-1).astype(np.float32)
+    mean = np.full(flat.shape, np.nan, np.float32)
+    std = np.full(flat.shape, np.nan, np.float32)
+    rows = np.isfinite(flat).any(axis=1)
+    if rows.any():
+        m, s = filler.fill(flat[rows], vv[rows], vh[rows])
+        mean[rows], std[rows] = m, s
+    return mean.reshape(shape), std.reshape(shape)
+
+
+def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
+    """Lazy ``ndvi_filled``, ``ndvi_std`` and ``observed`` for a cube (dims time, y, x).
+
+    Pixels outside the AOI mask are NaN in the filled products.
+    """
+    inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair)]
+    mean, std = xr.apply_ufunc(
+        functools.partial(fill_block, filler),
+        *inputs,
+        input_core_dims=[["time"]] * len(inputs),
+        output_core_dims=[["time"], ["time"]],
+        dask="parallelized",
+        output_dtypes=[np.float32, np.float32],
+    )
+    mean = mean.transpose("time", "y", "x")
+    std = std.transpose("time", "y", "x")
+    if "aoi_mask" in cube:
+        inside = cube["aoi_mask"] > 0
+        mean = mean.where(inside)
+        std = std.where(inside)
+    observed = cube["ndvi"].notnull().astype(np.uint8)
+    out = xr.Dataset(
+        {
+            "ndvi_filled": mean.astype(np.float32),
+            "ndvi_std": std.astype(np.float32),
+            "observed": observed,
+        }
+    )
+    out["ndvi_filled"].attrs.update(long_name="gap-filled NDVI", method=filler.name)
+    out["ndvi_std"].attrs.update(long_name="predicted standard deviation of NDVI")
+    out["observed"].attrs.update(long_name="1 = clear observation in bin, 0 = filled")
+    return out.chunk(cube["ndvi"].chunksizes)
+
+
+def default_filler(model_path: str | Path | None, method: str) -> Filler:
+    """The filler the CLI asks for: ``sf`` (model) or ``linear``."""
+    if method == "linear":
+        return LinearFiller()
+    return ModelFiller(path=None if model_path is None else str(model_path))

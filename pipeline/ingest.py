@@ -1,0 +1,299 @@
+"""Ingestion: STAC items -> lazy cube on the run's grid and 6-day time grid.
+
+Every source hands over STAC items; this module reads them the same way for
+all sources (odc-stac over rasterio), so a demo run exercises the very code a
+real run uses. Nothing is computed here: the result is a dask-backed
+``xarray.Dataset`` that :mod:`pipeline.cube` writes chunk by chunk.
+
+Per-scene policy: a scene whose metadata is unusable or whose assets cannot be
+opened is skipped and recorded with the reason (see :class:`SceneLog`); the run
+goes on. No clear scene at all is a :class:`~pipeline.errors.NoDataError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import odc.stac
+import pystac
+import rasterio
+import xarray as xr
+from odc.geo.geobox import GeoBox
+from rasterio.features import rasterize
+
+from pipeline import s1 as s1mod
+from pipeline import s2 as s2mod
+from pipeline.aoi import AOI, aoi_in_crs
+from pipeline.timegrid import TimeGrid
+
+log = logging.getLogger(__name__)
+
+#: Spatial chunk edge (pixels) of the cube; the time axis is never split.
+CHUNK = 256
+
+
+@dataclass
+class SceneLog:
+    """Which scenes were used and which were skipped, and why (goes to run.json)."""
+
+    used: list[dict[str, object]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def skip(self, item: pystac.Item, reason: str) -> None:
+        """Record a skipped scene and log it."""
+        log.warning("skipping scene %s: %s", item.id, reason)
+        self.skipped.append({"id": item.id, "reason": reason})
+
+
+def _href(item: pystac.Item, key: str) -> str:
+    return item.assets[key].get_absolute_href() or item.assets[key].href
+
+
+def check_readable(item: pystac.Item, keys: Sequence[str]) -> str | None:
+    """Open each asset's header and first block; the failure reason, or None if fine."""
+    for key in keys:
+        href = _href(item, key)
+        try:
+            with rasterio.open(href) as src:
+                src.read(1, window=((0, min(src.height, 16)), (0, min(src.width, 16))))
+                if src.overviews(1):
+                    h, w = src.height, src.width
+                    src.read(1, window=((h - 1, h), (w - 1, w)))
+        except Exception as exc:  # rasterio raises several types for broken files
+            return f"asset {key} unreadable ({type(exc).__name__}: {exc})".replace("\n", " ")
+    return None
+
+
+def _with_keys(
+    items: Sequence[pystac.Item], key_of: dict[str, tuple[str, ...]], scenes: SceneLog
+) -> list[tuple[pystac.Item, tuple[str, ...]]]:
+    out = []
+    for item in items:
+        keys = key_of.get(item.id)
+        if keys is None:
+            continue
+        reason = check_readable(item, keys)
+        if reason:
+            scenes.skip(item, reason)
+            continue
+        out.append((item, keys))
+    return out
+
+
+def _nan_like(template: xr.DataArray) -> xr.DataArray:
+    return xr.full_like(template, np.nan, dtype=np.float32)
+
+
+def bin_to_grid(
+    obs: xr.DataArray, grid: TimeGrid, template: xr.DataArray
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Mean and count of the non-NaN observations per 6-day bin (lazy).
+
+    ``obs`` has dims (time, y, x) with acquisition times; ``template`` is a
+    (y, x) array giving the spatial layout for bins with no acquisition.
+    """
+    idx = grid.bin_index(obs["time"].values) if obs.sizes.get("time", 0) else np.array([])
+    means, counts = [], []
+    for b in range(grid.count):
+        sel = np.nonzero(idx == b)[0]
+        if sel.size == 0:
+            means.append(_nan_like(template))
+            counts.append(xr.zeros_like(template, dtype=np.uint8))
+            continue
+        sub = obs.isel(time=sel)
+        n = sub.notnull().sum("time")
+        total = sub.fillna(0).sum("time")
+        means.append((total / n.where(n > 0)).astype(np.float32))
+        counts.append(n.astype(np.uint8))
+    time = xr.DataArray(grid.starts.values, dims="time", name="time")
+    return xr.concat(means, dim=time), xr.concat(counts, dim=time)
+
+
+def load_s2_ndvi(
+    items: Sequence[pystac.Item], geobox: GeoBox, scenes: SceneLog, chunk: int = CHUNK
+) -> xr.DataArray | None:
+    """Cloud-masked NDVI per acquisition day on ``geobox``; None without usable scenes."""
+    spec = s2mod.S2
+    key_of: dict[str, tuple[str, ...]] = {}
+    scaling: dict[str, tuple[float, float]] = {}
+    for item in items:
+        try:
+            keys = tuple(s2mod.asset_key(item, b) for b in spec.bands)
+            sc_red = s2mod.reflectance_scaling(item, keys[0])
+            sc_nir = s2mod.reflectance_scaling(item, keys[1])
+        except KeyError as exc:
+            scenes.skip(item, str(exc))
+            continue
+        if sc_red != sc_nir:
+            scenes.skip(item, f"red and nir scaling differ ({sc_red} vs {sc_nir})")
+            continue
+        key_of[item.id] = keys
+        scaling[item.id] = sc_red
+    usable = _with_keys(items, key_of, scenes)
+    # One load per (asset keys, scaling) group: odc-stac returns raw numbers, and the
+    # offset of each group is applied exactly once below.
+    groups: dict[tuple[tuple[str, ...], tuple[float, float]], list[pystac.Item]] = {}
+    for item, keys in usable:
+        groups.setdefault((keys, scaling[item.id]), []).append(item)
+    parts = []
+    for (keys, (scale, offset)), group in groups.items():
+        red_k, nir_k, scl_k = keys
+        ds = odc.stac.load(
+            group,
+            bands=list(keys),
+            geobox=geobox,
+            chunks={"x": chunk, "y": chunk},
+            groupby="solar_day",
+            resampling={scl_k: "nearest", "*": "nearest"},
+            fail_on_error=True,
+        )
+        valid = (ds[red_k] > 0) & (ds[nir_k] > 0)
+        red = ds[red_k].astype(np.float32) * scale + offset
+        nir = ds[nir_k].astype(np.float32) * scale + offset
+        clear = xr.apply_ufunc(
+            s2mod.clear_mask,
+            ds[scl_k],
+            dask="parallelized",
+            output_dtypes=[bool],
+            kwargs={"classes": spec.clear_classes},
+        )
+        ndvi = xr.apply_ufunc(
+            s2mod.compute_ndvi, red, nir, dask="parallelized", output_dtypes=[np.float32]
+        )
+        parts.append(ndvi.where(valid & clear))
+        for item in group:
+            scenes.used.append(
+                {
+                    "id": item.id,
+                    "sensor": "sentinel-2",
+                    "datetime": str(item.datetime),
+                    "processing_baseline": item.properties.get("s2:processing_baseline"),
+                    "scale": scale,
+                    "offset": offset,
+                }
+            )
+    if not parts:
+        return None
+    out = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
+    return out.drop_vars([c for c in out.coords if c not in ("time", "y", "x", "spatial_ref")])
+
+
+def load_s1(
+    items: Sequence[pystac.Item], geobox: GeoBox, scenes: SceneLog, chunk: int = CHUNK
+) -> dict[str, xr.DataArray]:
+    """Backscatter (linear power) per direction and polarisation, reprojected to ``geobox``.
+
+    Keys are cube variable names (``vv_asc`` ...); directions without scenes are absent.
+    """
+    spec = s1mod.S1
+    by_dir: dict[str, list[pystac.Item]] = {d: [] for d in s1mod.ORBIT_DIRECTIONS}
+    key_of: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        try:
+            direction = s1mod.orbit_direction(item)
+            key_of[item.id] = tuple(spec.asset_key(item, p) for p in spec.polarisations)
+        except (KeyError, ValueError) as exc:
+            scenes.skip(item, str(exc).split(": ", 1)[-1])
+            continue
+        by_dir[direction].append(item)
+    out: dict[str, xr.DataArray] = {}
+    for direction, d_items in by_dir.items():
+        usable = _with_keys(d_items, key_of, scenes)
+        groups: dict[tuple[str, ...], list[pystac.Item]] = {}
+        for item, keys in usable:
+            groups.setdefault(keys, []).append(item)
+        for pol_i, pol in enumerate(spec.polarisations):
+            parts = []
+            for keys, group in groups.items():
+                ds = odc.stac.load(
+                    group,
+                    bands=[keys[pol_i]],
+                    geobox=geobox,
+                    chunks={"x": chunk, "y": chunk},
+                    groupby="solar_day",
+                    resampling="bilinear",
+                    dtype="float32",
+                    fail_on_error=True,
+                )
+                da = ds[keys[pol_i]]
+                parts.append(da.where(da > 0))
+            if parts:
+                da = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
+                out[s1mod.cube_variable(pol, direction)] = da
+        for item, _ in usable:
+            scenes.used.append(
+                {
+                    "id": item.id,
+                    "sensor": "sentinel-1",
+                    "datetime": str(item.datetime),
+                    "orbit_state": direction,
+                    "relative_orbit": item.properties.get("sat:relative_orbit"),
+                }
+            )
+    return out
+
+
+def make_aoi_mask(aoi: AOI, geobox: GeoBox) -> xr.DataArray:
+    """1 inside the AOI polygon, 0 outside, on the grid."""
+    assert geobox.crs is not None
+    geom = aoi_in_crs(aoi, geobox.crs.to_wkt())
+    mask = rasterize(
+        [(geom, 1)],
+        out_shape=geobox.shape,
+        transform=geobox.affine,
+        fill=0,
+        dtype="uint8",
+        all_touched=True,
+    )
+    coords = geobox.coordinates
+    return xr.DataArray(
+        mask,
+        dims=("y", "x"),
+        coords={"y": coords["y"].values, "x": coords["x"].values},
+        name="aoi_mask",
+    )
+
+
+def make_cube(
+    s2_items: Sequence[pystac.Item],
+    s1_items: Sequence[pystac.Item],
+    aoi: AOI,
+    geobox: GeoBox,
+    grid: TimeGrid,
+    scenes: SceneLog,
+    chunk: int = CHUNK,
+) -> xr.Dataset:
+    """The lazy cube: ``ndvi``, ``ndvi_count``, ``vv_asc``/``vh_asc``/``vv_desc``/``vh_desc``
+    (dB), ``aoi_mask``; dims (time, y, x), time = 6-day bin starts."""
+    mask = make_aoi_mask(aoi, geobox)
+    template = mask.astype(np.float32).chunk({"y": chunk, "x": chunk})
+    ndvi_obs = load_s2_ndvi(s2_items, geobox, scenes, chunk)
+    if ndvi_obs is None:
+        ndvi_obs = xr.DataArray(
+            np.empty((0, *geobox.shape), np.float32),
+            dims=("time", "y", "x"),
+            coords={"time": np.array([], "datetime64[ns]"), "y": mask.y, "x": mask.x},
+        )
+    ndvi, count = bin_to_grid(ndvi_obs.assign_coords(y=mask.y, x=mask.x), grid, template)
+    data: dict[str, xr.DataArray] = {"ndvi": ndvi, "ndvi_count": count}
+    s1 = load_s1(s1_items, geobox, scenes, chunk)
+    for pol in s1mod.S1.polarisations:
+        for direction in s1mod.ORBIT_DIRECTIONS:
+            name = s1mod.cube_variable(pol, direction)
+            if name in s1:
+                power, _ = bin_to_grid(s1[name].assign_coords(y=mask.y, x=mask.x), grid, template)
+                data[name] = xr.apply_ufunc(
+                    s1mod.to_db, power, dask="parallelized", output_dtypes=[np.float32]
+                )
+            else:
+                data[name] = xr.concat(
+                    [_nan_like(template)] * grid.count,
+                    dim=xr.DataArray(grid.starts.values, dims="time", name="time"),
+                )
+    ds = xr.Dataset(data)
+    ds["aoi_mask"] = mask
+    ds = ds.chunk({"time": -1, "y": chunk, "x": chunk})
+    return ds
