@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ def write_chunked(
     sig: str,
     progress: Progress | None = None,
     new_store: bool = True,
+    workers: int = 1,
 ) -> WriteStats:
     """Write the dask-backed ``ds`` into ``store`` region by region, resumably.
 
@@ -146,30 +148,47 @@ def write_chunked(
         marks.mkdir(parents=True, exist_ok=True)
         (marks / "signature").write_text(sig)
     spatial = [n for n, v in ds.data_vars.items() if {"y", "x"} <= set(v.dims) and v.chunks]
+    data = ds[spatial].drop_vars(
+        [c for c in ds[spatial].coords if c not in ("y", "x")], errors="ignore"
+    )
     regions = list(_regions(ds))
-    written = skipped = 0
-    for i, (key, region) in enumerate(regions):
+    todo = [(k, r) for k, r in regions if not (marks / f"{k}.done").exists()]
+    skipped = len(regions) - len(todo)
+    workers = max(1, workers)
+    # Few regions: parallelise inside each one; many: one region per thread.
+    inner = "threads" if len(todo) < workers else "synchronous"
+
+    def write_one(key: str, region: dict[str, slice]) -> None:
+        part = data.isel(region)
+        delayed = part.to_zarr(
+            store,
+            region={"y": region["y"], "x": region["x"]},
+            zarr_format=3,
+            consolidated=False,
+            compute=False,
+        )
+        delayed.compute(scheduler=inner)
         done = marks / f"{key}.done"
-        if done.exists():
-            skipped += 1
-        else:
-            part = (
-                ds[spatial]
-                .isel(region)
-                .drop_vars([c for c in ds[spatial].coords if c not in ("y", "x")], errors="ignore")
-            )
-            part.to_zarr(
-                store,
-                region={"y": region["y"], "x": region["x"]},
-                zarr_format=3,
-                consolidated=False,
-            )
-            tmp = done.with_suffix(".tmp")
-            tmp.write_text("")
-            os.replace(tmp, done)
-            written += 1
-        if progress:
-            progress(i + 1, len(regions))
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text("")
+        os.replace(tmp, done)
+
+    n_done = skipped
+    if progress:
+        progress(n_done, len(regions))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(write_one, k, r) for k, r in todo]
+        try:
+            for fut in as_completed(futures):
+                fut.result()
+                n_done += 1
+                if progress:
+                    progress(n_done, len(regions))
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    written = len(todo)
     if skipped:
         log.info("%s: %d of %d chunks already complete, skipped", stage, skipped, len(regions))
     return WriteStats(written=written, skipped=skipped)

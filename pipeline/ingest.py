@@ -95,6 +95,8 @@ def bin_to_grid(
     ``obs`` has dims (time, y, x) with acquisition times; ``template`` is a
     (y, x) array giving the spatial layout for bins with no acquisition.
     """
+    obs = obs.drop_vars([c for c in obs.coords if c not in obs.dims])
+    template = template.drop_vars([c for c in template.coords if c not in template.dims])
     idx = grid.bin_index(obs["time"].values) if obs.sizes.get("time", 0) else np.array([])
     means, counts = [], []
     for b in range(grid.count):

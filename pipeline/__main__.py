@@ -1,0 +1,228 @@
+"""Command line: ``python -m pipeline COMMAND``.
+
+Thin on purpose: parse, validate, call one library function per command, map
+errors to exit codes (0 success, 2 bad input, 1 failure), draw progress bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with 2 and a one-line message on usage errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2023-04-01") from None
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output (-vv for debug and tracebacks)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (every option documented in --help)."""
+    from pipeline.aoi import DEFAULT_MAX_AREA_KM2
+    from pipeline.ingest import CHUNK
+    from pipeline.run import METHODS, SOURCES, default_cache
+
+    parser = _Parser(
+        prog="python -m pipeline",
+        description="Gap-free 6-day NDVI from Sentinel-1 and Sentinel-2.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="ingest scenes, fill gaps and write GeoTIFF stacks for an AOI",
+        description="Search scenes for the AOI and period, build the 6-day Zarr cube "
+        "(OUT/cube.zarr), fill NDVI gaps and write COG stacks, QGIS styles and run.json "
+        "into OUT. A killed run resumes where it stopped when started again.",
+    )
+    run.add_argument(
+        "--aoi",
+        type=Path,
+        required=True,
+        help="area of interest: GeoJSON in EPSG:4326 (or any vector file with a CRS)",
+    )
+    run.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    run.add_argument(
+        "--start",
+        type=_date,
+        default=dt.date(2023, 4, 1),
+        help="first day of the period, YYYY-MM-DD (default 2023-04-01)",
+    )
+    run.add_argument(
+        "--end",
+        type=_date,
+        default=dt.date(2023, 10, 31),
+        help="last day of the period, inclusive (default 2023-10-31)",
+    )
+    run.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="demo",
+        help="where scenes come from: 'demo' = built-in simulated archive "
+        "(no account, no internet), 'stac' = a STAC catalog (--stac-url)",
+    )
+    run.add_argument("--stac-url", help="with --source stac: path or URL of the catalog root")
+    run.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache(),
+        help="cache folder for the demo archive (default: %(default)s, or $S1S2_CACHE)",
+    )
+    run.add_argument(
+        "--method",
+        choices=METHODS,
+        default="sf",
+        help="gap filler: 'sf' = the shipped Sentinel-1/2 fusion CNN-RNN, "
+        "'linear' = linear interpolation (default: %(default)s)",
+    )
+    run.add_argument(
+        "--model",
+        type=Path,
+        help="weights (.safetensors) for --method sf (default: the shipped weights)",
+    )
+    run.add_argument("--crs", help="output CRS, e.g. EPSG:32634 (default: UTM zone of the AOI)")
+    run.add_argument(
+        "--max-area-km2",
+        type=float,
+        default=DEFAULT_MAX_AREA_KM2,
+        help="refuse AOIs larger than this (default: %(default)s km²)",
+    )
+    run.add_argument(
+        "--chunk",
+        type=int,
+        default=CHUNK,
+        help="spatial chunk edge in pixels (default: %(default)s)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel chunk workers (default: number of cores)",
+    )
+    run.add_argument("--seed", type=int, default=0, help="demo world seed (default: 0)")
+    _add_common(run)
+    run.set_defaults(handler=_cmd_run)
+    return parser
+
+
+def _progress_factory(quiet: bool) -> Callable[[str], Callable[[int, int], None]]:
+    if quiet:
+        return lambda stage: lambda done, total: None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def factory(stage: str) -> Callable[[int, int], None]:
+        def update(done: int, total: int) -> None:
+            bar = bars.get(stage)
+            if bar is None:
+                bar = bars[stage] = tqdm(
+                    total=total, desc=f"{stage:>6}", unit="chunk", file=sys.stderr, leave=True
+                )
+            bar.n = done
+            bar.refresh()
+            if done >= total:
+                bar.close()
+
+        return update
+
+    return factory
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from pipeline.run import RunRequest, run_pipeline
+
+    req = RunRequest(
+        aoi=args.aoi,
+        out=args.out,
+        start=args.start,
+        end=args.end,
+        source=args.source,
+        stac_url=args.stac_url,
+        cache=args.cache,
+        method=args.method,
+        model=args.model,
+        crs=args.crs,
+        max_area_km2=args.max_area_km2,
+        chunk=args.chunk,
+        workers=args.workers or max(1, os.cpu_count() or 1),
+        seed=args.seed,
+    )
+    s = run_pipeline(req, progress=_progress_factory(args.quiet))
+    print(
+        f"done in {s.seconds:.1f} s: {s.pixels_in_aoi:,} pixels in the AOI "
+        f"({s.pixels:,} on the grid) x {s.dates} six-day dates; "
+        f"{s.observed_share:.0%} of cells observed, {s.filled_share:.0%} filled; "
+        f"{s.scenes_used} scenes used, {s.scenes_skipped} skipped"
+        + (f"; resumed, {s.chunks_skipped} chunks already done" if s.chunks_skipped else "")
+    )
+    print(f"outputs in {s.out}/: {', '.join(s.products)}")
+    return EXIT_OK
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet or verbose == 0 else logging.INFO
+    if verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    from pipeline.errors import InputError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        code: int = args.handler(args)
+        return code
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:
+        if args.verbose >= 2:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"failed: {type(exc).__name__}: {msg} (rerun with -vv for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Fill kernel (eager == dask), resumable cube writing and COG export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from odc.geo.geobox import GeoBox
+
+from pipeline.cube import add_grid_mapping, open_cube, write_chunked
+from pipeline.export import PRODUCTS, write_products
+from pipeline.fill import LinearFiller, compute_filled, fill_block
+from pipeline.timegrid import TimeGrid
+
+T = 12
+
+
+def _cube(seed: int = 0, ny: int = 20, nx: int = 24, chunk: int = 8) -> tuple[xr.Dataset, GeoBox]:
+    rng = np.random.default_rng(seed)
+    gb = GeoBox.from_bbox((600000, 6000000, 600000 + nx * 10, 6000000 + ny * 10),
+                          "EPSG:32634", resolution=10)
+    grid = TimeGrid.covering("2023-04-01", "2023-06-05")
+    ndvi = rng.uniform(0.1, 0.9, (grid.count, ny, nx)).astype(np.float32)
+    ndvi[rng.random(ndvi.shape) < 0.6] = np.nan
+    ndvi[:, 0, 0] = np.nan  # a pixel never observed
+    coords = {"time": grid.starts.values, "y": gb.coordinates["y"].values,
+              "x": gb.coordinates["x"].values}
+    data = {"ndvi": (("time", "y", "x"), ndvi)}
+    for v in ("vv_asc", "vv_desc", "vh_asc", "vh_desc"):
+        data[v] = (("time", "y", "x"), rng.normal(-12, 2, ndvi.shape).astype(np.float32))
+    ds = xr.Dataset(data, coords=coords)
+    ds["aoi_mask"] = (("y", "x"), np.ones((ny, nx), np.uint8))
+    ds = ds.chunk({"time": -1, "y": chunk, "x": chunk})
+    return add_grid_mapping(ds, gb), gb
+
+
+def test_dask_fill_equals_eager():
+    cube, _ = _cube()
+    lazy = compute_filled(cube, LinearFiller())
+    eager_mean, _ = fill_block(
+        LinearFiller(),
+        *(np.moveaxis(cube[v].values, 0, -1)
+          for v in ("ndvi", "vv_asc", "vv_desc", "vh_asc", "vh_desc")),
+    )
+    np.testing.assert_array_equal(lazy["ndvi_filled"].values, np.moveaxis(eager_mean, -1, 0))
+    assert lazy["ndvi_filled"].chunks == cube["ndvi"].chunks
+
+
+def test_fill_keeps_observations_and_leaves_unobserved_pixels_nan():
+    cube, _ = _cube()
+    out = compute_filled(cube, LinearFiller()).compute()
+    obs = cube["ndvi"].values
+    seen = np.isfinite(obs)
+    np.testing.assert_array_equal(out["ndvi_filled"].values[seen], obs[seen])
+    assert np.isnan(out["ndvi_filled"].values[:, 0, 0]).all()
+    filled = out["ndvi_filled"].values[:, 1:, 1:]
+    assert np.isfinite(filled[:, np.isfinite(obs[:, 1:, 1:]).any(axis=0)]).all()
+    np.testing.assert_array_equal(out["observed"].values, seen.astype(np.uint8))
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float32, (5, 9), elements=st.one_of(st.just(np.nan),
+                                                       st.floats(-1, 1, width=32))))
+def test_linear_fill_bounded_by_observations(arr):
+    mean, _ = LinearFiller().fill(arr, np.full((5, 9, 2), np.nan, np.float32),
+                                  np.full((5, 9, 2), np.nan, np.float32))
+    for row, m in zip(arr, mean, strict=True):
+        if np.isfinite(row).any():
+            assert np.isfinite(m).all()
+            assert m.min() >= np.nanmin(row) - 1e-6 and m.max() <= np.nanmax(row) + 1e-6
+        else:
+            assert np.isnan(m).all()
+
+
+def test_cube_write_resumes_and_skips_finished_chunks(tmp_path):
+    cube, _ = _cube()
+    store = tmp_path / "cube.zarr"
+    first = write_chunked(cube, store, "ingest", "sig1")
+    assert first.written == 9 and first.skipped == 0
+    # simulate a run killed after 4 chunks: drop the other markers
+    marks = sorted((tmp_path / "cube.zarr.progress" / "ingest").glob("*.done"))
+    for m in marks[4:]:
+        m.unlink()
+    again = write_chunked(cube, store, "ingest", "sig1")
+    assert again.skipped == 4 and again.written == 5
+    back = open_cube(store)
+    np.testing.assert_array_equal(back["ndvi"].values, cube["ndvi"].values)
+    assert back.rio.crs.to_epsg() == 32634
+    changed = write_chunked(cube, store, "ingest", "sig2")
+    assert changed.skipped == 0
+
+
+def test_export_cog_with_dates_on_bands(tmp_path):
+    cube, gb = _cube()
+    store = tmp_path / "cube.zarr"
+    write_chunked(cube, store, "ingest", "s")
+    filled = compute_filled(open_cube(store), LinearFiller())
+    write_chunked(filled, store, "fill", "f", new_store=False)
+    ds = open_cube(store)
+    dates = [str(t)[:10] for t in ds["time"].values]
+    out = tmp_path / "out"
+    record: dict = {"version": "test"}
+    written = write_products(ds, gb, dates, out, record)
+    names = {p.name for p in written}
+    assert {"ndvi_filled.tif", "observed.tif", "ndvi_observed.tif", "run.json",
+            "ndvi_filled.qml"} <= names
+    assert "ndvi_std.tif" in record["products_left_out"]
+    assert not list(out.glob(".staging-*"))
+    with rasterio.open(out / "ndvi_filled.tif") as src:
+        assert src.count == len(dates) and src.descriptions == tuple(dates)
+        assert src.crs.to_epsg() == 32634 and src.res == (10.0, 10.0)
+        assert src.nodata == -9999
+        assert src.profile["tiled"] and src.tags(1)["DATE"] == dates[0]
+        data = src.read()
+    never = ~np.isfinite(cube["ndvi"].values).any(axis=0)
+    assert never[0, 0]
+    assert (data[:, never] == -9999).all() and (data[:, ~never] != -9999).all()
+    assert not np.isnan(data).any()
+    assert {p.variable for p in PRODUCTS} >= {"ndvi_filled", "ndvi_std", "observed"}
+
+
+@pytest.mark.parametrize("chunk", [5, 7, 24])
+def test_fill_independent_of_chunking(chunk):
+    a, _ = _cube(chunk=chunk)
+    b, _ = _cube(chunk=24)
+    np.testing.assert_array_equal(compute_filled(a, LinearFiller())["ndvi_filled"].values,
+                                  compute_filled(b, LinearFiller())["ndvi_filled"].values)

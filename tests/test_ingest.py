@@ -1,0 +1,130 @@
+"""Ingestion on tiny generated archives with exactly known values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from shapely.geometry import box
+
+from pipeline.aoi import AOI, make_geobox
+from pipeline.ingest import SceneLog, make_cube
+from pipeline.s2 import reflectance_scaling
+from pipeline.sources.stac import StaticCatalogSource
+from pipeline.timegrid import TimeGrid
+from tests import stacfixtures as fx
+
+UTC = dt.UTC
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("arch")
+    s2 = [
+        # bin 2023-04-01..06: two clear-ish scenes, red/nir give NDVI 0.5 and 0.7
+        fx.s2_item(root, dt.datetime(2023, 4, 2, 9, 50, tzinfo=UTC), 0.05, 0.15, cloud_rows=0),
+        fx.s2_item(root, dt.datetime(2023, 4, 5, 9, 50, tzinfo=UTC), 0.03, 0.17, cloud_rows=10),
+        # bin 2023-04-07..12: fully cloudy
+        fx.s2_item(root, dt.datetime(2023, 4, 9, 9, 50, tzinfo=UTC), 0.3, 0.3, cloud_rows=40),
+        # bin 2023-04-13..18: clear, NDVI 0.6
+        fx.s2_item(root, dt.datetime(2023, 4, 14, 9, 50, tzinfo=UTC), 0.04, 0.16, cloud_rows=0),
+    ]
+    s1 = [
+        fx.s1_item(root, dt.datetime(2023, 4, 3, 16, 10, tzinfo=UTC), "ascending", 0.1, 0.01),
+        fx.s1_item(root, dt.datetime(2023, 4, 3, 4, 40, tzinfo=UTC), "descending", 0.05, 0.02),
+        fx.s1_item(root, dt.datetime(2023, 4, 5, 16, 10, tzinfo=UTC), "ascending", 0.3, 0.03),
+    ]
+    return fx.write_catalog(root, s2, s1)
+
+
+def _aoi() -> AOI:
+    w, s, e, n = fx.tile_lonlat_bounds(margin_m=-60)
+    return AOI(box(w, s, e, n), "t")
+
+
+def _cube(catalog):
+    src = StaticCatalogSource(str(catalog))
+    aoi = _aoi()
+    grid = TimeGrid.covering("2023-04-01", "2023-04-20")
+    s2 = src.search_s2(aoi.geometry, grid.start, grid.end)
+    s1 = src.search_s1(aoi.geometry, grid.start, grid.end)
+    scenes = SceneLog()
+    cube = make_cube(s2, s1, aoi, make_geobox(aoi), grid, scenes, chunk=16)
+    return cube, scenes, grid
+
+
+def test_search_filters_by_collection_and_period(archive):
+    src = StaticCatalogSource(str(archive))
+    aoi = _aoi()
+    assert len(src.search_s2(aoi.geometry, dt.date(2023, 4, 1), dt.date(2023, 4, 10))) == 3
+    assert len(src.search_s1(aoi.geometry, dt.date(2023, 4, 1), dt.date(2023, 4, 30))) == 3
+    far = box(10, 10, 11, 11)
+    assert src.search_s2(far, dt.date(2023, 4, 1), dt.date(2023, 4, 30)) == []
+
+
+def test_offset_applied_once_mask_and_bin_mean(archive):
+    cube, scenes, grid = _cube(archive)
+    ndvi = cube["ndvi"].values
+    count = cube["ndvi_count"].values
+    assert ndvi.shape[0] == grid.count == 4
+    # bin 0: top rows cloudy in the second scene -> only the first (0.5); below both (mean 0.6)
+    top, bottom = ndvi[0, 0, :], ndvi[0, -1, :]
+    np.testing.assert_allclose(top[np.isfinite(top)], 0.5, atol=2e-3)
+    np.testing.assert_allclose(bottom, 0.6, atol=2e-3)
+    assert count[0, -1, 0] == 2
+    assert np.isnan(ndvi[1]).all() and (count[1] == 0).all()
+    np.testing.assert_allclose(ndvi[2], 0.6, atol=2e-3)
+    assert np.isnan(ndvi[3]).all()
+    assert not scenes.skipped
+
+
+def test_s1_directions_kept_apart_and_mean_in_linear_power(archive):
+    cube, _, _ = _cube(archive)
+    # two ascending scenes in bin 0: mean of 0.1 and 0.3 in power -> 10*log10(0.2)
+    np.testing.assert_allclose(cube["vv_asc"].values[0], 10 * np.log10(0.2), atol=1e-3)
+    np.testing.assert_allclose(cube["vv_desc"].values[0], 10 * np.log10(0.05), atol=1e-3)
+    np.testing.assert_allclose(cube["vh_desc"].values[0], 10 * np.log10(0.02), atol=1e-3)
+    assert np.isnan(cube["vv_asc"].values[1:]).all()
+
+
+def test_cube_chunks_keep_time_whole(archive):
+    cube, _, grid = _cube(archive)
+    assert cube["ndvi"].chunks[0] == (grid.count,)
+
+
+def test_unreadable_scene_is_skipped_and_recorded(tmp_path):
+    good = fx.s2_item(tmp_path, dt.datetime(2023, 4, 2, 9, 50, tzinfo=UTC), 0.05, 0.15, 0)
+    bad = fx.s2_item(tmp_path, dt.datetime(2023, 4, 8, 9, 50, tzinfo=UTC), 0.05, 0.15, 0)
+    href = bad.assets["B08_10m"].href
+    data = open(href, "rb").read()
+    open(href, "wb").write(data[: len(data) // 3])
+    cat = fx.write_catalog(tmp_path, [good, bad], [])
+    src = StaticCatalogSource(str(cat))
+    aoi = _aoi()
+    grid = TimeGrid.covering("2023-04-01", "2023-04-12")
+    scenes = SceneLog()
+    cube = make_cube(src.search_s2(aoi.geometry, grid.start, grid.end), [], aoi,
+                     make_geobox(aoi), grid, scenes, chunk=16)
+    assert [s["id"] for s in scenes.skipped] == [bad.id]
+    assert "B08_10m" in scenes.skipped[0]["reason"]
+    assert np.isnan(cube["ndvi"].values[1]).all()
+    assert np.isnan(cube["vv_asc"].values).all()
+
+
+@pytest.mark.parametrize(
+    ("raster", "props", "expected"),
+    [
+        (True, {}, (1e-4, -0.1)),
+        (False, {"s2:processing_baseline": "05.09"}, (1e-4, -0.1)),
+        (False, {"s2:processing_baseline": "03.01"}, (1e-4, 0.0)),
+        (False, {"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": True},
+         (1e-4, 0.0)),
+    ],
+)
+def test_reflectance_scaling_never_twice(tmp_path, raster, props, expected):
+    item = fx.s2_item(tmp_path, dt.datetime(2023, 4, 2, tzinfo=UTC), 0.05, 0.15, 0,
+                      declare_raster=raster)
+    item.properties.clear()
+    item.properties.update(props)
+    assert reflectance_scaling(item, "B04_10m") == pytest.approx(expected)
