@@ -1,0 +1,133 @@
+"""Pure-PyTorch Sentinel-1/2 fusion gap filler (SF) and its inference API.
+
+>>> from model import load_model
+>>> sf = load_model()                      # shipped weights
+>>> mean, std = sf.predict(ndvi, vv, vh)   # (N, T) each
+
+No geo libraries and no pickle: weights are read with ``safetensors.torch.load_file``
+and the model card (JSON) beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from model.sf import SFNet, build_features
+
+__all__ = ["SFModel", "SFNet", "build_features", "default_weights", "load_model"]
+
+__version__ = "1.0.0"
+
+log = logging.getLogger(__name__)
+
+#: Rows per network call inside :meth:`SFModel.predict` (keeps the LSTM state in cache).
+_CHUNK_ROWS = 1024
+
+
+def default_weights() -> Path:
+    """Path of the shipped ``sf.safetensors``."""
+    return Path(__file__).parent / "weights" / "sf.safetensors"
+
+
+class SFModel:
+    """A trained SF network with its model card, ready for numpy inference.
+
+    Attributes:
+        card: the model card (``sf.json``): training data, recipe, constants, metrics.
+        net: the underlying :class:`~model.sf.SFNet` in eval mode.
+        std_scale: calibration factor applied to the network's standard deviation.
+    """
+
+    def __init__(self, net: SFNet, card: dict[str, Any]) -> None:
+        self.net = net.eval()
+        self.card = card
+        self.std_scale = float(card.get("calibration", {}).get("std_scale", 1.0))
+
+    def predict(
+        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray, batch_size: int = 65536
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fill NDVI gaps on every date.
+
+        Args:
+            ndvi: ``(N, T)`` float32, NaN = gap (cloudy / not observed).
+            vv: ``(N, T, 2)`` float32 VV backscatter (dB) on the same dates, last axis
+                = (ascending, descending); NaN = no acquisition (a whole direction, or
+                S1 altogether, may be missing). ``(N, T)`` is taken as one direction.
+            vh: ``(N, T, 2)`` float32 VH backscatter (dB), same layout.
+            batch_size: upper bound on rows converted at once (memory); the network
+                itself runs on chunks of at most 1024 rows, the fastest size on CPU.
+
+        Returns:
+            ``(mean, std)``, both ``(N, T)`` float32. ``mean`` keeps observed dates as
+            observed and holds the network's prediction (clipped to [-1, 1]) in the
+            gaps; ``std`` is the calibrated predicted standard deviation on every date
+            (small on observed dates: the network sees them). Rows without any NDVI
+            observation are NaN in both.
+        """
+        ndvi = np.asarray(ndvi, dtype=np.float32)
+        vv = np.asarray(vv, dtype=np.float32)
+        vh = np.asarray(vh, dtype=np.float32)
+        if vv.ndim == 2:
+            vv, vh = vv[..., None], vh[..., None]
+        if ndvi.ndim != 2 or vv.shape[:2] != ndvi.shape or vh.shape != vv.shape:
+            raise ValueError(
+                f"expected ndvi (N, T) and vv/vh (N, T, D); got {ndvi.shape}, {vv.shape}, "
+                f"{vh.shape}"
+            )
+        n, t = ndvi.shape
+        mean = np.full((n, t), np.nan, dtype=np.float32)
+        std = np.full((n, t), np.nan, dtype=np.float32)
+        valid = np.isfinite(ndvi)
+        rows = np.flatnonzero(valid.any(axis=1))
+        if len(rows) == 0 or t == 0:
+            return mean, std
+        outer = max(1, int(batch_size))
+        step = min(outer, _CHUNK_ROWS)
+        with torch.inference_mode():
+            for lo in range(0, len(rows), outer):
+                idx = rows[lo : lo + outer]
+                x = torch.from_numpy(ndvi[idx])
+                a = torch.from_numpy(vv[idx])
+                b = torch.from_numpy(vh[idx])
+                outs_m, outs_s = [], []
+                for j in range(0, len(idx), step):
+                    m, s = self.net(build_features(x[j : j + step], a[j : j + step],
+                                                   b[j : j + step]))
+                    outs_m.append(m)
+                    outs_s.append(s)
+                mean[idx] = torch.cat(outs_m).clamp(-1, 1).numpy()
+                std[idx] = torch.cat(outs_s).numpy() * self.std_scale
+        mean = np.where(valid, ndvi, mean)
+        return mean.astype(np.float32), std.astype(np.float32)
+
+
+def load_model(path: str | Path | None = None) -> SFModel:
+    """Load SF weights (``.safetensors``) and the JSON model card beside them.
+
+    Args:
+        path: weights file; ``None`` loads the shipped ``model/weights/sf.safetensors``.
+            The card is the same path with suffix ``.json``.
+    """
+    path = default_weights() if path is None else Path(path)
+    card_path = path.with_suffix(".json")
+    card: dict[str, Any] = json.loads(card_path.read_text()) if card_path.exists() else {}
+    state = load_file(str(path))
+    cfg = card.get("architecture", {}).get("config")
+    if cfg is None:
+        hidden = state["rnn.weight_hh_l0"].shape[1]
+        cfg = {
+            "ndvi_channels": state["ndvi_conv.proj.weight"].shape[0] // 3,
+            "s1_channels": state["s1_conv.proj.weight"].shape[0] // 3,
+            "hidden": hidden,
+        }
+    net = SFNet(**cfg)
+    net.load_state_dict(state)
+    log.debug("loaded SF weights from %s", path)
+    return SFModel(net, card)

@@ -1,0 +1,64 @@
+"""Command line of the model package.
+
+``python -m model train --data DIR [--out model/weights/sf.safetensors] [--seed 0] [--steps N]``
+trains SF (recipe in :mod:`model.train`) and writes the weights plus model card.
+``python -m model card-metrics --report REPORT/metrics.json [--card ...]`` copies an
+evaluation summary (from ``python -m pipeline evaluate``) into the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model import default_weights
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run one command; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m model")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train SF with artificial gaps")
+    tr.add_argument("--data", type=Path, required=True, help="slovak-grassland layout folder")
+    tr.add_argument("--out", type=Path, default=default_weights())
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--steps", type=int, default=None)
+    tr.add_argument("--threads", type=int, default=1)
+    tr.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a Recipe field (repeatable), e.g. --set real_frac=0.7")
+    cm = sub.add_parser("card-metrics", help="copy evaluation metrics into the model card")
+    cm.add_argument("--report", type=Path, required=True)
+    cm.add_argument("--card", type=Path, default=default_weights().with_suffix(".json"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    from model.train import Recipe, train, write_card
+
+    if args.command == "train":
+        torch.set_num_threads(args.threads)
+        fields: dict[str, Any] = {"seed": args.seed}
+        if args.steps is not None:
+            fields["steps"] = args.steps
+        types = {f.name: f.type for f in dataclasses.fields(Recipe)}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if key not in types:
+                parser.error(f"--set {item}: unknown field {key!r}; choose from {sorted(types)}")
+            fields[key] = float(value) if types[key] in (float, "float") else int(value)
+        train(args.data, args.out, Recipe(**fields))
+    else:
+        card = json.loads(args.card.read_text())
+        report = json.loads(args.report.read_text())
+        card["metrics"] = {"heldout_evaluation": report.get("summary", report)}
+        write_card(args.card, card)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

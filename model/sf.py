@@ -1,0 +1,188 @@
+"""The Sentinel-1/2 fusion network (SF): a small CNN-RNN gap filler.
+
+After Tsardanidis et al. (arXiv 2403.09554): per-feature 1-D convolution branches
+(one for the masked NDVI series, one for the Sentinel-1 features), a bidirectional
+LSTM over the season and NDVI out on every date. Differences from the paper, each
+chosen for speed or robustness and measured in ``benchmarks/bench_model.py`` and
+``python -m pipeline evaluate``:
+
+* No repeated-encoding decoder: the paper feeds the same encoding to a decoder LSTM at
+  every step; here one bidirectional LSTM reads the per-date branch features and a
+  per-date head decodes, so any season length works and the cost is one recurrence.
+* The NDVI branch also sees the linear interpolation of the observed NDVI and the
+  distance (in steps) to the previous/next observation; the head predicts a residual
+  on top of the linear interpolation. The network then only learns what linear
+  interpolation gets wrong, which a small network learns quickly.
+* Sentinel-1 enters as per-series temporal anomalies of VV, VH and VH-VV (dB) per orbit
+  direction, averaged over the directions present in a bin, plus the series' mean
+  levels. Offsets between orbit directions and incidence angles cancel, so a series
+  from another orbit, or with one direction missing, looks the same to the network.
+  Missing S1 is a mask channel, never a value.
+* A second output gives the predicted standard deviation per date (Gaussian NLL).
+
+Everything here is plain PyTorch; the module never imports geo libraries.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Number of input channels built by :func:`build_features` per date.
+N_FEATURES = 11
+#: Channels of the NDVI branch (the first ones of :func:`build_features`).
+N_NDVI_FEATURES = 5
+#: dB scale used to normalise Sentinel-1 anomalies and levels.
+S1_SCALE_DB = 3.0
+#: Typical VV / VH levels (dB) of vegetated land, subtracted from the series means.
+S1_LEVEL_DB = (-11.0, -18.0)
+#: Distances to the nearest observation are capped at this many steps.
+MAX_DISTANCE = 12.0
+#: Floor of the predicted standard deviation (NDVI units).
+MIN_STD = 0.003
+
+
+def _linear_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Linear interpolation along the last axis, nearest value beyond the ends.
+
+    Returns the filled series and the distances (steps) to the previous and next
+    observation (capped, as float). Rows without observations fill with 0.
+    """
+    t = x.shape[-1]
+    pos = torch.arange(t, device=x.device).expand_as(x)
+    prev = torch.where(valid, pos, torch.full_like(pos, -1)).cummax(dim=-1).values
+    rev = torch.where(valid, pos, torch.full_like(pos, t)).flip(-1)
+    nxt = (-(-rev).cummax(dim=-1).values).flip(-1)
+    has_prev, has_next = prev >= 0, nxt < t
+    y_prev = x.gather(-1, prev.clamp(0, t - 1))
+    y_next = x.gather(-1, nxt.clamp(0, t - 1))
+    span = (nxt - prev).clamp(min=1).to(x.dtype)
+    w = (pos - prev).to(x.dtype) / span
+    inner = y_prev + w * (y_next - y_prev)
+    filled = torch.where(has_prev & has_next, inner, torch.where(has_prev, y_prev, y_next))
+    filled = torch.where(has_prev | has_next, filled, torch.zeros_like(filled))
+    filled = torch.where(valid, x, filled)
+    d_prev = torch.where(has_prev, (pos - prev).to(x.dtype), torch.full_like(x, MAX_DISTANCE))
+    d_next = torch.where(has_next, (nxt - pos).to(x.dtype), torch.full_like(x, MAX_DISTANCE))
+    return filled, d_prev.clamp(max=MAX_DISTANCE), d_next.clamp(max=MAX_DISTANCE)
+
+
+def build_features(ndvi: torch.Tensor, vv: torch.Tensor, vh: torch.Tensor) -> torch.Tensor:
+    """Per-date input features of the network.
+
+    Args:
+        ndvi: ``(B, T)`` NDVI, NaN where not observed (gap values never reach the
+            output: they are replaced before any arithmetic).
+        vv: ``(B, T, D)`` VV backscatter in dB per orbit direction (D >= 1), NaN = none.
+        vh: ``(B, T, D)`` VH backscatter in dB, same layout.
+
+    Returns:
+        ``(T, B, N_FEATURES)`` float tensor: NDVI branch channels (masked NDVI, mask,
+        linear interpolation, distance to previous / next observation) then S1 branch
+        channels (VV, VH, VH-VV anomalies, S1 mask, VV and VH series levels).
+    """
+    valid = torch.isfinite(ndvi)
+    x = torch.where(valid, ndvi, torch.zeros_like(ndvi))
+    lin, d_prev, d_next = _linear_fill(x, valid)
+    m = valid.to(x.dtype)
+
+    s1_ok = torch.isfinite(vv) & torch.isfinite(vh)
+    w = s1_ok.to(x.dtype)
+    vv0 = torch.where(s1_ok, vv, torch.zeros_like(vv))
+    vh0 = torch.where(s1_ok, vh, torch.zeros_like(vh))
+    n_dir = w.sum(dim=1, keepdim=True)  # (B, 1, D) acquisitions per direction
+    vv_mean = vv0.sum(dim=1, keepdim=True) / n_dir.clamp(min=1)
+    vh_mean = vh0.sum(dim=1, keepdim=True) / n_dir.clamp(min=1)
+    n_bin = w.sum(dim=2)  # (B, T) directions present per date
+    inv = 1.0 / n_bin.clamp(min=1)
+    vv_a = ((vv0 - vv_mean) * w).sum(dim=2) * inv / S1_SCALE_DB
+    vh_a = ((vh0 - vh_mean) * w).sum(dim=2) * inv / S1_SCALE_DB
+    vv_a, vh_a = vv_a.clamp(-3, 3), vh_a.clamp(-3, 3)
+    s1m = (n_bin > 0).to(x.dtype)
+    dir_w = (n_dir > 0).to(x.dtype)  # (B, 1, D)
+    n_dirs = dir_w.sum(dim=2).clamp(min=1)
+    any_s1 = (dir_w.sum(dim=2) > 0).to(x.dtype)  # (B, 1)
+    vv_lvl = ((vv_mean * dir_w).sum(dim=2) / n_dirs - S1_LEVEL_DB[0]) / S1_SCALE_DB
+    vh_lvl = ((vh_mean * dir_w).sum(dim=2) / n_dirs - S1_LEVEL_DB[1]) / S1_SCALE_DB
+    vv_lvl = (vv_lvl.clamp(-3, 3) * any_s1).expand_as(x)
+    vh_lvl = (vh_lvl.clamp(-3, 3) * any_s1).expand_as(x)
+    feats = torch.stack(
+        [
+            x,
+            m,
+            lin,
+            d_prev / 6.0,
+            d_next / 6.0,
+            vv_a,
+            vh_a,
+            vh_a - vv_a,
+            s1m,
+            vv_lvl,
+            vh_lvl,
+        ],
+        dim=-1,
+    )
+    return feats.transpose(0, 1).contiguous()
+
+
+class TemporalConv(nn.Module):
+    """Kernel-3 temporal convolution in ``(T, B, C)`` layout, zero padded at both ends.
+
+    One matrix product gives the contributions of the previous, current and next date;
+    they are added with shifted slices, which avoids copying shifted inputs.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.c_out = c_out
+        self.proj = nn.Linear(c_in, 3 * c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(T, B, c_in)`` -> ``(T, B, c_out)``."""
+        c = self.c_out
+        y = self.proj(x)
+        out = y[..., c : 2 * c].clone()
+        out[1:] += y[:-1, :, :c]
+        out[:-1] += y[1:, :, 2 * c :]
+        return out
+
+
+class SFNet(nn.Module):
+    """CNN-RNN: conv branches (NDVI, S1) -> bidirectional LSTM -> per-date head.
+
+    The whole network stays in ``(T, B, C)`` layout, so no transposes are needed
+    around the LSTM.
+    """
+
+    def __init__(self, ndvi_channels: int = 16, s1_channels: int = 8, hidden: int = 20) -> None:
+        super().__init__()
+        self.config = {"ndvi_channels": ndvi_channels, "s1_channels": s1_channels, "hidden": hidden}
+        self.ndvi_conv = TemporalConv(N_NDVI_FEATURES, ndvi_channels)
+        self.s1_conv = TemporalConv(N_FEATURES - N_NDVI_FEATURES, s1_channels)
+        branch = ndvi_channels + s1_channels
+        self.rnn = nn.LSTM(branch, hidden, bidirectional=True)
+        self.head_h = nn.Linear(2 * hidden, hidden)
+        self.head_z = nn.Linear(branch, hidden, bias=False)
+        self.head2 = nn.Linear(hidden, 2)
+
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predict NDVI and its standard deviation on every date.
+
+        Args:
+            feats: ``(T, B, N_FEATURES)`` from :func:`build_features` (T >= 1, any length).
+
+        Returns:
+            ``(mean, std)``, both ``(B, T)``: the predicted NDVI (linear interpolation
+            plus a learnt residual) and the predicted standard deviation (> 0).
+        """
+        nf = N_NDVI_FEATURES
+        a = F.relu(self.ndvi_conv(feats[..., :nf]))
+        b = F.relu(self.s1_conv(feats[..., nf:]))
+        z = torch.cat([a, b], dim=-1)
+        h, _ = self.rnn(z)
+        o = self.head2(F.relu(self.head_h(h) + self.head_z(z)))
+        lin = feats[..., 2]
+        mean = (lin + o[..., 0]).transpose(0, 1)
+        std = (F.softplus(o[..., 1]) + MIN_STD).transpose(0, 1)
+        return mean, std

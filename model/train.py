@@ -1,0 +1,332 @@
+"""Self-supervised training of SF with artificial gaps.
+
+Recipe (``python -m model train``; everything seeded, one torch thread):
+
+1. Data. Real plot series from ``train/S1`` + ``train/S2`` (split by plot: 70 %
+   training, 10 % calibration, 20 % evaluation, stratified by the plot id's letter
+   prefix = region) and the Sentinel-2-only ``test/SK_poly`` series (90 % training,
+   10 % calibration, by plot); the whole year is binned so windows can start in any
+   season. Plus series from :mod:`model.synth`, generated on the fly.
+2. Batches. Each batch has one window length L (24-48 dates; any season length);
+   half real windows cropped at random offsets, half synthetic. Real S1 is augmented:
+   0-2 dB extra speckle, dropped altogether in 20 % of windows, moved to the
+   descending slot (with a level offset) in 40 %.
+3. Gaps. 1-3 runs of 1-10 consecutive dates (6-60 days) are hidden per window; their
+   clear observations become targets. Loss = L1 of the mean (weight 1 on hidden,
+   0.1 on visible dates) + 0.05 x Gaussian NLL of the std given the detached mean
+   (same weights), so the mean optimises MAE and the std learns its errors.
+4. Adam, lr 3e-3 with cosine decay, fixed number of steps.
+5. Calibration. On the calibration plots (never trained on), gaps are hidden the same
+   way and the std is scaled so that 90 % of hidden errors fall inside +-1.645 std.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from model import __version__
+from model.data import PlotSeries, read_plot_series
+from model.sf import MAX_DISTANCE, MIN_STD, S1_LEVEL_DB, S1_SCALE_DB, SFNet, build_features
+from model.synth import generate
+
+log = logging.getLogger(__name__)
+
+#: z of the two-sided 90 % Gaussian interval.
+Z90 = 1.6448536
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training hyper-parameters (all recorded in the model card).
+
+    Attributes:
+        seed: seeds numpy, torch and the split.
+        steps: optimiser steps.
+        batch: series per step.
+        lr: peak learning rate (cosine decay to 5 %).
+        min_len / max_len: window lengths (dates) drawn per batch.
+        real_frac: share of real windows per batch (the rest synthetic).
+        hidden_weight / visible_weight: loss weights of hidden and visible dates.
+        nll_weight: weight of the Gaussian NLL term.
+        eval_frac / calib_frac: plot shares held out for evaluation / calibration.
+        ndvi_channels / s1_channels / hidden: network sizes.
+    """
+
+    seed: int = 0
+    steps: int = 20000
+    batch: int = 256
+    lr: float = 3e-3
+    min_len: int = 24
+    max_len: int = 48
+    real_frac: float = 0.5
+    hidden_weight: float = 1.0
+    visible_weight: float = 0.1
+    nll_weight: float = 0.05
+    eval_frac: float = 0.2
+    calib_frac: float = 0.1
+    ndvi_channels: int = 16
+    s1_channels: int = 8
+    hidden: int = 16
+
+
+def split_plots(
+    plots: np.ndarray, seed: int, eval_frac: float, calib_frac: float
+) -> dict[str, list[str]]:
+    """Split unique plot ids into train / calib / eval, stratified by letter prefix."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[str]] = {"train": [], "calib": [], "eval": []}
+    uniq = sorted(set(plots.tolist()))
+    groups: dict[str, list[str]] = {}
+    for p in uniq:
+        m = re.match(r"[A-Za-z]+", p)
+        groups.setdefault(m.group(0) if m else "", []).append(p)
+    for _, members in sorted(groups.items()):
+        perm = [members[i] for i in rng.permutation(len(members))]
+        n_eval = round(eval_frac * len(perm))
+        n_cal = round(calib_frac * len(perm))
+        out["eval"] += perm[:n_eval]
+        out["calib"] += perm[n_eval : n_eval + n_cal]
+        out["train"] += perm[n_eval + n_cal :]
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def hide_runs(
+    observed: np.ndarray, rng: np.random.Generator, max_runs: int = 3, max_len: int = 10
+) -> np.ndarray:
+    """Boolean ``(N, T)`` of observed cells hidden in 1..max_runs runs of 1..max_len dates."""
+    n, t = observed.shape
+    hidden = np.zeros((n, t), dtype=bool)
+    pos = np.arange(t)[None, :]
+    n_runs = np.asarray(rng.integers(1, max_runs + 1, n))
+    for k in range(max_runs):
+        length = rng.integers(1, max_len + 1, (n, 1))
+        start = rng.integers(0, np.maximum(t - length + 1, 1))
+        run = (pos >= start) & (pos < start + length) & (n_runs[:, None] > k)
+        hidden |= run
+    return hidden & observed
+
+
+class Batches:
+    """Draws training batches of real and synthetic windows (see module docstring)."""
+
+    def __init__(self, pools: list[PlotSeries], recipe: Recipe, rng: np.random.Generator):
+        self.pools = [p for p in pools if len(p.plot)]
+        self.recipe = recipe
+        self.rng = rng
+
+    def _real(self, n: int, length: int) -> tuple[np.ndarray, ...]:
+        rng = self.rng
+        sizes = np.array([len(p.plot) for p in self.pools], dtype=float)
+        which = rng.choice(len(self.pools), size=n, p=sizes / sizes.sum())
+        nd = np.empty((n, length), np.float32)
+        vv = np.empty((n, length, 2), np.float32)
+        vh = np.empty((n, length, 2), np.float32)
+        for k, pool in enumerate(self.pools):
+            sel = np.flatnonzero(which == k)
+            if not len(sel):
+                continue
+            rows = rng.integers(0, len(pool.plot), len(sel))
+            t = pool.ndvi.shape[1]
+            off = rng.integers(0, max(t - length, 0) + 1, len(sel))
+            cols = np.minimum(off[:, None] + np.arange(length)[None, :], t - 1)
+            nd[sel] = pool.ndvi[rows[:, None], cols]
+            vv[sel] = pool.vv[rows[:, None], cols]
+            vh[sel] = pool.vh[rows[:, None], cols]
+        # S1 augmentation: extra speckle, drop, swap to the descending slot.
+        noise = rng.uniform(0, 2, (n, 1, 1)) * rng.normal(0, 1, vv.shape)
+        vv_a = (vv + noise).astype(np.float32)
+        vh_a = (vh + rng.uniform(0, 2, (n, 1, 1)) * rng.normal(0, 1, vh.shape)).astype(np.float32)
+        drop = rng.random(n) < 0.2
+        vv_a[drop], vh_a[drop] = np.nan, np.nan
+        swap = rng.random(n) < 0.4
+        shift = rng.uniform(-2, 2, (int(swap.sum()), 1, 1))
+        vv_a[swap] = vv_a[swap][..., ::-1] + shift
+        vh_a[swap] = vh_a[swap][..., ::-1] + shift
+        return nd, vv_a, vh_a
+
+    def draw(self) -> tuple[torch.Tensor, ...]:
+        """One batch: (input ndvi with hidden gaps, vv, vh, target, weights)."""
+        r, rng = self.recipe, self.rng
+        length = int(rng.integers(r.min_len, r.max_len + 1))
+        n_real = round(r.batch * r.real_frac) if self.pools else 0
+        nd, vv, vh = self._real(n_real, length) if n_real else (
+            np.empty((0, length), np.float32), np.empty((0, length, 2), np.float32),
+            np.empty((0, length, 2), np.float32))
+        syn = generate(r.batch - n_real, length, rng)
+        nd = np.concatenate([nd, syn.ndvi])
+        vv = np.concatenate([vv, syn.vv])
+        vh = np.concatenate([vh, syn.vh])
+        observed = np.isfinite(nd)
+        hidden = hide_runs(observed, rng)
+        visible = observed & ~hidden
+        ok = (visible.sum(axis=1) >= 2)[:, None]
+        w = np.where(hidden, r.hidden_weight, np.where(visible, r.visible_weight, 0.0)) * ok
+        inp = np.where(hidden, np.nan, nd).astype(np.float32)
+        target = np.nan_to_num(nd, nan=0.0)
+        return (torch.from_numpy(inp), torch.from_numpy(vv), torch.from_numpy(vh),
+                torch.from_numpy(target), torch.from_numpy(w.astype(np.float32)))
+
+
+def loss_fn(
+    mean: torch.Tensor, std: torch.Tensor, target: torch.Tensor, w: torch.Tensor, nll_weight: float
+) -> torch.Tensor:
+    """Weighted L1 of the mean plus weighted Gaussian NLL of the std (detached mean)."""
+    l1 = (w * (mean - target).abs()).sum()
+    var = std**2
+    nll = (w * 0.5 * (torch.log(var) + (target - mean.detach()) ** 2 / var)).sum()
+    return (l1 + nll_weight * nll) / w.sum().clamp(min=1)
+
+
+def _calibration_set(
+    series: PlotSeries, rng: np.random.Generator, copies: int = 8
+) -> tuple[np.ndarray, ...]:
+    nd = np.repeat(series.ndvi, copies, axis=0)
+    vv = np.repeat(series.vv, copies, axis=0)
+    vh = np.repeat(series.vh, copies, axis=0)
+    hidden = hide_runs(np.isfinite(nd), rng, max_runs=1)
+    return np.where(hidden, np.nan, nd).astype(np.float32), vv, vh, nd, hidden
+
+
+def calibrate(net: SFNet, sets: list[PlotSeries], seed: int) -> dict[str, Any]:
+    """Std scale for 90 % coverage and MAE vs linear on hidden runs of calibration plots."""
+    rng = np.random.default_rng(seed + 1)
+    errs, stds, lin_errs = [], [], []
+    net.eval()
+    with torch.inference_mode():
+        for s in sets:
+            if not len(s.plot):
+                continue
+            inp, vv, vh, truth, hidden = _calibration_set(s, rng)
+            feats = build_features(torch.from_numpy(inp), torch.from_numpy(vv),
+                                   torch.from_numpy(vh))
+            mean, std = net(feats)
+            m, sd, lin = mean.numpy(), std.numpy(), feats[..., 2].transpose(0, 1).numpy()
+            ok = hidden & np.isfinite(inp).any(axis=1, keepdims=True)
+            errs.append(np.abs(np.clip(m, -1, 1) - truth)[ok])
+            stds.append(sd[ok])
+            lin_errs.append(np.abs(lin - truth)[ok])
+    err, sd, lin_err = np.concatenate(errs), np.concatenate(stds), np.concatenate(lin_errs)
+    scale = float(np.quantile(err / sd, 0.9) / Z90)
+    return {
+        "std_scale": scale,
+        "n_hidden": int(err.size),
+        "mae_sf": float(err.mean()),
+        "mae_linear": float(lin_err.mean()),
+        "coverage90_after_scaling": float(np.mean(err <= Z90 * scale * sd)),
+    }
+
+
+def train(data_dir: Path, out: Path, recipe: Recipe | None = None) -> dict[str, Any]:
+    """Train SF, calibrate its std, write ``out`` (safetensors) and the JSON card beside it.
+
+    Returns the model card.
+    """
+    r = recipe or Recipe()
+    torch.manual_seed(r.seed)
+    rng = np.random.default_rng(r.seed)
+    data_dir = Path(data_dir)
+    s12 = read_plot_series(data_dir, months=(1, 12))
+    split = split_plots(s12.plot, r.seed, r.eval_frac, r.calib_frac)
+    pools = [s12.take(np.isin(s12.plot, split["train"]))]
+    calib_sets = [read_plot_series(data_dir, months=(4, 10))]
+    calib_sets[0] = calib_sets[0].take(np.isin(calib_sets[0].plot, split["calib"]))
+    s2_split: dict[str, list[str]] = {"train": [], "calib": []}
+    if (data_dir / "test" / "SK_poly").is_dir():
+        s2o = read_plot_series(data_dir, months=(1, 12), s2_only=True)
+        sp = split_plots(s2o.plot, r.seed, 0.0, r.calib_frac)
+        s2_split = {"train": sp["train"], "calib": sp["calib"]}
+        pools.append(s2o.take(np.isin(s2o.plot, sp["train"])))
+        s2s = read_plot_series(data_dir, months=(4, 10), s2_only=True)
+        calib_sets.append(s2s.take(np.isin(s2s.plot, sp["calib"])))
+    log.info("real training windows from %s plot-years", [len(p.plot) for p in pools])
+
+    net = SFNet(r.ndvi_channels, r.s1_channels, r.hidden)
+    opt = torch.optim.Adam(net.parameters(), lr=r.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k / r.steps, 1.0)))
+    )
+    batches = Batches(pools, r, rng)
+    t0 = time.perf_counter()
+    running = 0.0
+    for step in range(1, r.steps + 1):
+        net.train()
+        inp, vv, vh, target, w = batches.draw()
+        mean, std = net(build_features(inp, vv, vh))
+        loss = loss_fn(mean, std, target, w, r.nll_weight)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+        if step % 200 == 0:
+            log.info("step %d/%d loss %.4f (%.0f s)", step, r.steps, running,
+                     time.perf_counter() - t0)
+    train_s = time.perf_counter() - t0
+    calib = calibrate(net, calib_sets, r.seed)
+    log.info("calibration: %s", calib)
+
+    n_params = sum(p.numel() for p in net.parameters())
+    card: dict[str, Any] = {
+        "name": "SF (Sentinel-1/2 fusion CNN-RNN gap filler)",
+        "version": __version__,
+        "reference": "arXiv 2403.09554 (Tsardanidis et al.), adapted: see model/sf.py",
+        "architecture": {
+            "class": "model.sf.SFNet",
+            "config": net.config,
+            "parameters": n_params,
+            "inputs": "per date: NDVI (NaN gaps), VV/VH dB per orbit direction (NaN = none)",
+            "outputs": "per date: NDVI mean and std; observed dates kept as observed",
+        },
+        "normalisation": {
+            "ndvi": "raw NDVI; gaps replaced by 0 with a mask channel",
+            "s1_scale_db": S1_SCALE_DB,
+            "s1_level_db": list(S1_LEVEL_DB),
+            "s1_anomaly": "per-series per-direction temporal mean subtracted, clipped at +-3",
+            "max_distance_steps": MAX_DISTANCE,
+            "min_std": MIN_STD,
+        },
+        "calibration": calib,
+        "training": {
+            "recipe": asdict(r),
+            "seconds": round(train_s, 1),
+            "torch_threads": torch.get_num_threads(),
+            "data": {
+                "real": str(data_dir),
+                "real_source": "simonopravil/gee-mowing-detection data/ (commit ab7c3be, MIT)",
+                "synthetic": "model.synth.generate (per-pixel generator, see its docstring)",
+            },
+            "split": {
+                "s1s2_plots": split,
+                "s2_only_plots": s2_split,
+                "rule": "split by plot id; eval plots are never trained on or calibrated on",
+            },
+        },
+        "metrics": {},
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    tmp = out.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={"version": __version__})
+    tmp.replace(out)
+    write_card(out.with_suffix(".json"), card)
+    return card
+
+
+def write_card(path: Path, card: dict[str, Any]) -> None:
+    """Write the model card atomically."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(path)
+
