@@ -204,6 +204,7 @@ def _write_truth(root: Path, world: _World, truth_acq: np.ndarray, thin: np.ndar
     write_cog(folder / "landcover.tif", land.landcover[land.core], gb, 0,
               tags={"classes": json.dumps(names), **{f"CLASS_{k}": v for k, v in names.items()}},
               resampling="nearest")
+    write_cog(folder / "parcels.tif", land.parcel_id[land.core], gb, 0, resampling="nearest")
     write_cog(folder / "ndvi_acq.tif", truth_acq, gb, float("nan"), descriptions=acq_times)
     write_cog(folder / "thin_cloud_acq.tif", thin, gb, None, descriptions=acq_times,
               resampling="nearest")
@@ -239,9 +240,11 @@ TRUTH_README = """# Ground truth of the simulated archive
 All rasters are on the Sentinel-2 10 m grid of the archive (same CRS and transform as B04_10m).
 
 - `landcover.tif`: class code per pixel; code -> name in the `classes` tag (JSON).
+- `parcels.tif`: parcel id per pixel (0 = hedgerow or track, not a parcel).
 - `parcels.geojson`: parcels in EPSG:4326 with `parcel_id`, `landcover`, `mowing_dates`
   (ISO dates of cuts within the period; null unless mown grassland), `grazing_dates`,
-  `harvest_date`. Hedgerows and tracks between fields are not parcels.
+  `harvest_date`. Cuts happen at 06:00 UTC of their date. Hedgerows and tracks between
+  fields are not parcels.
 - `ndvi_acq.tif`: clean NDVI (no noise, cloud or shadow) at every Sentinel-2 acquisition;
   band description = acquisition time (ISO, UTC).
 - `thin_cloud_acq.tif`: 1 where thin cloud or cirrus that SCL did not flag (as 3, 8, 9, 10)

@@ -35,7 +35,13 @@ Sentinel-1, ``train/S1/ts_*_GMI_S1_*.csv`` (15,006 plot-acquisitions, ascending 
   single-pixel speckle: gamma speckle with ENL 4.4 gives 2.19 dB, ENL 5 gives 2.04 dB.
   VH is noisier than VV because of the residual thermal noise at low backscatter.
   The simulator therefore keeps the noise-free signal's own temporal noise small
-  (0.3 dB per parcel and scene) and adds speckle (ENL 4.4) and VH thermal noise per pixel.
+  (0.3 dB per parcel and scene) and adds speckle (ENL 5, ``WorldSpec.s1_enl``) and VH
+  thermal noise per pixel. Result on the default world's grassland pixels: 2.1 dB (VV)
+  and 2.5-2.6 dB (VH); median VV -11.4 dB, VH -17.9 dB (ascending).
+
+Simulated Sentinel-2 on the default world: 67 % of acquisitions > 50 % flagged, 12 %
+< 5 %; clear-labelled pixels off the truth by a median |error| of 0.009 NDVI; haze SCL
+misses covers ~7 % of clear-labelled pixels and biases their NDVI by -0.023 (median).
 
 Values below that are not in the tables (forest, water, built-up, crops, orbit offsets,
 rain response) are typical C-band literature levels, chosen to sit inside the ranges above.
@@ -171,4 +177,4 @@ PARCEL_DB_STD = 1.2
 PIXEL_DB_STD = 0.4
 SCENE_DB_STD = 0.3
 #: Residual thermal noise after denoising (linear gamma0 std) in VH.
-VH_NOISE_LINEAR = 0.0012
+VH_NOISE_LINEAR = 0.0021

@@ -54,7 +54,7 @@ class WorldSpec:
     """Mean parcel size in hectares (Voronoi cells)."""
     s1_repeat_days: int = 6
     """Repeat of each Sentinel-1 relative orbit (6: S1A+S1B, 12: S1A alone)."""
-    s1_enl: float = 4.4
+    s1_enl: float = 5.0
     """Equivalent number of looks of the 10 m GRD speckle (gamma distributed)."""
     s1_swath_edge: bool = True
     """Cut the descending orbit's swath edge through the west of the area (NaN there)."""
