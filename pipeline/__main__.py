@@ -202,7 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.errors import InputError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     _configure_logging(args.verbose, args.quiet)
     try:
         code: int = args.handler(args)

@@ -13,7 +13,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,17 +124,12 @@ def open_source(req: RunRequest) -> Source:
         from pipeline.simulate import default_world
         from pipeline.sources.demo import ensure_demo_archive
 
-        spec = default_world()
-        if req.seed != spec.seed:
-            from dataclasses import replace
-
-            spec = replace(spec, seed=req.seed)
-        cache = req.cache / f"demo-seed{req.seed}"
+        spec = replace(default_world(), seed=req.seed)
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
+            req.cache.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"--cache: cannot create {req.cache} ({exc.strerror})") from None
-        catalog = ensure_demo_archive(cache, spec)
+        catalog = ensure_demo_archive(req.cache, spec)
         return StaticCatalogSource(str(catalog), name="demo")
     assert req.stac_url is not None
     return StaticCatalogSource(req.stac_url)

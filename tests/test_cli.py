@@ -1,0 +1,202 @@
+"""The CLI end to end on a tiny demo world, and every bad input (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from pyproj import Transformer
+
+from pipeline.__main__ import main
+from pipeline.simulate import default_world
+from pipeline.sources.demo import ensure_demo_archive
+
+START, END = "2023-04-01", "2023-05-30"
+
+
+def _lonlat_square(x0: float, y0: float, size: float) -> list[list[float]]:
+    t = Transformer.from_crs(32634, 4326, always_xy=True)
+    pts = [(x0, y0), (x0 + size, y0), (x0 + size, y0 + size), (x0, y0 + size), (x0, y0)]
+    return [list(t.transform(x, y)) for x, y in pts]
+
+
+def _aoi_file(path: Path, coords: list[list[float]]) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {"type": "Polygon", "coordinates": [coords]},
+                    }
+                ],
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default demo world, generated once per test session (about 15 s)."""
+    cache = tmp_path_factory.mktemp("cache")
+    ensure_demo_archive(cache, default_world())
+    return cache
+
+
+@pytest.fixture()
+def aoi(tmp_path: Path) -> Path:
+    return _aoi_file(tmp_path / "aoi.geojson", _lonlat_square(672200, 6181200, 500))
+
+
+def _run(args: list[str]) -> int:
+    return main(["run", "-q", *args])
+
+
+def test_run_end_to_end_writes_products(demo_cache, aoi, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = _run(
+        [
+            "--aoi",
+            str(aoi),
+            "--cache",
+            str(demo_cache),
+            "--out",
+            str(out),
+            "--start",
+            START,
+            "--end",
+            END,
+            "--method",
+            "linear",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "six-day dates" in printed and "filled" in printed
+    with rasterio.open(out / "ndvi_filled.tif") as src:
+        assert src.crs.to_epsg() == 32634
+        assert src.res == (10.0, 10.0)
+        assert src.count == 10
+        assert src.descriptions[0] == "2023-04-01"
+        assert all(dt.date.fromisoformat(d) for d in src.descriptions)
+        data = src.read(masked=True)
+        assert src.overviews(1) or max(src.width, src.height) <= 512
+    assert not np.isnan(data.filled(0)).any()
+    assert data.mask.mean() < 0.2  # bbox corners outside the rotated AOI only
+    record = json.loads((out / "run.json").read_text())
+    assert record["fill_method"] == "linear"
+    assert record["scenes"]["used"] and "versions" in record
+    assert (out / "ndvi_filled.qml").exists() and (out / "observed.tif").exists()
+    assert not list(out.glob(".staging-*"))
+
+    # second run: everything already complete, products identical
+    before = (out / "ndvi_filled.tif").read_bytes()
+    assert (
+        _run(
+            [
+                "--aoi",
+                str(aoi),
+                "--cache",
+                str(demo_cache),
+                "--out",
+                str(out),
+                "--start",
+                START,
+                "--end",
+                END,
+                "--method",
+                "linear",
+            ]
+        )
+        == 0
+    )
+    assert "chunks already done" in capsys.readouterr().out
+    with rasterio.open(out / "ndvi_filled.tif") as a, rasterio.MemoryFile(before) as mem:
+        with mem.open() as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_module_entry_point_help():
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for opt in ("--aoi", "--out", "--start", "--end", "--source", "--cache", "--method"):
+        assert opt in res.stdout
+
+
+def _bad(args: list[str], capsys) -> str:
+    code = _run(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_bad_inputs_exit_2_and_write_nothing(demo_cache, aoi, tmp_path, capsys):
+    out = tmp_path / "never"
+    base = ["--cache", str(demo_cache), "--out", str(out), "--method", "linear"]
+    missing = tmp_path / "missing.geojson"
+    assert "file not found" in _bad(["--aoi", str(missing), *base], capsys)
+    bad_json = tmp_path / "bad.geojson"
+    bad_json.write_text("{ nope")
+    assert "not valid JSON" in _bad(["--aoi", str(bad_json), *base], capsys)
+    point = tmp_path / "point.geojson"
+    point.write_text(json.dumps({"type": "Point", "coordinates": [23.7, 55.7]}))
+    assert "no Polygon" in _bad(["--aoi", str(point), *base], capsys)
+    bowtie = _aoi_file(
+        tmp_path / "bowtie.geojson",
+        [[23.74, 55.74], [23.75, 55.75], [23.75, 55.74], [23.74, 55.75], [23.74, 55.74]],
+    )
+    assert "invalid geometry" in _bad(["--aoi", str(bowtie), *base], capsys)
+    utm = _aoi_file(
+        tmp_path / "utm.geojson",
+        [[672000, 6181000], [673000, 6181000], [673000, 6182000], [672000, 6181000]],
+    )
+    assert "lon/lat range" in _bad(["--aoi", str(utm), *base], capsys)
+    assert "exceeds the limit" in _bad(["--aoi", str(aoi), "--max-area-km2", "0.1", *base], capsys)
+    assert "before --start" in _bad(
+        ["--aoi", str(aoi), "--start", "2023-05-01", "--end", "2023-04-01", *base], capsys
+    )
+    assert "no Sentinel-2 scenes" in _bad(
+        ["--aoi", str(aoi), "--start", "2022-05-01", "--end", "2022-06-01", *base], capsys
+    )
+    outside = _aoi_file(tmp_path / "far.geojson", _lonlat_square(690000, 6190000, 300))
+    assert "no Sentinel-2 scenes" in _bad(
+        ["--aoi", str(outside), "--start", START, "--end", END, *base], capsys
+    )
+    partly = _aoi_file(tmp_path / "partly.geojson", _lonlat_square(675500, 6181800, 500))
+    assert "demo archive covers only" in _bad(
+        ["--aoi", str(partly), "--start", START, "--end", END, *base], capsys
+    )
+    assert "is before" not in _bad(["--aoi", str(aoi), "--start", "2023-13-01", *base], capsys)
+    assert not out.exists()
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    err = _bad(
+        [
+            "--aoi",
+            str(aoi),
+            "--cache",
+            str(demo_cache),
+            "--out",
+            str(blocker / "sub"),
+            "--start",
+            START,
+            "--end",
+            END,
+        ],
+        capsys,
+    )
+    assert "--out" in err
