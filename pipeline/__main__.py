@@ -130,7 +130,61 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="demo world seed (default: 0)")
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
+
+    ft = sub.add_parser(
+        "fill-table",
+        help="fill NDVI gaps in a CSV table of per-series 6-day values",
+        description="IN columns id,date,ndvi,vv,vh (one row per series and date, each "
+        "series' dates 6 days apart; empty ndvi = gap; vv/vh in dB, may be empty; optional "
+        "orbit column). OUT columns id,date,ndvi_filled,ndvi_std for every input row.",
+    )
+    ft.add_argument("--input", type=Path, required=True, help="input CSV")
+    ft.add_argument("--output", type=Path, required=True, help="output CSV (written atomically)")
+    ft.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+    _add_common(ft)
+    ft.set_defaults(handler=_cmd_fill_table)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="benchmark the SF model against classic interpolators on real plot series",
+        description="DIR has the layout of the slovak-grassland data (train/S1/*.csv, "
+        "train/S2/*.csv). Hides contiguous runs of clear observations (6, 12-18, 24-30, "
+        "36-60 days) and scores SF, linear, Akima, quadratic and Whittaker: MAE, RMSE, R² "
+        "per gap bucket and the coverage of SF's 90%% interval. Writes JSON, Markdown, PNG.",
+    )
+    ev.add_argument("--data", type=Path, required=True, help="data folder")
+    ev.add_argument("--out", type=Path, required=True, help="report folder")
+    ev.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the artificial gaps")
+    _add_common(ev)
+    ev.set_defaults(handler=_cmd_evaluate)
     return parser
+
+
+def _cmd_fill_table(args: argparse.Namespace) -> int:
+    from pipeline.filltable import fill_table
+
+    if args.model is not None and not args.model.is_file():
+        from pipeline.errors import InputError
+
+        raise InputError(f"--model: file not found: {args.model}")
+    fill_table(args.input, args.output, model_path=args.model)
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.evaluate import run_evaluation
+    from pipeline.run import check_writable_dir
+
+    check_writable_dir(args.out)
+    if not args.data.is_dir():
+        from pipeline.errors import InputError
+
+        raise InputError(f"--data: not a folder: {args.data}")
+    run_evaluation(args.data, args.out, model_path=args.model, seed=args.seed)
+    print(f"report in {args.out}/")
+    return EXIT_OK
 
 
 def _progress_factory(quiet: bool) -> Callable[[str], Callable[[int, int], None]]:
