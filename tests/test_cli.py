@@ -11,50 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from pyproj import Transformer
 
 from pipeline.__main__ import main
-from pipeline.simulate import default_world
-from pipeline.sources.demo import ensure_demo_archive
-
-START, END = "2023-04-01", "2023-05-30"
-
-
-def _lonlat_square(x0: float, y0: float, size: float) -> list[list[float]]:
-    t = Transformer.from_crs(32634, 4326, always_xy=True)
-    pts = [(x0, y0), (x0 + size, y0), (x0 + size, y0 + size), (x0, y0 + size), (x0, y0)]
-    return [list(t.transform(x, y)) for x, y in pts]
-
-
-def _aoi_file(path: Path, coords: list[list[float]]) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "type": "FeatureCollection",
-                "features": [
-                    {
-                        "type": "Feature",
-                        "properties": {},
-                        "geometry": {"type": "Polygon", "coordinates": [coords]},
-                    }
-                ],
-            }
-        )
-    )
-    return path
-
-
-@pytest.fixture(scope="session")
-def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default demo world, generated once per test session (about 15 s)."""
-    cache = tmp_path_factory.mktemp("cache")
-    ensure_demo_archive(cache, default_world())
-    return cache
+from tests.conftest import END, START, lonlat_square
+from tests.conftest import write_aoi as _aoi_file
 
 
 @pytest.fixture()
-def aoi(tmp_path: Path) -> Path:
-    return _aoi_file(tmp_path / "aoi.geojson", _lonlat_square(672200, 6181200, 500))
+def aoi(small_aoi: Path) -> Path:
+    return small_aoi
 
 
 def _run(args: list[str]) -> int:
@@ -172,11 +137,11 @@ def test_bad_inputs_exit_2_and_write_nothing(demo_cache, aoi, tmp_path, capsys):
     assert "no Sentinel-2 scenes" in _bad(
         ["--aoi", str(aoi), "--start", "2022-05-01", "--end", "2022-06-01", *base], capsys
     )
-    outside = _aoi_file(tmp_path / "far.geojson", _lonlat_square(690000, 6190000, 300))
+    outside = _aoi_file(tmp_path / "far.geojson", lonlat_square(690000, 6190000, 300))
     assert "no Sentinel-2 scenes" in _bad(
         ["--aoi", str(outside), "--start", START, "--end", END, *base], capsys
     )
-    partly = _aoi_file(tmp_path / "partly.geojson", _lonlat_square(675500, 6181800, 500))
+    partly = _aoi_file(tmp_path / "partly.geojson", lonlat_square(675500, 6181800, 500))
     assert "demo archive covers only" in _bad(
         ["--aoi", str(partly), "--start", START, "--end", END, *base], capsys
     )
