@@ -1,0 +1,190 @@
+"""``fill-table``: the SF gap filler applied to a plain CSV table.
+
+Input columns ``id,date,ndvi,vv,vh`` (one row per series and date; each id's dates 6
+days apart from any start date; empty ndvi = gap; vv/vh in dB, may be empty), plus an
+optional ``orbit`` column (``ascending``/``descending``, also ``asc``/``desc``/``A``/
+``D``; empty = unknown, treated as ascending). Output columns
+``id,date,ndvi_filled,ndvi_std`` for every input row, in input order; observed dates
+keep their NDVI; series without any NDVI observation get empty values. The output
+appears atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("id", "date", "ndvi", "vv", "vh")
+STEP_DAYS = 6
+_ORBITS = {"ascending": 0, "asc": 0, "a": 0, "descending": 1, "desc": 1, "d": 1}
+_EMPTY = ("", "nan", "na", "null", "none")
+#: Plausible backscatter range in dB; values outside are most likely linear units or junk.
+DB_RANGE = (-60.0, 30.0)
+
+
+def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+    raw = df[col].str.strip()
+    empty = raw.str.lower().isin(_EMPTY)
+    values = pd.to_numeric(raw.where(~empty, ""), errors="coerce")
+    bad = values.isna() & ~empty
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"{path}: column {col!r} row {i + 2} holds {raw.iloc[i]!r}, not a number "
+            "(leave the cell empty for a gap)"
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Read and validate a fill-table input.
+
+    Returns the table (with parsed ``_date`` and ``_dir`` columns) and the row-aligned
+    ndvi, vv and vh values. Raises :class:`InputError` with a one-line message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--input {path}: no such file; pass a CSV with columns {REQUIRED}")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"--input {path}: not a readable CSV ({msg})") from exc
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"--input {path}: missing column(s) {', '.join(missing)}; "
+            f"need {','.join(REQUIRED)} (optional: orbit)"
+        )
+    if df.empty:
+        raise InputError(f"--input {path}: the table has no rows")
+    ids = df["id"].str.strip()
+    if ids.eq("").any():
+        i = int(np.flatnonzero(ids.eq("").to_numpy())[0])
+        raise InputError(f"--input {path}: row {i + 2} has an empty id")
+    df["id"] = ids
+    dates = pd.to_datetime(df["date"].str.strip(), errors="coerce", format="ISO8601")
+    if dates.isna().any():
+        i = int(np.flatnonzero(dates.isna().to_numpy())[0])
+        raise InputError(
+            f"--input {path}: row {i + 2} has date {df['date'].iloc[i]!r}; use ISO dates "
+            "like 2023-05-01"
+        )
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    df["_date"] = dates.dt.normalize()
+    ndvi = _numeric(df, "ndvi", path)
+    out_of_range = np.isfinite(ndvi) & ((ndvi < -1) | (ndvi > 1))
+    if out_of_range.any():
+        i = int(np.flatnonzero(out_of_range)[0])
+        raise InputError(
+            f"--input {path}: ndvi {ndvi[i]} in row {i + 2} is outside [-1, 1]; pass NDVI, "
+            "not scaled reflectance"
+        )
+    vv, vh = _numeric(df, "vv", path), _numeric(df, "vh", path)
+    for name, v in (("vv", vv), ("vh", vh)):
+        bad = np.isfinite(v) & ((v < DB_RANGE[0]) | (v > DB_RANGE[1]))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"--input {path}: {name} {v[i]} in row {i + 2} is outside {DB_RANGE} dB; "
+                "pass backscatter in dB (10*log10 of linear)"
+            )
+    if "orbit" in df.columns:
+        key = df["orbit"].str.strip().str.lower()
+        unknown = ~key.isin([*_ORBITS, ""])
+        if unknown.any():
+            i = int(np.flatnonzero(unknown.to_numpy())[0])
+            raise InputError(
+                f"--input {path}: orbit {df['orbit'].iloc[i]!r} in row {i + 2}; use "
+                "ascending or descending (or leave empty)"
+            )
+        df["_dir"] = key.map(_ORBITS).fillna(0).astype(int)
+    else:
+        df["_dir"] = 0
+    _check_dates(df, path)
+    return df, ndvi, vv, vh
+
+
+def _check_dates(df: pd.DataFrame, path: Path) -> None:
+    """Every id's dates must be unique and exactly 6 days apart once sorted."""
+    order = df.sort_values(["id", "_date"], kind="stable")
+    same_id = order["id"].eq(order["id"].shift())
+    gap = (order["_date"] - order["_date"].shift()).dt.days
+    bad = same_id & gap.ne(STEP_DAYS)
+    if bad.any():
+        row = order[bad].iloc[0]
+        g = gap[bad].iloc[0]
+        what = "a repeated date" if g == 0 else f"dates {int(g)} days apart"
+        raise InputError(
+            f"--input {path}: id {row['id']!r} has {what} at {row['_date'].date()}; each "
+            f"series needs one row per date, {STEP_DAYS} days apart, without holes "
+            "(add rows with empty ndvi for gaps)"
+        )
+
+
+def fill_table(input: Path, output: Path, model_path: Path | None = None) -> None:
+    """Fill the NDVI gaps of a CSV table with SF and write ``id,date,ndvi_filled,ndvi_std``.
+
+    Args:
+        input: CSV with columns ``id,date,ndvi,vv,vh`` (optional ``orbit``).
+        output: CSV to write (atomically).
+        model_path: SF weights; ``None`` = shipped weights.
+
+    Raises:
+        InputError: a one-line message naming the problem in the input.
+    """
+    from model import load_model
+
+    df, ndvi, vv, vh = read_table(Path(input))
+    sf = load_model(model_path)
+    filled = np.full(len(df), np.nan)
+    std = np.full(len(df), np.nan)
+    order = df.sort_values(["id", "_date"], kind="stable").index.to_numpy()
+    ids = df["id"].to_numpy()[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    lengths = np.diff(np.r_[starts, len(order)])
+    direction = df["_dir"].to_numpy()[order]
+    for t in np.unique(lengths):
+        group = starts[lengths == t]
+        idx = order[group[:, None] + np.arange(t)[None, :]]  # (n, t) row numbers
+        x = ndvi[idx].astype(np.float32)
+        d = direction[group[:, None] + np.arange(t)[None, :]]
+        a = np.full((*idx.shape, 2), np.nan, dtype=np.float32)
+        b = np.full((*idx.shape, 2), np.nan, dtype=np.float32)
+        rows, cols = np.indices(idx.shape)
+        a[rows, cols, d] = vv[idx]
+        b[rows, cols, d] = vh[idx]
+        m, s = sf.predict(x, a, b)
+        filled[idx] = m
+        std[idx] = s
+    out = pd.DataFrame({
+        "id": df["id"],
+        "date": df["_date"].dt.strftime("%Y-%m-%d"),
+        "ndvi_filled": filled,
+        "ndvi_std": std,
+    })
+    _write_atomic(out, Path(output))
+    log.info("filled %d series, %d rows -> %s", len(starts), len(df), output)
+
+
+def _write_atomic(df: pd.DataFrame, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            df.to_csv(fh, index=False, float_format="%.5f")
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
