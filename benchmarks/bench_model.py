@@ -1,0 +1,64 @@
+"""Inference throughput of the shipped SF model vs vectorised linear interpolation.
+
+Usage: ``python benchmarks/bench_model.py [--n 65536] [--t 36] [--repeats 3] [--weights PATH]``
+
+Prints pixel-seasons per second (a pixel-season = one series of ``t`` six-day dates)
+with torch threads = 1 and 2, per core, and the ratio to ``pipeline.baselines.linear``
+timed in the same run (numpy, one core). Inputs come from the per-pixel generator
+``model.synth`` (about half the dates cloudy, S1 in one or both directions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Run as a script from anywhere: make the repository root importable first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model import load_model
+from model.synth import generate
+from pipeline.baselines import linear
+
+
+def _best_rate(fn, n: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def main() -> None:
+    """Run the benchmark and print one line per measurement."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=65536)
+    p.add_argument("--t", type=int, default=36)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--weights", type=Path, default=None)
+    args = p.parse_args()
+    data = generate(args.n, args.t, np.random.default_rng(0))
+    sf = load_model(args.weights)
+    n_params = sum(q.numel() for q in sf.net.parameters())
+    print(f"SF {n_params} parameters, {args.n} pixel-seasons x {args.t} dates")
+    lin = _best_rate(lambda: linear(data.ndvi), args.n, args.repeats)
+    print(f"linear (numpy, 1 core): {lin:,.0f} pixel-seasons/s")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        rate = _best_rate(lambda: sf.predict(data.ndvi, data.vv, data.vh), args.n, args.repeats)
+        per_core = rate / threads
+        print(
+            f"SF torch threads={threads}: {rate:,.0f} pixel-seasons/s total, "
+            f"{per_core:,.0f} per core; linear/SF per-core ratio {lin / per_core:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
