@@ -1,21 +1,45 @@
-"""Scenes from a STAC catalog: a static catalog (local path or http(s) URL).
+"""Scenes from STAC: a STAC API (CDSE, Earth Search, ...) or a static catalog.
 
-Items are filtered by collection, AOI intersection and datetime. Reading the
-assets is ingestion's job (odc-stac / rasterio), identical for every source.
+The root may be a local path, an ``http(s)://`` URL or an ``s3://`` URL. Items are
+filtered by collection, AOI intersection and datetime and handed to ingestion
+unchanged except for two things, both data and both done here once:
+
+* asset hrefs are rewritten for the chosen EODATA access (:mod:`pipeline.sources.eodata`):
+  the ``/eodata`` mount of a CreoDIAS VM, S3 through GDAL, or HTTPS;
+* Sentinel-1 asset keys are mapped onto ``vv``/``vh`` (``--s1-assets``), so any
+  collection of calibrated backscatter (RTC / gamma0 COGs) can feed the pipeline.
+
+Reading the assets is ingestion's job (odc-stac / rasterio), identical for every
+source; offsets stay in the assets' ``raster:bands`` where the catalog put them and
+are applied once, by :func:`pipeline.s2.reflectance_scaling`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
 
 import pystac
-from shapely.geometry import shape
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
+
+from pipeline.errors import InputError
+from pipeline.sources.eodata import (
+    EodataAccess,
+    configure_gdal,
+    rewrite_href,
+    stac_io_for,
+)
 
 log = logging.getLogger(__name__)
 
+#: The documented default: the CDSE STAC API.
+CDSE_STAC_URL = "https://stac.dataspace.copernicus.eu/v1"
 #: Collection ids recognised as Sentinel-2 L2A.
 S2_COLLECTIONS: tuple[str, ...] = ("sentinel-2-l2a",)
 #: Collection ids recognised as calibrated Sentinel-1 backscatter.
@@ -24,6 +48,29 @@ S1_COLLECTIONS: tuple[str, ...] = (
     "sentinel-1-rtc",
     "sentinel-1-global-mosaics",
 )
+#: API searches stop here (CDSE pages stop at 10,000 items; a season of one tile is ~150).
+MAX_ITEMS = 10_000
+
+
+def parse_asset_map(text: str | None) -> dict[str, str]:
+    """``"vv=VV_gamma0,vh=VH_gamma0"`` -> ``{"vv": "VV_gamma0", "vh": "VH_gamma0"}``.
+
+    Keys are the pipeline's polarisations (``vv``, ``vh``), values the catalog's
+    asset keys. InputError names ``--s1-assets`` on malformed text.
+    """
+    if not text:
+        return {}
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        pol, sep, key = part.partition("=")
+        pol, key = pol.strip().lower(), key.strip()
+        if not sep or pol not in ("vv", "vh") or not key:
+            raise InputError(
+                f"--s1-assets: cannot parse {text!r}; pass e.g. 'vv=VV,vh=VH' "
+                "(pipeline polarisation = the catalog's asset key)"
+            )
+        out[pol] = key
+    return out
 
 
 def _in_period(item: pystac.Item, start: dt.date, end: dt.date) -> bool:
@@ -44,25 +91,71 @@ def _intersects(item: pystac.Item, aoi: BaseGeometry) -> bool:
     return False
 
 
+def _sorted(items: Iterable[pystac.Item]) -> list[pystac.Item]:
+    def when(it: pystac.Item) -> dt.datetime:
+        t = it.datetime or it.common_metadata.start_datetime or dt.datetime.min
+        return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+    return sorted(items, key=lambda it: (when(it), it.id))
+
+
+@dataclass
+class ItemAdapter:
+    """What is done to every found item before ingestion sees it (pure, per item).
+
+    Attributes:
+        access: how EODATA hrefs are reached (None: hrefs left as the catalog has them).
+        s1_assets: pipeline polarisation -> catalog asset key for Sentinel-1 items.
+    """
+
+    access: EodataAccess | None = None
+    s1_assets: dict[str, str] = field(default_factory=dict)
+
+    def s2(self, item: pystac.Item) -> pystac.Item:
+        """The item with its asset hrefs rewritten for the access mode."""
+        return self._rewrite(item)
+
+    def s1(self, item: pystac.Item) -> pystac.Item:
+        """Hrefs rewritten and the mapped assets added under ``vv``/``vh``."""
+        item = self._rewrite(item)
+        for pol, key in self.s1_assets.items():
+            if key in item.assets and pol not in item.assets:
+                item.assets[pol] = item.assets[key]
+        return item
+
+    def _rewrite(self, item: pystac.Item) -> pystac.Item:
+        if self.access is None:
+            return item
+        item = item.clone()
+        for asset in item.assets.values():
+            href = asset.get_absolute_href() or asset.href
+            asset.href = rewrite_href(href, self.access, asset.extra_fields)
+        return item
+
+
 @dataclass
 class StaticCatalogSource:
     """A static STAC catalog read with pystac.
 
     Attributes:
-        url: path or URL of the root ``catalog.json``.
+        url: path or URL (``http(s)://``, ``s3://``) of the root ``catalog.json``.
         s2_collections: collection ids holding Sentinel-2 L2A items.
         s1_collections: collection ids holding Sentinel-1 backscatter items.
+        adapter: href rewrite and S1 asset mapping applied to every found item.
+        stac_io: how the catalog's JSON is read (None: pystac's default, urllib/files).
     """
 
     url: str
     s2_collections: tuple[str, ...] = S2_COLLECTIONS
     s1_collections: tuple[str, ...] = S1_COLLECTIONS
     name: str = "stac"
+    adapter: ItemAdapter = field(default_factory=ItemAdapter)
+    stac_io: pystac.StacIO | None = field(default=None, repr=False)
     _items: dict[str, list[pystac.Item]] | None = field(default=None, repr=False)
 
     def _load(self) -> dict[str, list[pystac.Item]]:
         if self._items is None:
-            root = pystac.Catalog.from_file(self.url)
+            root = pystac.Catalog.from_file(self.url, stac_io=self.stac_io)
             by_collection: dict[str, list[pystac.Item]] = {}
             for item in root.get_items(recursive=True):
                 by_collection.setdefault(item.collection_id or "", []).append(item)
@@ -83,12 +176,139 @@ class StaticCatalogSource:
             for it in self._load().get(cid, [])
             if _in_period(it, start, end) and _intersects(it, aoi)
         ]
-        return sorted(items, key=lambda it: (it.datetime or dt.datetime.min, it.id))
+        return _sorted(items)
 
     def search_s2(self, aoi: BaseGeometry, start: dt.date, end: dt.date) -> list[pystac.Item]:
         """Sentinel-2 L2A items intersecting the AOI within the period (sorted by time)."""
-        return self._search(self.s2_collections, aoi, start, end)
+        return [self.adapter.s2(it) for it in self._search(self.s2_collections, aoi, start, end)]
 
     def search_s1(self, aoi: BaseGeometry, start: dt.date, end: dt.date) -> list[pystac.Item]:
         """Sentinel-1 backscatter items intersecting the AOI within the period."""
-        return self._search(self.s1_collections, aoi, start, end)
+        return [self.adapter.s1(it) for it in self._search(self.s1_collections, aoi, start, end)]
+
+
+@dataclass
+class StacApiSource:
+    """A STAC API (``/search``), e.g. the CDSE STAC, queried with pystac-client.
+
+    Attributes:
+        url: the API root (landing page).
+        s2_collections: collection ids holding Sentinel-2 L2A items.
+        s1_collections: collection ids holding Sentinel-1 backscatter items (an
+            API may not have any; then ``search_s1`` finds nothing).
+        adapter: href rewrite and S1 asset mapping applied to every found item.
+        max_items: upper bound on items per search (CDSE stops paging at 10,000).
+    """
+
+    url: str
+    s2_collections: tuple[str, ...] = S2_COLLECTIONS
+    s1_collections: tuple[str, ...] = S1_COLLECTIONS
+    name: str = "stac"
+    adapter: ItemAdapter = field(default_factory=ItemAdapter)
+    max_items: int = MAX_ITEMS
+    _collections: set[str] | None = field(default=None, repr=False)
+    _client: Any = field(default=None, repr=False)
+
+    def _open(self) -> Any:
+        if self._client is None:
+            from pystac_client import Client
+
+            self._client = Client.open(self.url)
+            self._collections = {c.id for c in self._client.get_collections()}
+            log.info("STAC API %s: %d collections", self.url, len(self._collections))
+        return self._client
+
+    def _search(
+        self, collections: tuple[str, ...], aoi: BaseGeometry, start: dt.date, end: dt.date
+    ) -> list[pystac.Item]:
+        client = self._open()
+        wanted = [c for c in collections if self._collections is None or c in self._collections]
+        if not wanted:
+            log.info("STAC API %s has none of the collections %s", self.url, collections)
+            return []
+        search = client.search(
+            collections=wanted,
+            intersects=mapping(aoi),
+            datetime=f"{start.isoformat()}T00:00:00Z/{end.isoformat()}T23:59:59Z",
+            max_items=self.max_items,
+            limit=100,
+        )
+        items = list(search.items())
+        if len(items) >= self.max_items:
+            log.warning(
+                "STAC search hit %d items, the most one search returns; split the period",
+                self.max_items,
+            )
+        # The API filters by datetime range; the day test keeps both sources identical.
+        return _sorted(it for it in items if _in_period(it, start, end))
+
+    def search_s2(self, aoi: BaseGeometry, start: dt.date, end: dt.date) -> list[pystac.Item]:
+        """Sentinel-2 L2A items intersecting the AOI within the period (sorted by time)."""
+        return [self.adapter.s2(it) for it in self._search(self.s2_collections, aoi, start, end)]
+
+    def search_s1(self, aoi: BaseGeometry, start: dt.date, end: dt.date) -> list[pystac.Item]:
+        """Sentinel-1 backscatter items intersecting the AOI within the period."""
+        return [self.adapter.s1(it) for it in self._search(self.s1_collections, aoi, start, end)]
+
+
+def is_stac_api(root: dict[str, Any]) -> bool:
+    """True if a root document is a STAC API landing page (it offers item search)."""
+    conforms = root.get("conformsTo") or []
+    if any("item-search" in str(c) for c in conforms):
+        return True
+    return any(link.get("rel") == "search" for link in root.get("links", []))
+
+
+def _read_root(url: str, stac_io: pystac.StacIO) -> dict[str, Any]:
+    try:
+        text = stac_io.read_text(url)
+    except Exception as exc:  # urllib, file and S3 readers raise different types
+        raise InputError(
+            f"--stac-url: cannot read {url} ({type(exc).__name__}: {exc}); pass a STAC API "
+            "root or a catalog.json path/URL"
+        ) from None
+    try:
+        doc: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError(
+            f"--stac-url: {url} is not JSON; pass a STAC API root or catalog.json"
+        ) from None
+    return doc
+
+
+def open_stac_source(
+    url: str,
+    *,
+    access: EodataAccess,
+    s2_collections: tuple[str, ...] = S2_COLLECTIONS,
+    s1_collections: tuple[str, ...] = S1_COLLECTIONS,
+    s1_assets: dict[str, str] | None = None,
+    name: str = "stac",
+    read_root: Callable[[str, pystac.StacIO], dict[str, Any]] = _read_root,
+) -> StaticCatalogSource | StacApiSource:
+    """A STAC API or a static catalog at ``url``, whichever the root document says it is.
+
+    Configures GDAL for the access mode (``/vsicurl`` and ``/vsis3`` settings) so the
+    assets read the same way in ingestion's checks and in odc-stac's dask tasks.
+    """
+    scheme = urlparse(url).scheme
+    if scheme not in ("", "file", "http", "https", "s3") or (len(scheme) == 1):
+        # a one-letter scheme is a Windows drive ("C:\\...")
+        if len(scheme) != 1:
+            raise InputError(
+                f"--stac-url: unsupported scheme {scheme!r} in {url}; pass an http(s):// "
+                "or s3:// URL or a local path"
+            )
+    configure_gdal(access)
+    stac_io = stac_io_for(url, access)
+    adapter = ItemAdapter(access=access, s1_assets=dict(s1_assets or {}))
+    root = read_root(url, stac_io)
+    if is_stac_api(root):
+        return StacApiSource(
+            url, s2_collections=s2_collections, s1_collections=s1_collections, name=name,
+            adapter=adapter,
+        )
+    return StaticCatalogSource(
+        url, s2_collections=s2_collections, s1_collections=s1_collections, name=name,
+        adapter=adapter, stac_io=stac_io,
+    )
