@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.aoi import DEFAULT_MAX_AREA_KM2
     from pipeline.ingest import CHUNK
     from pipeline.run import METHODS, SOURCES, default_cache
+    from pipeline.tiles import DEFAULT_TILE_M
 
     parser = _Parser(
         prog="python -m pipeline",
@@ -87,9 +88,46 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SOURCES,
         default="demo",
         help="where scenes come from: 'demo' = built-in simulated archive "
-        "(no account, no internet), 'stac' = a STAC catalog (--stac-url)",
+        "(no account, no internet), 'stac' = a STAC API or static catalog (--stac-url), "
+        "'sentinelhub' = Sentinel Hub Process API on CDSE (SH_CLIENT_ID/SH_CLIENT_SECRET)",
     )
-    run.add_argument("--stac-url", help="with --source stac: path or URL of the catalog root")
+    run.add_argument(
+        "--s2-source",
+        choices=SOURCES,
+        help="source of Sentinel-2 scenes (default: --source)",
+    )
+    run.add_argument(
+        "--s1-source",
+        choices=SOURCES,
+        help="source of Sentinel-1 scenes (default: --source)",
+    )
+    run.add_argument(
+        "--stac-url",
+        help="with the stac source: STAC API root or catalog.json (local path, http(s):// or "
+        "s3://; default: the CDSE STAC API https://stac.dataspace.copernicus.eu/v1)",
+    )
+    run.add_argument(
+        "--eodata",
+        choices=("auto", "mount", "s3", "https"),
+        default="auto",
+        help="how EODATA assets (s3://eodata/...) are read: 'mount' = /eodata on a CreoDIAS "
+        "VM, 's3' = GDAL /vsis3 with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, 'https' = the "
+        "https alternate; 'auto' = mount if /eodata exists, else https (default: auto)",
+    )
+    run.add_argument(
+        "--s1-collection",
+        help="with the stac source: collection id of calibrated S1 backscatter "
+        "(default: sentinel-1-grd-backscatter, sentinel-1-rtc, sentinel-1-global-mosaics)",
+    )
+    run.add_argument(
+        "--s1-assets",
+        help="with the stac source: S1 asset keys as 'vv=KEY,vh=KEY' (linear gamma0 COGs)",
+    )
+    run.add_argument(
+        "--sh-profile",
+        help="with the sentinelhub source: sentinelhub config profile holding the "
+        "credentials (default: SH_CLIENT_ID/SH_CLIENT_SECRET, else the default profile)",
+    )
     run.add_argument(
         "--cache",
         type=Path,
@@ -128,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="parallel chunk workers (default: number of cores)",
     )
     run.add_argument("--seed", type=int, default=0, help="demo world seed (default: 0)")
+    run.add_argument("--scheduler", help="dask scheduler: tcp://HOST:PORT of an existing "
+                     "cluster, 'threads' for in-process threads; default: a LocalCluster "
+                     "sized to this machine")
+    run.add_argument("--tile-size", type=float, default=DEFAULT_TILE_M, metavar="METRES",
+                     help="split the AOI into tiles of this edge (independent, resumable "
+                     "units, mosaicked at the end; default: %(default)g m)")
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -158,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the artificial gaps")
     _add_common(ev)
     ev.set_defaults(handler=_cmd_evaluate)
+    _add_mowing_parsers(sub)
     return parser
 
 
@@ -184,6 +229,91 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"--data: not a folder: {args.data}")
     run_evaluation(args.data, args.out, model_path=args.model, seed=args.seed)
     print(f"report in {args.out}/")
+    return EXIT_OK
+
+
+def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
+    from pipeline.mowing.detect import METHODS as MOWING_METHODS
+
+    def detector_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--detector",
+            choices=MOWING_METHODS,
+            default="zdrop",
+            help="cut detector: 'drop' = NDVI drop rule (Kolecka et al. 2018), 'zdrop' = "
+            "drop tested against the fill uncertainty (default: %(default)s)",
+        )
+
+    mw = sub.add_parser(
+        "mowing",
+        help="detect grassland cuts on a filled cube: per-pixel rasters, per-parcel events",
+        description="Writes OUT/mowing_count.tif (cuts per pixel) and OUT/mowing_dates.tif "
+        "(one band per cut, YYYYMMDD, 0 = none); with --parcels also mowing_parcels.csv "
+        "and mowing_events.gpkg from each parcel's mean filled series.",
+    )
+    mw.add_argument(
+        "--cube", type=Path, required=True, help="the --out folder of a run, or its cube.zarr"
+    )
+    mw.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    mw.add_argument("--parcels", type=Path, help="parcel polygons (GeoJSON, GeoPackage)")
+    mw.add_argument(
+        "--parcel-id",
+        help="parcels column with the parcel id (default: the first of parcel_id, id, plotID, "
+        "PLOTID, fid; else the row number)",
+    )
+    detector_options(mw)
+    _add_common(mw)
+    mw.set_defaults(handler=_cmd_mowing)
+
+    mt = sub.add_parser(
+        "mowing-table",
+        help="detect grassland cuts in a CSV table of raw NDVI (and S1) acquisitions",
+        description="IN columns id,date,ndvi (one row per acquisition on its own date; empty "
+        "ndvi = cloudy) and optional vv,vh in dB. Each series is binned onto the 6-day grid, "
+        "gap-filled and searched for cuts. OUT columns id,event_date, one row per cut.",
+    )
+    mt.add_argument("--input", type=Path, required=True, help="input CSV")
+    mt.add_argument("--output", type=Path, required=True, help="output CSV (written atomically)")
+    mt.add_argument(
+        "--method",
+        choices=("sf", "linear"),
+        default=None,
+        help="gap filler (default: sf when its weights exist, else linear)",
+    )
+    mt.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+    detector_options(mt)
+    _add_common(mt)
+    mt.set_defaults(handler=_cmd_mowing_table)
+
+
+def _cmd_mowing(args: argparse.Namespace) -> int:
+    from pipeline.mowing.raster import write_mowing
+    from pipeline.run import check_writable_dir
+
+    check_writable_dir(args.out)
+    r = write_mowing(
+        args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id
+    )
+    extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if args.parcels else ""
+    print(f"{r.pixels_with_cuts:,} pixels with cuts{extra}; wrote "
+          + ", ".join(p.name for p in r.paths))
+    return EXIT_OK
+
+
+def _cmd_mowing_table(args: argparse.Namespace) -> int:
+    from pipeline.errors import InputError
+    from pipeline.fill import default_filler
+    from pipeline.mowing.series import mowing_table
+
+    if args.model is not None and not args.model.is_file():
+        raise InputError(f"--model: file not found: {args.model}")
+    method = args.method
+    if method is None:
+        import model
+
+        method = "sf" if (args.model or model.default_weights()).is_file() else "linear"
+    n = mowing_table(args.input, args.output, default_filler(args.model, method), args.detector)
+    print(f"{n} cuts ({method} fill, {args.detector}) -> {args.output}")
     return EXIT_OK
 
 
@@ -223,6 +353,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         end=args.end,
         source=args.source,
         stac_url=args.stac_url,
+        s2_source=args.s2_source,
+        s1_source=args.s1_source,
+        eodata=args.eodata,
+        s1_assets=args.s1_assets,
+        s1_collection=args.s1_collection,
+        sh_profile=args.sh_profile,
         cache=args.cache,
         method=args.method,
         model=args.model,
@@ -231,6 +367,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         chunk=args.chunk,
         workers=args.workers or max(1, os.cpu_count() or 1),
         seed=args.seed,
+        tile_m=args.tile_size,
+        scheduler=args.scheduler,
     )
     s = run_pipeline(req, progress=_progress_factory(args.quiet))
     print(
@@ -238,7 +376,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"({s.pixels:,} on the grid) x {s.dates} six-day dates; "
         f"{s.observed_share:.0%} of cells observed, {s.filled_share:.0%} filled; "
         f"{s.scenes_used} scenes used, {s.scenes_skipped} skipped"
+        + (f"; {s.tiles} tiles" if s.tiles > 1 else "")
         + (f"; resumed, {s.chunks_skipped} chunks already done" if s.chunks_skipped else "")
+        + (f" ({s.tiles_skipped} tiles complete)" if s.tiles_skipped else "")
     )
     print(f"outputs in {s.out}/: {', '.join(s.products)}")
     return EXIT_OK

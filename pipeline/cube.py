@@ -100,6 +100,23 @@ def _progress_dir(store: Path, stage: str) -> Path:
     return store.with_name(store.name + ".progress") / stage
 
 
+def _distributed_client() -> Any:
+    """The active dask.distributed client, or None (then local threads do the work)."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _mark_done(marks: Path, key: str) -> None:
+    done = marks / f"{key}.done"
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text("")
+    os.replace(tmp, done)
+
+
 def write_chunked(
     ds: xr.Dataset,
     store: Path,
@@ -168,14 +185,38 @@ def write_chunked(
             compute=False,
         )
         delayed.compute(scheduler=inner)
-        done = marks / f"{key}.done"
-        tmp = done.with_suffix(".tmp")
-        tmp.write_text("")
-        os.replace(tmp, done)
+        _mark_done(marks, key)
 
     n_done = skipped
     if progress:
         progress(n_done, len(regions))
+    client = _distributed_client()
+    if client is not None:
+        # The cluster runs the regions; markers are written here as each one lands,
+        # so a lost worker's regions are simply recomputed by the scheduler.
+        from distributed import as_completed as dist_completed
+
+        keys = {}
+        for key, region in todo:
+            part = data.isel(region)
+            delayed = part.to_zarr(
+                store,
+                region={"y": region["y"], "x": region["x"]},
+                zarr_format=3,
+                consolidated=False,
+                compute=False,
+            )
+            keys[client.compute(delayed)] = key
+        for fut in dist_completed(list(keys)):
+            fut.result()
+            _mark_done(marks, keys[fut])
+            n_done += 1
+            if progress:
+                progress(n_done, len(regions))
+        written = len(todo)
+        if skipped:
+            log.info("%s: %d of %d chunks already complete, skipped", stage, skipped, len(regions))
+        return WriteStats(written=written, skipped=skipped)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(write_one, k, r) for k, r in todo]
         try:

@@ -12,22 +12,27 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from odc.geo.geobox import GeoBox
 from shapely.geometry import shape
 
 from pipeline import __version__
-from pipeline.aoi import DEFAULT_MAX_AREA_KM2, make_geobox, read_aoi
+from pipeline.aoi import DEFAULT_MAX_AREA_KM2, aoi_in_crs, make_geobox, read_aoi
+from pipeline.cluster import ClusterSpec, dashboard_link, open_client
 from pipeline.cube import WriteStats, add_grid_mapping, open_cube, signature, write_chunked
 from pipeline.errors import InputError, NoDataError
-from pipeline.export import write_products
+from pipeline.export import PRODUCTS, StackSpec, make_qml, write_json, write_products
 from pipeline.fill import compute_filled, default_filler
 from pipeline.ingest import CHUNK, SceneLog, make_cube
 from pipeline.sources.base import Source
+from pipeline.sources.select import SourceChoice, check_sources, open_sources
 from pipeline.sources.stac import StaticCatalogSource
+from pipeline.tiles import DEFAULT_TILE_M, Tile, make_tiles, mosaic_cog
 from pipeline.timegrid import TimeGrid
 
 log = logging.getLogger(__name__)
@@ -35,7 +40,7 @@ log = logging.getLogger(__name__)
 #: Progress callback factory: stage name -> callback(done, total).
 ProgressFactory = Callable[[str], Callable[[int, int], None]]
 
-SOURCES = ("demo", "stac")
+SOURCES = ("demo", "stac", "sentinelhub")
 METHODS = ("sf", "linear")
 
 
@@ -58,6 +63,12 @@ class RunRequest:
     end: dt.date
     source: str = "demo"
     stac_url: str | None = None
+    s2_source: str | None = None
+    s1_source: str | None = None
+    eodata: str = "auto"
+    s1_assets: str | None = None
+    s1_collection: str | None = None
+    sh_profile: str | None = None
     cache: Path = field(default_factory=default_cache)
     method: str = "sf"
     model: Path | None = None
@@ -66,6 +77,8 @@ class RunRequest:
     chunk: int = CHUNK
     workers: int = max(1, os.cpu_count() or 1)
     seed: int = 0
+    tile_m: float = DEFAULT_TILE_M
+    scheduler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,8 @@ class RunSummary:
     scenes_skipped: int
     chunks_skipped: int
     seconds: float
+    tiles: int = 1
+    tiles_skipped: int = 0
 
 
 def check_writable_dir(path: Path, option: str = "--out") -> None:
@@ -107,32 +122,54 @@ def validate(req: RunRequest) -> None:
         )
     if req.source not in SOURCES:
         raise InputError(f"--source: unknown source {req.source!r}; choose one of {SOURCES}")
-    if req.source == "stac" and not req.stac_url:
-        raise InputError("--stac-url is required with --source stac (a catalog.json path or URL)")
+    check_sources(source_choice(req))
     if req.method not in METHODS:
         raise InputError(f"--method: unknown method {req.method!r}; choose one of {METHODS}")
     if req.model is not None and not req.model.is_file():
         raise InputError(f"--model: file not found: {req.model}")
+    if req.tile_m < 10 * req.chunk / 4:
+        raise InputError(
+            f"--tile-size {req.tile_m:g} m is too small for --chunk {req.chunk}; "
+            f"pass at least {10 * req.chunk / 4:g} m"
+        )
     if req.chunk < 16 or req.chunk > 4096:
         raise InputError(f"--chunk {req.chunk} is out of range; pass 16..4096 pixels")
     check_writable_dir(req.out)
 
 
-def open_source(req: RunRequest) -> Source:
-    """The scene source named in the request (the demo archive is generated if missing)."""
-    if req.source == "demo":
-        from pipeline.simulate import default_world
-        from pipeline.sources.demo import ensure_demo_archive
+def source_choice(req: RunRequest) -> SourceChoice:
+    """Which source serves which sensor (``--s2-source``, ``--s1-source``; default ``--source``)."""
+    return SourceChoice(
+        s2=req.s2_source or req.source,
+        s1=req.s1_source or req.source,
+        stac_url=req.stac_url,
+        eodata=req.eodata,
+        s1_assets=req.s1_assets,
+        s1_collection=req.s1_collection,
+        sh_profile=req.sh_profile,
+        cache=req.cache,
+    )
 
-        spec = replace(default_world(), seed=req.seed)
-        try:
-            req.cache.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"--cache: cannot create {req.cache} ({exc.strerror})") from None
-        catalog = ensure_demo_archive(req.cache, spec)
-        return StaticCatalogSource(str(catalog), name="demo")
-    assert req.stac_url is not None
-    return StaticCatalogSource(req.stac_url)
+
+def open_source(req: RunRequest, geobox: GeoBox | None = None) -> Source:
+    """The scene source(s) of the request (the demo archive is generated if missing).
+
+    ``geobox`` is the run's grid; sources that download (Sentinel Hub) request on it.
+    """
+    return open_sources(source_choice(req), geobox, lambda: _open_demo(req))
+
+
+def _open_demo(req: RunRequest) -> Source:
+    from pipeline.simulate import default_world
+    from pipeline.sources.demo import ensure_demo_archive
+
+    spec = replace(default_world(), seed=req.seed)
+    try:
+        req.cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--cache: cannot create {req.cache} ({exc.strerror})") from None
+    catalog = ensure_demo_archive(req.cache, spec)
+    return StaticCatalogSource(str(catalog), name="demo")
 
 
 def _demo_extent_check(source: Source, aoi_geom: Any, s2_items: list[Any]) -> None:
@@ -152,7 +189,12 @@ def _noop(_: str) -> Callable[[int, int], None]:
 
 
 def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSummary:
-    """Run ingestion, fill and export for one AOI and period; return the summary."""
+    """Run ingestion, fill and export for one AOI and period; return the summary.
+
+    The AOI is cut into tiles of ``req.tile_m`` metres (one tile for small AOIs,
+    whose products then go straight into ``req.out``); each tile is an
+    independent, resumable unit whose products are mosaicked at the end.
+    """
     t0 = time.perf_counter()
     validate(req)
     aoi = read_aoi(req.aoi, max_area_km2=req.max_area_km2)
@@ -160,7 +202,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     grid = TimeGrid.covering(req.start, req.end)
     filler = default_filler(req.model, req.method)
 
-    source = open_source(req)
+    source = open_source(req, geobox)
     s2_items = source.search_s2(aoi.geometry, grid.start, grid.end)
     s1_items = source.search_s1(aoi.geometry, grid.start, grid.end)
     if not s2_items:
@@ -170,66 +212,215 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
         )
     _demo_extent_check(source, aoi.geometry, s2_items)
     log.info("found %d Sentinel-2 and %d Sentinel-1 scenes", len(s2_items), len(s1_items))
+    assert geobox.crs is not None
+    tiles = make_tiles(geobox, aoi_in_crs(aoi, geobox.crs.to_wkt()), req.tile_m)
 
+    req.out.mkdir(parents=True, exist_ok=True)
     scenes = SceneLog()
-    cube = make_cube(s2_items, s1_items, aoi, geobox, grid, scenes, chunk=req.chunk)
-    if not any(u["sensor"] == "sentinel-2" for u in scenes.used):
+    scenes.skipped.extend(getattr(source, "skipped", []))  # scenes a source could not deliver
+    stats: list[TileResult] = []
+    cluster = ClusterSpec(scheduler=req.scheduler, workers=req.workers)
+    with _maybe_client(cluster, progress) as client:
+        for n, tile in enumerate(tiles, start=1):
+            tile_dir = req.out if len(tiles) == 1 else req.out / "tiles" / tile.id
+            log.info("tile %s (%d of %d)", tile.id, n, len(tiles))
+            stats.append(
+                run_tile(
+                    req,
+                    tile,
+                    tile_dir,
+                    aoi,
+                    grid,
+                    source.name,
+                    s2_items,
+                    s1_items,
+                    filler,
+                    scenes,
+                    progress,
+                    parallel=client is None,
+                )
+            )
+        record = _run_record(req, grid, scenes, filler.name, stats)
+        if len(tiles) > 1:
+            products = _mosaic(req.out, [s.directory for s in stats], record)
+        else:
+            products = sorted(p for p in req.out.iterdir() if p.suffix in (".tif", ".json", ".qml"))
+    inside = sum(s.pixels_in_aoi for s in stats)
+    observed = sum(s.observed_cells for s in stats)
+    cells = inside * grid.count
+    return RunSummary(
+        out=req.out,
+        pixels=int(sum(t.geobox.shape[0] * t.geobox.shape[1] for t in tiles)),
+        pixels_in_aoi=inside,
+        dates=grid.count,
+        observed_share=observed / cells if cells else 0.0,
+        filled_share=1 - observed / cells if cells else 0.0,
+        products=[p.name for p in products],
+        scenes_used=len({u["id"] for u in scenes.used}),
+        scenes_skipped=len({u["id"] for u in scenes.skipped}),
+        chunks_skipped=sum(s.chunks_skipped for s in stats),
+        seconds=time.perf_counter() - t0,
+        tiles=len(tiles),
+        tiles_skipped=sum(s.skipped for s in stats),
+    )
+
+
+@contextmanager
+def _maybe_client(spec: ClusterSpec, progress: ProgressFactory) -> Iterator[Any]:
+    """A dask.distributed client, or None for ``--scheduler threads`` (in-process threads)."""
+    if spec.scheduler == "threads":
+        yield None
+        return
+    with open_client(spec) as client:
+        link = dashboard_link(client)
+        if link:
+            log.warning("dask dashboard: %s", link)
+        yield client
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """What one tile contributed (for the summary and run.json)."""
+
+    id: str
+    directory: Path
+    pixels_in_aoi: int
+    observed_cells: int
+    chunks_skipped: int
+    skipped: bool
+    ingest: WriteStats
+    fill: WriteStats
+
+
+def _items_over(items: list[Any], footprint: Any) -> list[Any]:
+    return [it for it in items if it.geometry is None or shape(it.geometry).intersects(footprint)]
+
+
+def run_tile(
+    req: RunRequest,
+    tile: Tile,
+    tile_dir: Path,
+    aoi: Any,
+    grid: TimeGrid,
+    source_name: str,
+    s2_items: list[Any],
+    s1_items: list[Any],
+    filler: Any,
+    scenes: SceneLog,
+    progress: ProgressFactory,
+    parallel: bool = True,
+) -> TileResult:
+    """Cube, fill and products of one tile; a tile finished earlier is only re-read."""
+    geobox = tile.geobox
+    footprint = geobox.extent.to_crs("EPSG:4326").geom
+    s2 = _items_over(s2_items, footprint)
+    s1 = _items_over(s1_items, footprint)
+    tile_scenes = SceneLog()
+    cube = make_cube(s2, s1, aoi, geobox, grid, tile_scenes, chunk=req.chunk)
+    scenes.used.extend(tile_scenes.used)
+    scenes.skipped.extend(tile_scenes.skipped)
+    if not any(u["sensor"] == "sentinel-2" for u in tile_scenes.used):
         raise NoDataError(
-            f"all {len(s2_items)} Sentinel-2 scenes were unreadable; see the log for reasons"
+            f"all {len(s2)} Sentinel-2 scenes of tile {tile.id} were unreadable; "
+            "see run.json or the log for the reasons"
         )
     cube = add_grid_mapping(cube, geobox)
     cube.attrs.update(
         Conventions="CF-1.10",
         title="Sentinel-1/2 cube on a 6-day grid",
-        source=source.name,
+        source=source_name,
+        tile=tile.id,
         time_grid=f"{grid.step_days}-day bins from epoch 2015-01-01, first bin {grid.start}",
-        scenes_json=_json(scenes.used),
-        skipped_json=_json(scenes.skipped),
+        scenes_json=_json(tile_scenes.used),
+        skipped_json=_json(tile_scenes.skipped),
         history=f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} s1s2-gapfill "
         f"{__version__} ingest",
     )
-    req.out.mkdir(parents=True, exist_ok=True)
-    store = req.out / "cube.zarr"
+    tile_dir.mkdir(parents=True, exist_ok=True)
+    store = tile_dir / "cube.zarr"
     sig = signature(
         geobox=str(geobox),
         grid=asdict(grid),
-        scenes=[u["id"] for u in scenes.used],
+        scenes=[u["id"] for u in tile_scenes.used],
         version=__version__,
     )
-    ingest_stats = write_chunked(
-        cube, store, "ingest", sig, progress=progress("ingest"), workers=req.workers
-    )
-    stored = open_cube(store)
-    filled = compute_filled(stored, filler)
     fill_sig = signature(ingest=sig, filler=repr(filler))
-    fill_stats = write_chunked(
-        filled,
-        store,
-        "fill",
-        fill_sig,
-        progress=progress("fill"),
-        new_store=False,
-        workers=req.workers,
-    )
+    done_marker = tile_dir / "cube.zarr.progress" / f"tile-{fill_sig}.done"
+    workers = req.workers if parallel else 1
+    if done_marker.exists() and all((tile_dir / p.filename).exists() for p in _required()):
+        ingest_stats = fill_stats = WriteStats(written=0, skipped=_n_regions(cube))
+        skipped = True
+    else:
+        ingest_stats = write_chunked(
+            cube, store, "ingest", sig, progress=progress(f"ingest {tile.id}"), workers=workers
+        )
+        filled = compute_filled(open_cube(store), filler)
+        fill_stats = write_chunked(
+            filled,
+            store,
+            "fill",
+            fill_sig,
+            progress=progress(f"fill {tile.id}"),
+            new_store=False,
+            workers=workers,
+        )
+        final = open_cube(store)
+        record = _run_record(req, grid, tile_scenes, filler.name, [])
+        record["tile"] = tile.id
+        write_products(final, geobox, grid.iso_dates(), tile_dir, record)
+        done_marker.write_text("")
+        skipped = False
     final = open_cube(store)
-    record = _run_record(req, grid, scenes, filler.name, ingest_stats, fill_stats)
-    products = write_products(final, geobox, grid.iso_dates(), req.out, record)
-
-    inside = final["aoi_mask"].values > 0
-    obs = final["observed"].values[:, inside]
-    return RunSummary(
-        out=req.out,
-        pixels=int(geobox.shape[0] * geobox.shape[1]),
-        pixels_in_aoi=int(inside.sum()),
-        dates=grid.count,
-        observed_share=float(obs.mean()) if obs.size else 0.0,
-        filled_share=float(1 - obs.mean()) if obs.size else 0.0,
-        products=[p.name for p in products],
-        scenes_used=len(scenes.used),
-        scenes_skipped=len(scenes.skipped),
+    inside_mask = final["aoi_mask"] > 0
+    inside = int(inside_mask.sum().compute())
+    observed = int(final["observed"].where(inside_mask, 0).sum().compute())
+    return TileResult(
+        id=tile.id,
+        directory=tile_dir,
+        pixels_in_aoi=inside,
+        observed_cells=observed,
         chunks_skipped=ingest_stats.skipped + fill_stats.skipped,
-        seconds=time.perf_counter() - t0,
+        skipped=skipped,
+        ingest=ingest_stats,
+        fill=fill_stats,
     )
+
+
+def _required() -> list[StackSpec]:
+    return [p for p in PRODUCTS if p.variable != "ndvi_std"]
+
+
+def _n_regions(ds: Any) -> int:
+    return int(len(ds.chunks["y"]) * len(ds.chunks["x"]))
+
+
+def _mosaic(out: Path, tile_dirs: list[Path], record: dict[str, Any]) -> list[Path]:
+    """Mosaic every product the tiles share into ``out``, with styles and run.json."""
+    written = []
+    for spec in PRODUCTS:
+        sources = [d / spec.filename for d in tile_dirs]
+        if not all(p.exists() for p in sources):
+            continue
+        target = out / spec.filename
+        mosaic_cog(sources, target, resampling="NEAREST" if spec.dtype == "uint8" else "AVERAGE")
+        written.append(target)
+        if spec.style:
+            qml = out / spec.filename.replace(".tif", ".qml")
+            qml.write_text(make_qml(spec.style))
+            written.append(qml)
+    record["products"] = sorted(p.name for p in written if p.suffix == ".tif")
+    tmp = out / "run.json.part"
+    write_json(record, tmp)
+    os.replace(tmp, out / "run.json")
+    written.append(out / "run.json")
+    return sorted(written)
+
+
+def _unique(entries: list[Any]) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for e in entries:
+        seen.setdefault(str(e.get("id")), e)
+    return list(seen.values())
 
 
 def _json(obj: Any) -> str:
@@ -239,12 +430,7 @@ def _json(obj: Any) -> str:
 
 
 def _run_record(
-    req: RunRequest,
-    grid: TimeGrid,
-    scenes: SceneLog,
-    method: str,
-    ingest: WriteStats,
-    fill: WriteStats,
+    req: RunRequest, grid: TimeGrid, scenes: SceneLog, method: str, tiles: list[TileResult]
 ) -> dict[str, Any]:
     import importlib.metadata as md
 
@@ -269,8 +455,16 @@ def _run_record(
             "dates": grid.iso_dates(),
         },
         "fill_method": method,
-        "scenes": {"used": scenes.used, "skipped": scenes.skipped},
-        "chunks": {"ingest": asdict(ingest), "fill": asdict(fill)},
+        "scenes": {"used": _unique(scenes.used), "skipped": _unique(scenes.skipped)},
+        "tiles": [
+            {
+                "id": t.id,
+                "skipped_as_complete": t.skipped,
+                "ingest": asdict(t.ingest),
+                "fill": asdict(t.fill),
+            }
+            for t in tiles
+        ],
     }
     if method == "sf":
         record["model"] = _model_info(req.model)

@@ -85,6 +85,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path, small_a
             END,
             "--method",
             "linear",
+            "--scheduler",
+            "threads",
         ]
     )
     assert code == 0

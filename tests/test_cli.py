@@ -111,7 +111,8 @@ def _bad(args: list[str], capsys) -> str:
 
 def test_bad_inputs_exit_2_and_write_nothing(demo_cache, aoi, tmp_path, capsys):
     out = tmp_path / "never"
-    base = ["--cache", str(demo_cache), "--out", str(out), "--method", "linear"]
+    base = ["--cache", str(demo_cache), "--out", str(out), "--method", "linear",
+            "--scheduler", "threads"]
     missing = tmp_path / "missing.geojson"
     assert "file not found" in _bad(["--aoi", str(missing), *base], capsys)
     bad_json = tmp_path / "bad.geojson"

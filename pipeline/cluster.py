@@ -1,0 +1,106 @@
+"""dask.distributed for the pipeline: a LocalCluster sized to the machine, or an existing one.
+
+One process per core with one thread each: the fill runs torch, which
+parallelises poorly with other threads in the same process, and GDAL reads
+scale across processes. Each worker's memory limit is its share of the
+machine's RAM (80 % of it); torch's intra-op threads are pinned per worker
+(``OMP_NUM_THREADS``/``torch.set_num_threads``) so workers never oversubscribe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from distributed import Client, LocalCluster
+
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """How to get workers.
+
+    Attributes:
+        scheduler: address of an existing scheduler (``tcp://host:8786``); None = local.
+        workers: local worker processes (None = number of cores).
+        threads_per_worker: threads per local worker.
+        memory_limit: per-worker memory limit for local workers (bytes or "4GiB"; None = share
+            of 80 % of the machine's memory).
+        torch_threads: torch intra-op threads per worker.
+        dashboard: serve the dask dashboard (needs bokeh) on a free port.
+    """
+
+    scheduler: str | None = None
+    workers: int | None = None
+    threads_per_worker: int = 1
+    memory_limit: str | int | None = None
+    torch_threads: int = 1
+    dashboard: bool = True
+
+
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def local_cluster_kwargs(spec: ClusterSpec) -> dict[str, object]:
+    """Keyword arguments of the LocalCluster for ``spec`` (sized to this machine)."""
+    n = spec.workers or max(1, os.cpu_count() or 1)
+    mem = spec.memory_limit or int(0.8 * _total_memory() / n)
+    env = {"OMP_NUM_THREADS": str(spec.torch_threads), "MKL_NUM_THREADS": "1",
+           "OPENBLAS_NUM_THREADS": "1"}
+    return {
+        "n_workers": n,
+        "threads_per_worker": spec.threads_per_worker,
+        "processes": True,
+        "memory_limit": mem,
+        "dashboard_address": ":0" if spec.dashboard else None,
+        "env": env,
+    }
+
+
+@contextmanager
+def open_client(spec: ClusterSpec) -> Iterator[Client]:
+    """A connected client: to ``spec.scheduler`` if given, else to a new LocalCluster."""
+    if spec.scheduler:
+        try:
+            client = Client(spec.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(
+                f"--scheduler: cannot reach {spec.scheduler} ({exc}); start the scheduler "
+                "first (dask scheduler) or leave --scheduler out for a local cluster"
+            ) from None
+        try:
+            log.info("connected to %s (%d workers)", spec.scheduler,
+                     len(client.scheduler_info().get("workers", {})))
+            yield client
+        finally:
+            client.close()
+        return
+    kwargs = local_cluster_kwargs(spec)
+    if spec.dashboard:
+        try:
+            import bokeh  # noqa: F401
+        except ImportError:
+            kwargs["dashboard_address"] = None
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        log.info("local dask cluster: %s workers x %s threads, %s per worker",
+                 kwargs["n_workers"], kwargs["threads_per_worker"], kwargs["memory_limit"])
+        yield client
+
+
+def dashboard_link(client: Client) -> str | None:
+    """The dashboard URL, if one is served."""
+    try:
+        link = client.dashboard_link
+    except Exception:  # no dashboard configured
+        return None
+    return str(link) if link else None
