@@ -99,11 +99,21 @@ def staging(out: Path) -> Iterator[Path]:
 
 
 def publish(staged: Path, out: Path) -> list[Path]:
-    """Move every staged file into ``out`` atomically (same file system)."""
+    """Move every staged file (or folder) into ``out`` atomically (same file system).
+
+    A folder that exists from an earlier run is renamed aside first and removed
+    after the new one is in place (``os.replace`` cannot replace a non-empty folder).
+    """
     moved = []
     for f in sorted(staged.iterdir()):
         target = out / f.name
+        old = None
+        if f.is_dir() and target.exists():
+            old = staged / f".old-{f.name}"
+            os.replace(target, old)
         os.replace(f, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         moved.append(target)
     return moved
 
@@ -205,8 +215,8 @@ _STYLES: dict[str, tuple[float, float, list[tuple[float, str, str]]]] = {
 }
 
 
-def make_qml(kind: str, band: int = 1) -> str:
-    """A QGIS raster style (``.qml``): NDVI or std colour ramp, or the observed flag palette."""
+def make_renderer(kind: str, band: int = 1) -> str:
+    """The ``<rasterrenderer>`` element of a style for one band (QGIS XML)."""
     if kind == "flag":
         renderer = f"""    <rasterrenderer type="paletted" band="{band}" opacity="1" alphaBand="-1">
       <colorPalette>
@@ -225,6 +235,12 @@ def make_qml(kind: str, band: int = 1) -> str:
         </colorrampshader>
       </rastershader>
     </rasterrenderer>"""
+    return renderer
+
+
+def make_qml(kind: str, band: int = 1) -> str:
+    """A QGIS raster style (``.qml``): NDVI or std colour ramp, or the observed flag palette."""
+    renderer = make_renderer(kind, band)
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.28.0" styleCategories="AllStyleCategories">
   <pipe>
@@ -278,6 +294,49 @@ def write_products(
             if spec.style:
                 (tmp / spec.filename.replace(".tif", ".qml")).write_text(make_qml(spec.style))
         record["products"] = sorted(p.name for p in tmp.iterdir() if p.suffix == ".tif")
+        write_extras(ds, geobox, dates, tmp, record, specs)
         write_json(record, tmp / "run.json")
         written = publish(tmp, out)
     return written
+
+
+def write_extras(
+    ds: xr.Dataset,
+    geobox: GeoBox,
+    dates: Sequence[str],
+    tmp: Path,
+    record: dict[str, Any],
+    specs: Sequence[StackSpec],
+) -> None:
+    """QGIS project with dates on the temporal controller, STAC catalog, quicklook PNG.
+
+    Each is a convenience on top of the stacks: a failure is logged and recorded
+    in ``record["products_left_out"]``, never fatal.
+    """
+    from pipeline.products_stac import write_stac
+    from pipeline.qgis_project import make_project
+    from pipeline.quicklook import write_quicklook
+
+    written = [s for s in specs if (tmp / s.filename).exists()]
+    step = int(record.get("time_grid", {}).get("step_days", 6))
+    left_out = record.setdefault("products_left_out", {})
+    try:
+        stacks = [(s.filename, s.filename.removesuffix(".tif"), s.style or "ndvi")
+                  for s in written]
+        (tmp / "products.qgs").write_text(
+            make_project(geobox, dates, stacks, make_renderer, step_days=step), encoding="utf-8")
+    except Exception as exc:
+        log.warning("QGIS project not written: %s", exc)
+        left_out["products.qgs"] = f"{type(exc).__name__}: {exc}"
+    try:
+        write_stac(tmp / "stac", geobox, dates, [(s.filename, s.description) for s in written],
+                   step_days=step, extra={"s1s2:fill_method": record.get("fill_method")})
+    except Exception as exc:
+        log.warning("STAC catalog not written: %s", exc)
+        left_out["stac/"] = f"{type(exc).__name__}: {exc}"
+    if {"ndvi_filled", "observed", "ndvi"} <= set(ds.data_vars):
+        try:
+            record["quicklook_date"] = write_quicklook(ds, dates, tmp / "quicklook.png")
+        except Exception as exc:
+            log.warning("quicklook not written: %s", exc)
+            left_out["quicklook.png"] = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,97 @@
+"""A QGIS project (``products.qgs``) that puts every stack's dates on the temporal controller.
+
+QGIS before 3.38 gives a raster layer one fixed time range, not one per band.
+The project therefore holds, per product, a group with one layer per 6-day
+date: the same GeoTIFF, rendered on that date's band with the product's style,
+and a fixed temporal range of that bin. Opening the project and pressing play
+on the temporal controller steps through the dates; with the controller off,
+the layer tree lists the dates. Paths are relative, so the folder can move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from xml.sax.saxutils import escape, quoteattr
+
+import pandas as pd
+from odc.geo.geobox import GeoBox
+
+
+def _srs(geobox: GeoBox) -> str:
+    assert geobox.crs is not None
+    epsg = geobox.crs.epsg
+    auth = f"EPSG:{epsg}" if epsg else ""
+    return (f"<spatialrefsys><wkt>{escape(geobox.crs.to_wkt())}</wkt>"
+            f"<authid>{auth}</authid></spatialrefsys>")
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_project(
+    geobox: GeoBox,
+    dates: Sequence[str],
+    stacks: Sequence[tuple[str, str, str]],
+    renderer: Callable[[str, int], str],
+    step_days: int = 6,
+) -> str:
+    """Project XML. ``stacks`` = ``(file name, group title, style kind)``; ``renderer``
+    is ``make_renderer(kind, band) -> str`` (the pipe's renderer element)."""
+    x0, y0, x1, y1 = geobox.extent.boundingbox
+    extent = (f"<extent><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
+              f"<ymax>{y1}</ymax></extent>")
+    srs = _srs(geobox)
+    tree, layers = [], []
+    for g, (fname, title, kind) in enumerate(stacks):
+        nodes = []
+        for k, d in enumerate(dates, start=1):
+            start = pd.Timestamp(d)
+            end = start + pd.Timedelta(days=step_days)
+            lid = f"{fname.replace('.', '_')}_{k:03d}"
+            name = f"{title} {d}"
+            checked = "Qt::Checked" if g == 0 else "Qt::Unchecked"
+            nodes.append(f'      <layer-tree-layer id="{lid}" name={quoteattr(name)} '
+                         f'source="./{fname}" providerKey="gdal" checked="{checked}" '
+                         'expanded="0"><customproperties/></layer-tree-layer>')
+            layers.append(f"""    <maplayer type="raster" autoRefreshEnabled="0">
+      {extent}
+      <id>{lid}</id>
+      <datasource>./{fname}</datasource>
+      <layername>{escape(name)}</layername>
+      <srs>{srs}</srs>
+      <provider>gdal</provider>
+      <temporal enabled="1" mode="0" fetchMode="0">
+        <fixedRange><start>{_iso(start)}</start><end>{_iso(end)}</end></fixedRange>
+      </temporal>
+      <pipe>
+{renderer(kind, k)}
+      </pipe>
+      <blendMode>0</blendMode>
+    </maplayer>""")
+        checked = "Qt::Checked" if g == 0 else "Qt::Unchecked"
+        tree.append(f'    <layer-tree-group name={quoteattr(title)} checked="{checked}" '
+                    f'expanded="{1 if g == 0 else 0}"><customproperties/>\n'
+                    + "\n".join(nodes) + "\n    </layer-tree-group>")
+    first = pd.Timestamp(dates[0])
+    last = pd.Timestamp(dates[-1]) + pd.Timedelta(days=step_days)
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis projectname="s1s2-gapfill products" version="3.22.0">
+  <homePath path=""/>
+  <title>s1s2-gapfill products</title>
+  <projectCrs>{srs}</projectCrs>
+  <layer-tree-group><customproperties/>
+{chr(10).join(tree)}
+  </layer-tree-group>
+  <projectlayers>
+{chr(10).join(layers)}
+  </projectlayers>
+  <properties>
+    <Paths><Absolute type="bool">false</Absolute></Paths>
+  </properties>
+  <ProjectTimeSettings cumulativeTemporalRange="0" timeStepUnit="d" timeStep="{step_days}"
+      frameRate="1">
+    <temporalRange><start>{_iso(first)}</start><end>{_iso(last)}</end></temporalRange>
+  </ProjectTimeSettings>
+</qgis>
+"""
