@@ -1,0 +1,12 @@
+"""Grassland mowing detection on (gap-filled) NDVI series.
+
+:mod:`.detect` holds the detectors (numpy, one series per row), :mod:`.series`
+the 6-day grid helpers and the ``mowing-table`` command, :mod:`.raster` the
+cube path (per-pixel rasters, per-parcel tables), :mod:`.score` the matching
+used by the benchmark.
+"""
+
+from pipeline.mowing.detect import MAX_EVENTS, METHODS, DetectParams, detect
+from pipeline.mowing.score import Score, match_events
+
+__all__ = ["MAX_EVENTS", "METHODS", "DetectParams", "Score", "detect", "match_events"]

@@ -1,0 +1,228 @@
+"""Mowing event detectors on NDVI series of the 6-day grid.
+
+Every detector takes one batch of per-pixel (or per-parcel) series on the
+regular 6-day grid and returns a boolean ``(N, T)`` event mask: ``True`` at the
+bin in which a cut is dated. The inputs are
+
+* ``ndvi`` ``(N, T)``: NDVI, NaN where there is no value (a raw series: only
+  clear observations; a filled series: every date),
+* ``std`` ``(N, T)``: its standard deviation (the filler's uncertainty; NaN or
+  0 where unknown, e.g. raw observations or a linear fill),
+* ``days`` ``(T,)``: day numbers (any origin) of the bin centres, and
+* ``doy`` ``(T,)``: day of year of the bin centres (for the season window).
+
+Methods (see :data:`METHODS`):
+
+``drop``
+    Rule-based NDVI drop detection after Kolecka et al. (2018), "Regional scale
+    mapping of grassland mowing frequency with Sentinel-2 time series", Remote
+    Sensing 10(8):1221: spikes (single low values between two higher ones, the
+    signature of residual clouds and haze) are removed, then every decrease
+    from a vegetated local maximum to the following local minimum that is
+    larger than a fixed NDVI threshold and happens within a short time is a
+    cut, dated in the steepest step of the decrease; a minimum interval
+    between cuts stands for the regrowth time.
+``zdrop``
+    The same candidates, but the decrease must be significant against the
+    uncertainty of the two values it compares: ``amplitude / sqrt(s_peak**2 +
+    s_trough**2) >= z``, with ``s**2 = std**2 + obs_noise**2`` (the filler's
+    predicted std plus the noise of a clear observation). This follows the idea
+    of Schwieder et al. (2022), "Mapping grassland mowing events across Germany
+    based on combined Sentinel-2 and Landsat 8 time series", Remote Sensing of
+    Environment 269:112795, who accept a drop only when it exceeds the noise of
+    the series, with the per-date noise here given by the gap filler: a drop
+    that lives only inside a long gap (large std) needs to be larger, one
+    between two clear observations is accepted at a lower amplitude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+#: Detector names accepted by :func:`detect`.
+METHODS = ("drop", "zdrop")
+#: Most cuts reported per series (grassland in Europe: up to 5-6 cuts a year).
+MAX_EVENTS = 6
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """Thresholds of the detectors (NDVI units and days).
+
+    Defaults were chosen by a small grid search (``min_drop``, ``max_fall_days``,
+    ``season``, ``spike``) on the Slovak camera parcels, see
+    ``benchmarks/bench_mowing.py``; the season window (10 May to 15 October)
+    excludes spring green-up noise and autumn senescence, the main source of
+    false cuts.
+
+    Attributes:
+        min_drop: smallest NDVI decrease that counts as a cut (``drop``), and
+            the floor below which ``zdrop`` accepts nothing.
+        z: significance of a decrease in units of its standard deviation (``zdrop``).
+        obs_noise: NDVI noise of one clear observation (added to the filler std).
+        min_peak: NDVI the sward must reach before a cut (cuts of bare soil are noise).
+        max_fall_days: longest time a decrease may take (a cut is instantaneous;
+            slow decreases are senescence or drought).
+        min_gap_days: shortest interval between two cuts (regrowth).
+        spike: a value lower than both neighbours by this much, whose neighbours
+            agree to within half of it and lie at most ``spike_days`` apart, is a
+            residual cloud and removed.
+        spike_days: see ``spike``.
+        season: first and last day of year a cut may be dated in.
+        regrow: after a cut the sward regrows: within ``regrow_days`` of the
+            trough NDVI must climb back by this share of the drop (0 = no check).
+            Separates cuts from senescence and drought, which do not recover.
+        regrow_days: see ``regrow``.
+    """
+
+    min_drop: float = 0.15
+    z: float = 2.5
+    obs_noise: float = 0.03
+    min_peak: float = 0.45
+    max_fall_days: float = 30.0
+    min_gap_days: float = 24.0
+    spike: float = 0.15
+    spike_days: float = 14.0
+    season: tuple[int, int] = (130, 288)
+    regrow: float = 0.0
+    regrow_days: float = 42.0
+
+    def with_(self, **kw: object) -> DetectParams:
+        """A copy with some fields changed."""
+        return replace(self, **kw)  # type: ignore[arg-type]
+
+
+def _despike(t: np.ndarray, y: np.ndarray, p: DetectParams) -> np.ndarray:
+    """Indices of the points kept after removing isolated low spikes."""
+    keep = np.ones(len(y), bool)
+    for i in range(1, len(y) - 1):
+        a, b = y[i - 1], y[i + 1]
+        if (
+            y[i] < min(a, b) - p.spike
+            and abs(a - b) < p.spike / 2
+            and t[i + 1] - t[i - 1] <= p.spike_days
+        ):
+            keep[i] = False
+    return np.flatnonzero(keep)
+
+
+def _candidates(t: np.ndarray, y: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Decreasing runs ``(peak, trough, steep_from, steep_to)`` as point indices.
+
+    ``steep_from``..``steep_to`` is the steepest part of the decrease.
+    """
+    out = []
+    i, n = 0, len(y)
+    while i < n - 1:
+        if y[i + 1] >= y[i]:
+            i += 1
+            continue
+        j = i
+        while j < n - 1 and y[j + 1] < y[j]:
+            j += 1
+        steps = np.diff(y[i : j + 1])
+        k = int(np.argmin(steps))
+        # equally steep neighbours (a linear fill across a gap) share the drop:
+        # the cut lies somewhere in the whole block, so it is dated in its middle
+        a = b = k
+        while a > 0 and steps[a - 1] <= 0.8 * steps[k]:
+            a -= 1
+        while b < len(steps) - 1 and steps[b + 1] <= 0.8 * steps[k]:
+            b += 1
+        out.append((i, j, i + a, i + b + 1))
+        i = j
+    return out
+
+
+def detect_series(
+    t: np.ndarray,
+    y: np.ndarray,
+    s: np.ndarray,
+    doy: np.ndarray,
+    method: str,
+    p: DetectParams,
+) -> list[float]:
+    """Cut dates (same units as ``t``) of one series given at its valid points.
+
+    ``t`` are the days of the valid points (increasing), ``y`` their NDVI, ``s``
+    their std (0 where unknown), ``doy`` their day of year.
+    """
+    if len(y) < 3:
+        return []
+    keep = _despike(t, y, p)
+    t, y, s, doy = t[keep], y[keep], s[keep], doy[keep]
+    found: list[tuple[float, float]] = []  # (date, score)
+    for i, j, a, b in _candidates(t, y):
+        amp = float(y[i] - y[j])
+        if y[i] < p.min_peak or amp < p.min_drop:
+            continue
+        if t[j] - t[i] > p.max_fall_days:
+            # a slow decline: only its steepest part may be a cut
+            amp = float(y[a] - y[b])
+            if amp < p.min_drop or t[b] - t[a] > p.max_fall_days:
+                continue
+            i, j = a, b
+        if p.regrow > 0:
+            after = y[(t > t[j]) & (t <= t[j] + p.regrow_days)]
+            if after.size == 0 or after.max() - y[j] < p.regrow * amp:
+                continue
+        if method == "zdrop":
+            sig = float(np.sqrt(s[i] ** 2 + s[j] ** 2 + 2 * p.obs_noise**2))
+            score = amp / sig
+            if score < p.z:
+                continue
+        else:
+            score = amp
+        when = 0.5 * (t[a] + t[b])
+        d = 0.5 * (doy[a] + doy[b])
+        if not p.season[0] <= d <= p.season[1]:
+            continue
+        found.append((float(when), score))
+    # cuts closer than the regrowth time: keep the stronger one
+    found.sort(key=lambda e: -e[1])
+    kept: list[float] = []
+    for when, _ in found:
+        if all(abs(when - w) >= p.min_gap_days for w in kept):
+            kept.append(when)
+    return sorted(kept)
+
+
+def detect(
+    ndvi: np.ndarray,
+    std: np.ndarray | None,
+    days: np.ndarray,
+    doy: np.ndarray,
+    method: str = "zdrop",
+    params: DetectParams | None = None,
+    max_events: int = MAX_EVENTS,
+) -> np.ndarray:
+    """Cut dates per series: ``(N, max_events)`` day numbers (units of ``days``), NaN padded.
+
+    Args:
+        ndvi: ``(N, T)`` NDVI, NaN = no value.
+        std: ``(N, T)`` standard deviation or None (unknown = 0).
+        days: ``(T,)`` day numbers of the bin centres.
+        doy: ``(T,)`` day of year of the bin centres.
+        method: one of :data:`METHODS`.
+        params: thresholds; defaults of :class:`DetectParams`.
+        max_events: at most this many cuts per series (the earliest are kept).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown mowing method {method!r}; use one of {METHODS}")
+    p = params or DetectParams()
+    ndvi = np.asarray(ndvi, np.float64)
+    n, _ = ndvi.shape
+    sd = np.zeros_like(ndvi) if std is None else np.nan_to_num(np.asarray(std, np.float64))
+    days = np.asarray(days, np.float64)
+    doy = np.asarray(doy, np.float64)
+    out = np.full((n, max_events), np.nan)
+    for r in range(n):
+        ok = np.isfinite(ndvi[r])
+        if ok.sum() < 3:
+            continue
+        cuts = detect_series(days[ok], ndvi[r, ok], sd[r, ok], doy[ok], method, p)
+        cuts = cuts[:max_events]
+        out[r, : len(cuts)] = cuts
+    return out

@@ -1,0 +1,266 @@
+"""``mowing`` on a filled cube: per-pixel rasters and, given parcels, per-parcel events.
+
+Per pixel the detector runs on ``ndvi_filled`` with ``ndvi_std`` (dask-mapped,
+one chunk of pixel series at a time). Per parcel it runs on the parcel's mean
+series (mean of ``ndvi_filled`` over the parcel's pixels in the AOI, std =
+root mean square of ``ndvi_std`` — errors of neighbouring pixels are
+correlated, so averaging does not shrink them); each parcel event also gets
+the share of the parcel's pixels that have a cut of their own within 12 days.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import odc.geo.xr  # noqa: F401  (registers the .odc accessor)
+import pandas as pd
+import rasterio.features
+import xarray as xr
+from odc.geo.geobox import GeoBox
+
+from pipeline.errors import InputError
+from pipeline.export import StackSpec, publish, staging, write_stack
+from pipeline.mowing.detect import MAX_EVENTS, DetectParams, detect
+from pipeline.mowing.series import days_to_dates, grid_axes, write_csv_atomic
+from pipeline.timegrid import EPOCH, TimeGrid
+
+log = logging.getLogger(__name__)
+
+#: Columns tried, in order, as the parcel identifier.
+ID_COLUMNS = ("parcel_id", "id", "plotID", "PLOTID", "fid")
+#: Pixel support window (days) of a parcel event.
+SUPPORT_DAYS = 12.0
+
+
+@dataclass(frozen=True)
+class MowingResult:
+    """What :func:`write_mowing` wrote.
+
+    Attributes:
+        paths: files written into the output folder.
+        pixels_with_cuts: pixels with at least one cut.
+        parcels: parcels analysed (0 without a parcels file).
+        parcel_events: cuts found over all parcels.
+    """
+
+    paths: list[Path]
+    pixels_with_cuts: int
+    parcels: int
+    parcel_events: int
+
+
+def open_filled_cube(path: Path) -> xr.Dataset:
+    """Open the cube of a run (``OUT/cube.zarr`` or the ``OUT`` folder); it must be filled."""
+    from pipeline.cube import open_cube
+
+    path = Path(path)
+    store = path / "cube.zarr" if (path / "cube.zarr").is_dir() else path
+    if not store.is_dir():
+        raise InputError(f"--cube {path}: no such cube; pass the --out folder of a run or its "
+                         "cube.zarr")
+    try:
+        cube = open_cube(store)
+    except Exception as exc:  # zarr raises many kinds for "not a zarr store"
+        raise InputError(f"--cube {path}: not a Zarr cube ({type(exc).__name__}); pass the "
+                         "--out folder of `python -m pipeline run`") from exc
+    if "ndvi_filled" not in cube:
+        raise InputError(f"--cube {path}: the cube has no ndvi_filled (not filled yet); run "
+                         "`python -m pipeline run` on it to the end first")
+    return cube
+
+
+def cube_grid(cube: xr.Dataset) -> TimeGrid:
+    """The :class:`TimeGrid` of a cube's time axis."""
+    times = pd.DatetimeIndex(cube["time"].values)
+    return TimeGrid.covering(times[0], times[-1])
+
+
+def _yyyymmdd(days: np.ndarray) -> np.ndarray:
+    """Days since EPOCH -> int32 YYYYMMDD (0 where NaN): readable in QGIS Identify."""
+    out = np.zeros(days.shape, np.int32)
+    ok = np.isfinite(days)
+    if ok.any():
+        d = pd.Timestamp(EPOCH) + pd.to_timedelta(days[ok], unit="D")
+        out[ok] = d.year * 10000 + d.month * 100 + d.day
+    return out
+
+
+def _detect_block(
+    ndvi: np.ndarray, std: np.ndarray, days: np.ndarray, doy: np.ndarray, method: str,
+    params: DetectParams,
+) -> np.ndarray:
+    shape = ndvi.shape
+    cuts = detect(ndvi.reshape(-1, shape[-1]), std.reshape(-1, shape[-1]), days, doy, method,
+                  params)
+    return cuts.reshape(*shape[:-1], MAX_EVENTS)
+
+
+def compute_mowing(
+    cube: xr.Dataset, method: str = "zdrop", params: DetectParams | None = None
+) -> xr.Dataset:
+    """Lazy per-pixel ``mowing_count`` (y, x) and ``mowing_dates`` (event, y, x, YYYYMMDD)."""
+    days, doy = grid_axes(cube_grid(cube))
+    std = cube["ndvi_std"] if "ndvi_std" in cube else xr.full_like(cube["ndvi_filled"], np.nan)
+    cuts = xr.apply_ufunc(
+        functools.partial(_detect_block, days=days, doy=doy, method=method,
+                          params=params or DetectParams()),
+        cube["ndvi_filled"],
+        std,
+        input_core_dims=[["time"], ["time"]],
+        output_core_dims=[["event"]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"event": MAX_EVENTS}},
+    ).transpose("event", "y", "x")
+    count = cuts.notnull().sum("event").astype(np.uint8)
+    if "aoi_mask" in cube:
+        count = count.where(cube["aoi_mask"] > 0, 255).astype(np.uint8)
+    dates = xr.apply_ufunc(_yyyymmdd, cuts, dask="parallelized", output_dtypes=[np.int32])
+    return xr.Dataset({"mowing_count": count, "mowing_dates": dates, "cut_days": cuts})
+
+
+def read_parcels(path: Path, crs: object, id_column: str | None = None) -> gpd.GeoDataFrame:
+    """Read a parcels file (GeoJSON, GeoPackage, ...) as polygons in the cube's CRS.
+
+    Raises :class:`InputError` if it cannot be read, has no CRS, holds no polygons or
+    lies outside the cube (``crs`` is the cube's CRS).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--parcels {path}: no such file; pass a GeoJSON or GeoPackage of "
+                         "parcel polygons")
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:
+        raise InputError(f"--parcels {path}: not a readable vector file "
+                         f"({type(exc).__name__}); pass GeoJSON or GeoPackage") from exc
+    poly = gdf[gdf.geometry.notna() & gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if poly.empty:
+        kinds = ", ".join(sorted(set(gdf.geom_type.dropna()))) or "no geometries"
+        raise InputError(f"--parcels {path}: holds {kinds}, no polygons; pass parcel "
+                         "outlines (Polygon/MultiPolygon)")
+    if gdf.crs is None:
+        raise InputError(f"--parcels {path}: the file has no CRS; save it with one "
+                         "(e.g. EPSG:4326 GeoJSON)")
+    key = id_column or next((c for c in ID_COLUMNS if c in poly.columns), None)
+    if key is not None and key not in poly.columns:
+        raise InputError(f"--parcel-id {key!r}: no such column in {path}; columns are "
+                         f"{', '.join(map(str, poly.columns))}")
+    poly = poly.to_crs(crs)
+    ids = poly[key].astype(str) if key else pd.Series(
+        [str(i) for i in range(len(poly))], index=poly.index)
+    return gpd.GeoDataFrame({"parcel_id": ids.to_numpy()}, geometry=poly.geometry.values,
+                            crs=poly.crs)
+
+
+def parcel_events(
+    cube: xr.Dataset,
+    parcels: gpd.GeoDataFrame,
+    geobox: GeoBox,
+    pixel_cuts: np.ndarray,
+    method: str = "zdrop",
+    params: DetectParams | None = None,
+) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
+    """Per-parcel table and event layer from the parcels' mean series.
+
+    ``pixel_cuts`` is the ``(event, y, x)`` array of per-pixel cut days.
+    """
+    grid = cube_grid(cube)
+    labels = rasterio.features.rasterize(
+        ((g, i + 1) for i, g in enumerate(parcels.geometry)),
+        out_shape=geobox.shape, transform=geobox.affine, fill=0, dtype="int32",
+    )
+    inside = cube["aoi_mask"].values > 0 if "aoi_mask" in cube else np.ones(geobox.shape, bool)
+    labels = np.where(inside, labels, 0)
+    ndvi = cube["ndvi_filled"].values
+    std = cube["ndvi_std"].values if "ndvi_std" in cube else np.full_like(ndvi, np.nan)
+    n = len(parcels)
+    t = ndvi.shape[0]
+    mean = np.full((n, t), np.nan, np.float32)
+    rms = np.full((n, t), np.nan, np.float32)
+    npix = np.zeros(n, int)
+    for i in range(n):
+        sel = labels == i + 1
+        npix[i] = int(sel.sum())
+        if npix[i]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN dates stay NaN
+                mean[i] = np.nanmean(ndvi[:, sel], axis=1)
+                rms[i] = np.sqrt(np.nanmean(std[:, sel] ** 2, axis=1))
+    days, doy = grid_axes(grid)
+    cuts = detect(mean, rms, days, doy, method, params)
+    rows, events = [], []
+    for i, pid in enumerate(parcels["parcel_id"]):
+        found = [c for c in cuts[i] if np.isfinite(c)]
+        dates = days_to_dates(np.asarray(found))
+        rows.append({"parcel_id": pid, "n_pixels": npix[i], "n_events": len(found),
+                     "event_dates": ";".join(dates)})
+        sel = labels == i + 1
+        for k, (c, d) in enumerate(zip(found, dates, strict=True), start=1):
+            near = np.abs(pixel_cuts[:, sel] - c) <= SUPPORT_DAYS
+            share = float(np.mean(np.any(near, axis=0))) if npix[i] else 0.0
+            events.append({"parcel_id": pid, "event": k, "event_date": d, "method": method,
+                           "pixel_share": round(share, 3), "geometry": parcels.geometry.iloc[i]})
+    table = pd.DataFrame(rows)
+    layer = gpd.GeoDataFrame(
+        events or {"parcel_id": [], "event": [], "event_date": [], "method": [],
+                   "pixel_share": [], "geometry": []},
+        geometry="geometry", crs=parcels.crs)
+    return table, layer
+
+
+def write_mowing(
+    cube_path: Path,
+    out: Path,
+    method: str = "zdrop",
+    parcels_path: Path | None = None,
+    parcel_id: str | None = None,
+    params: DetectParams | None = None,
+) -> MowingResult:
+    """Detect cuts on a filled cube and write the rasters (and parcel products) into ``out``.
+
+    Writes ``mowing_count.tif`` (cuts per pixel, 255 outside the AOI),
+    ``mowing_dates.tif`` (one band per cut, YYYYMMDD, 0 = none) and with parcels
+    ``mowing_parcels.csv`` and ``mowing_events.gpkg``.
+    """
+    cube = open_filled_cube(cube_path)
+    geobox: GeoBox = cube.odc.geobox
+    parcels = None
+    if parcels_path is not None:
+        parcels = read_parcels(parcels_path, geobox.crs, parcel_id)
+        hits = parcels.intersects(geobox.extent.geom)
+        if not hits.any():
+            raise InputError(f"--parcels {parcels_path}: none of {len(parcels)} parcels overlaps "
+                             "the cube; check the file's CRS and that it covers the run's AOI")
+        parcels = parcels[hits.to_numpy()].reset_index(drop=True)
+    res = compute_mowing(cube, method, params)
+    cuts = res["cut_days"].values
+    count = res["mowing_count"].compute()
+    dates = res["mowing_dates"].copy(data=_yyyymmdd(cuts))
+    labels = [f"cut {k}" for k in range(1, MAX_EVENTS + 1)]
+    with staging(out) as tmp:
+        write_stack(count.expand_dims(time=1), tmp / "mowing_count.tif", geobox,
+                    ["number of cuts"],
+                    StackSpec("mowing_count", "mowing_count.tif", "uint8", 255, None,
+                              f"number of detected cuts ({method})"),
+                    tags={"METHOD": method})
+        write_stack(dates.rename(event="time"), tmp / "mowing_dates.tif", geobox, labels,
+                    StackSpec("mowing_dates", "mowing_dates.tif", "int32", 0, None,
+                              f"date of each detected cut as YYYYMMDD, 0 = none ({method})"),
+                    tags={"METHOD": method})
+        n_parcels = n_events = 0
+        if parcels is not None:
+            table, layer = parcel_events(cube, parcels, geobox, cuts, method, params)
+            write_csv_atomic(table, tmp / "mowing_parcels.csv")
+            layer.to_file(tmp / "mowing_events.gpkg", layer="mowing_events", driver="GPKG")
+            n_parcels, n_events = len(table), len(layer)
+        paths = publish(tmp, out)
+    inside = count.values != 255
+    return MowingResult(paths=paths, pixels_with_cuts=int(((count.values > 0) & inside).sum()),
+                        parcels=n_parcels, parcel_events=n_events)

@@ -1,0 +1,203 @@
+"""Cut detection on series of the 6-day grid, and ``mowing-table`` on plain CSV tables.
+
+The table path does what the cube path does, per series: bin raw acquisitions
+onto the epoch-anchored 6-day grid (mean of the clear NDVI of a bin; VV/VH
+averaged in linear power), fill with a :class:`~pipeline.fill.Filler`, detect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputError
+from pipeline.fill import Filler
+from pipeline.mowing.detect import DetectParams, detect
+from pipeline.timegrid import EPOCH, TimeGrid
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("id", "date", "ndvi")
+OPTIONAL = ("vv", "vh")
+_EMPTY = ("", "nan", "na", "null", "none")
+
+
+def grid_axes(grid: TimeGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Day numbers since :data:`EPOCH` and day of year of the bin centres."""
+    centres = grid.starts + pd.Timedelta(days=grid.step_days / 2)
+    days = (centres - pd.Timestamp(EPOCH)) / pd.Timedelta(days=1)
+    return np.asarray(days, float), np.asarray(centres.day_of_year, float)
+
+
+def days_to_dates(days: np.ndarray) -> list[str]:
+    """ISO dates of day numbers since :data:`EPOCH` (finite values only)."""
+    base = pd.Timestamp(EPOCH)
+    return [(base + pd.Timedelta(days=float(d))).strftime("%Y-%m-%d") for d in days
+            if np.isfinite(d)]
+
+
+def detect_on_grid(
+    ndvi: np.ndarray,
+    std: np.ndarray | None,
+    grid: TimeGrid,
+    method: str = "zdrop",
+    params: DetectParams | None = None,
+) -> np.ndarray:
+    """Cut dates ``(N, MAX_EVENTS)`` in days since :data:`EPOCH` for ``(N, T)`` series."""
+    days, doy = grid_axes(grid)
+    return detect(ndvi, std, days, doy, method, params)
+
+
+def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+    raw = df[col].astype(str).str.strip()
+    empty = raw.str.lower().isin(_EMPTY)
+    values = pd.to_numeric(raw.where(~empty, ""), errors="coerce")
+    bad = values.isna() & ~empty
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"--input {path}: column {col!r} row {i + 2} holds {raw.iloc[i]!r}, not a number "
+            "(leave the cell empty for a cloudy/missing value)"
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+def read_acquisitions(path: Path) -> pd.DataFrame:
+    """Read and validate a ``mowing-table`` input (raw acquisitions on their own dates).
+
+    Returns columns ``id``, ``date`` (datetime), ``ndvi``, ``vv``, ``vh`` (NaN where
+    empty or absent). Raises :class:`InputError` with a one-line message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--input {path}: no such file; pass a CSV with columns id,date,ndvi")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"--input {path}: not a readable CSV ({msg})") from exc
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"--input {path}: missing column(s) {', '.join(missing)}; need id,date,ndvi "
+            "(optional vv,vh in dB)"
+        )
+    if df.empty:
+        raise InputError(f"--input {path}: the table has no rows")
+    ids = df["id"].str.strip()
+    if ids.eq("").any():
+        raise InputError(f"--input {path}: row {int(np.flatnonzero(ids.eq(''))[0]) + 2} has "
+                         "an empty id")
+    dates = pd.to_datetime(df["date"].str.strip(), errors="coerce", format="ISO8601")
+    if dates.isna().any():
+        i = int(np.flatnonzero(dates.isna().to_numpy())[0])
+        raise InputError(f"--input {path}: row {i + 2} has date {df['date'].iloc[i]!r}; use "
+                         "ISO dates like 2023-05-01")
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    out = pd.DataFrame({"id": ids, "date": dates.dt.normalize()})
+    out["ndvi"] = _numeric(df, "ndvi", path)
+    bad = np.isfinite(out["ndvi"]) & ((out["ndvi"] < -1) | (out["ndvi"] > 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"--input {path}: ndvi {out['ndvi'].iloc[i]} in row {i + 2} is "
+                         "outside [-1, 1]; pass NDVI, not scaled reflectance")
+    for col in OPTIONAL:
+        out[col] = _numeric(df, col, path) if col in df.columns else np.nan
+        bad = np.isfinite(out[col]) & ((out[col] < -60) | (out[col] > 30))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"--input {path}: {col} {out[col].iloc[i]} in row {i + 2} is not "
+                             "backscatter in dB (expected -60..30); pass 10*log10 of linear")
+    return out
+
+
+def bin_series(
+    df: pd.DataFrame,
+) -> list[tuple[TimeGrid, list[str], np.ndarray, np.ndarray, np.ndarray]]:
+    """Bin acquisitions per id onto the 6-day grid covering that id's dates.
+
+    Returns groups of ids sharing one grid: ``(grid, ids, ndvi (N, T), vv (N, T, 2),
+    vh (N, T, 2))``. NDVI is the mean of a bin's values; VV/VH the mean in linear
+    power, in dB, as the ascending (first) direction.
+    """
+    groups: dict[tuple[int, int], list[str]] = {}
+    grids: dict[str, TimeGrid] = {}
+    for key, g in df.groupby("id", sort=True):
+        grid = TimeGrid.covering(g["date"].min(), g["date"].max())
+        grids[str(key)] = grid
+        groups.setdefault((grid.first, grid.count), []).append(str(key))
+    out = []
+    for (first, count), ids in groups.items():
+        grid = TimeGrid(first=first, count=count)
+        row = {k: i for i, k in enumerate(ids)}
+        sub = df[df["id"].isin(ids)]
+        r = sub["id"].map(row).to_numpy()
+        b = grid.bin_index(sub["date"].to_numpy())
+        ndvi = np.full((len(ids), count), np.nan, np.float32)
+        vv = np.full((len(ids), count, 2), np.nan, np.float32)
+        vh = np.full((len(ids), count, 2), np.nan, np.float32)
+        frame = pd.DataFrame({"r": r, "b": b, "ndvi": sub["ndvi"].to_numpy(),
+                              "vv": 10 ** (sub["vv"].to_numpy() / 10),
+                              "vh": 10 ** (sub["vh"].to_numpy() / 10)})
+        m = frame.groupby(["r", "b"])[["ndvi", "vv", "vh"]].mean()  # NaN skipped
+        ri, bi = m.index.get_level_values(0), m.index.get_level_values(1)
+        ndvi[ri, bi] = m["ndvi"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vv[ri, bi, 0] = 10 * np.log10(m["vv"].to_numpy())
+            vh[ri, bi, 0] = 10 * np.log10(m["vh"].to_numpy())
+        out.append((grid, ids, ndvi, vv, vh))
+    return out
+
+
+def mowing_table(
+    input: Path,
+    output: Path,
+    filler: Filler,
+    method: str = "zdrop",
+    params: DetectParams | None = None,
+) -> int:
+    """Detect cuts in every series of a CSV table; write ``id,event_date``; return the count.
+
+    Args:
+        input: CSV with columns ``id,date,ndvi`` and optional ``vv,vh`` (dB); one row
+            per acquisition on its own date, empty ndvi = cloudy.
+        output: CSV to write (atomically), one row per detected cut.
+        filler: gap filler applied on the 6-day grid before detection.
+        method: detector, see :data:`pipeline.mowing.detect.METHODS`.
+        params: detector thresholds.
+    """
+    df = read_acquisitions(Path(input))
+    rows: list[tuple[str, str]] = []
+    for grid, ids, ndvi, vv, vh in bin_series(df):
+        mean = np.full_like(ndvi, np.nan)
+        std = np.full_like(ndvi, np.nan)
+        ok = np.isfinite(ndvi).any(axis=1)
+        if ok.any():
+            mean[ok], std[ok] = filler.fill(ndvi[ok], vv[ok], vh[ok])
+        cuts = detect_on_grid(mean, std, grid, method, params)
+        for key, c in zip(ids, cuts, strict=True):
+            rows.extend((key, d) for d in days_to_dates(c))
+    table = pd.DataFrame(rows, columns=["id", "event_date"])
+    write_csv_atomic(table, Path(output))
+    log.info("%d cuts in %d series -> %s", len(table), df["id"].nunique(), output)
+    return len(table)
+
+
+def write_csv_atomic(df: pd.DataFrame, output: Path) -> None:
+    """Write a CSV through a temporary file in the same folder, then rename."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            df.to_csv(fh, index=False)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

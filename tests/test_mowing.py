@@ -1,0 +1,199 @@
+"""Mowing detection: detectors on known series, scoring, `mowing` and `mowing-table` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import xarray as xr
+from shapely.geometry import Point, box
+
+from pipeline.__main__ import main
+from pipeline.mowing import DetectParams, detect, match_events
+from pipeline.mowing.series import bin_series, grid_axes, read_acquisitions
+from pipeline.timegrid import TimeGrid
+
+GRID = TimeGrid.covering("2023-04-01", "2023-10-31")
+DAYS, DOY = grid_axes(GRID)
+
+
+def _season(cut_bins: list[int], drop: float = 0.35) -> np.ndarray:
+    """A grass season on the grid: green-up, plateau, cuts with 4-week regrowth."""
+    t = np.arange(GRID.count, dtype=float)
+    y = 0.3 + 0.5 / (1 + np.exp(-(t - 6) / 1.5))
+    for b in cut_bins:
+        after = t >= b
+        y[after] -= drop * np.exp(-(t[after] - b) / 4.0)
+    return y
+
+
+def test_drop_detectors_find_cuts_on_a_clean_series() -> None:
+    y = _season([12, 22])[None, :]
+    for method in ("drop", "zdrop"):
+        cuts = detect(y, None, DAYS, DOY, method)[0]
+        found = cuts[np.isfinite(cuts)]
+        assert len(found) == 2
+        # dated between the last high and the first low bin
+        assert np.allclose(found, [(DAYS[11] + DAYS[12]) / 2, (DAYS[21] + DAYS[22]) / 2])
+
+
+def test_no_cut_on_smooth_season_or_a_single_cloud_spike() -> None:
+    y = _season([])
+    assert np.isnan(detect(y[None], None, DAYS, DOY, "drop")).all()
+    spiky = y.copy()
+    spiky[15] -= 0.3  # one hazy observation between two clear ones
+    assert np.isnan(detect(spiky[None], None, DAYS, DOY, "drop")).all()
+
+
+def test_zdrop_needs_a_larger_drop_where_the_fill_is_uncertain() -> None:
+    y = _season([14], drop=0.2)[None, :]
+    sure = np.full_like(y, 0.01)
+    unsure = np.full_like(y, 0.12)
+    assert np.isfinite(detect(y, sure, DAYS, DOY, "zdrop")).sum() == 1
+    assert np.isfinite(detect(y, unsure, DAYS, DOY, "zdrop")).sum() == 0
+    assert np.isfinite(detect(y, unsure, DAYS, DOY, "drop")).sum() == 1
+
+
+def test_raw_series_with_gaps_and_season_window() -> None:
+    y = _season([14])
+    raw = y.copy()
+    raw[[3, 4, 9, 13, 15, 16, 20]] = np.nan
+    cuts = detect(raw[None], None, DAYS, DOY, "drop")[0]
+    assert np.isfinite(cuts).sum() == 1 and abs(cuts[0] - (DAYS[12] + DAYS[14]) / 2) < 1e-9
+    late = DetectParams(season=(1, 100))
+    assert np.isnan(detect(y[None], None, DAYS, DOY, "drop", late)).all()
+
+
+def test_match_events_one_to_one_with_tolerance_and_ignored_spans() -> None:
+    s = match_events([100, 104, 170, 300], [101, 150], tolerance=12)
+    assert (s.tp, s.fp, s.fn) == (1, 3, 1)
+    s = match_events([100, 300], [101], tolerance=12, ignore=[(290, 295)])
+    assert (s.tp, s.fp, s.fn) == (1, 0, 0)
+    assert s.f1 == 1.0
+
+
+def _table(tmp_path: Path, with_s1: bool) -> Path:
+    rng = np.random.default_rng(0)
+    rows = []
+    y = _season([12, 22])
+    for sid in ("a", "b"):
+        for k, start in enumerate(GRID.starts):
+            for off in (1, 4):  # two acquisitions per bin, some cloudy
+                d = start + pd.Timedelta(days=off)
+                v = "" if rng.random() < 0.3 else f"{y[k] + rng.normal(0, 0.01):.4f}"
+                row = {"id": sid, "date": d.strftime("%Y-%m-%d"), "ndvi": v}
+                if with_s1:
+                    row |= {"vv": f"{-11 + rng.normal(0, 1):.2f}",
+                            "vh": f"{-18 + rng.normal(0, 1):.2f}"}
+                rows.append(row)
+    path = tmp_path / ("in_s1.csv" if with_s1 else "in.csv")
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("with_s1", [False, True])
+@pytest.mark.parametrize("method", ["linear", "sf"])
+def test_mowing_table_end_to_end(tmp_path: Path, with_s1: bool, method: str) -> None:
+    out = tmp_path / "out.csv"
+    code = main(["mowing-table", "-q", "--input", str(_table(tmp_path, with_s1)), "--output",
+                 str(out), "--method", method])
+    assert code == 0
+    ev = pd.read_csv(out)
+    assert list(ev.columns) == ["id", "event_date"]
+    truth = [GRID.starts[12], GRID.starts[22]]
+    for sid in ("a", "b"):
+        got = pd.to_datetime(ev.loc[ev["id"] == sid, "event_date"])
+        assert len(got) == 2
+        assert all(abs((g - t).days) <= 12 for g, t in zip(sorted(got), truth, strict=True))
+
+
+def test_binning_averages_a_bin_and_reads_optional_s1(tmp_path: Path) -> None:
+    df = read_acquisitions(_table(tmp_path, True))
+    (grid, ids, ndvi, vv, _vh), = bin_series(df)
+    assert ids == ["a", "b"] and ndvi.shape == (2, grid.count) and vv.shape == (2, grid.count, 2)
+    assert np.isnan(vv[..., 1]).all() and np.isfinite(vv[..., 0]).all()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [("id,date\na,2023-05-01\n", "missing column(s) ndvi"),
+     ("id,date,ndvi\na,yesterday,0.5\n", "use ISO dates"),
+     ("id,date,ndvi\na,2023-05-01,5000\n", "outside [-1, 1]")],
+)
+def test_mowing_table_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        content: str, needle: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    assert main(["mowing-table", "--input", str(bad), "--output", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "--input" in err
+
+
+@pytest.fixture(scope="module")
+def parcels(demo_run: Path, demo_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo-world parcels overlapping the demo run, as GeoJSON (EPSG:4326)."""
+    with rasterio.open(demo_run / "ndvi_filled.tif") as src:
+        frame = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(4326).iloc[0]
+    gdf = gpd.read_file(demo_archive / "truth" / "parcels.geojson")
+    gdf = gdf[gdf.intersects(frame)][["parcel_id", "landcover", "geometry"]]
+    path = tmp_path_factory.mktemp("parcels") / "parcels.geojson"
+    gdf.to_file(path, driver="GeoJSON")
+    return path
+
+
+def test_mowing_on_the_demo_cube_writes_rasters_and_parcel_events(
+    demo_run: Path, parcels: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "mow"
+    assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(out), "--parcels",
+                 str(parcels)]) == 0
+    with rasterio.open(out / "mowing_count.tif") as cnt, \
+            rasterio.open(out / "mowing_dates.tif") as dts, \
+            rasterio.open(demo_run / "ndvi_filled.tif") as ref:
+        assert cnt.crs == ref.crs and cnt.transform == ref.transform
+        count = cnt.read(1)
+        dates = dts.read()
+        assert dts.count >= 1 and dts.descriptions[0] == "cut 1"
+    inside = count != 255
+    assert inside.any()
+    assert ((dates > 0).sum(axis=0)[inside] == count[inside]).all()
+    valid = dates[dates > 0]
+    assert ((valid // 10000 == 2023) & (valid % 10000 // 100 >= 4)).all()
+    table = pd.read_csv(out / "mowing_parcels.csv")
+    assert {"parcel_id", "n_pixels", "n_events", "event_dates"} <= set(table.columns)
+    assert (table["n_pixels"] > 0).any()
+    layer = gpd.read_file(out / "mowing_events.gpkg")
+    assert len(layer) == int(table["n_events"].sum())
+    assert {"parcel_id", "event_date", "pixel_share"} <= set(layer.columns)
+
+
+def test_mowing_bad_inputs_exit_2(demo_run: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    points = tmp_path / "points.geojson"
+    gpd.GeoDataFrame({"plotID": ["p"]}, geometry=[Point(23.7, 55.7)], crs=4326).to_file(points)
+    elsewhere = tmp_path / "elsewhere.geojson"
+    # metric coordinates of another CRS saved as if they were lon/lat: nowhere near the cube
+    gpd.GeoDataFrame({"parcel_id": ["x"]}, geometry=[box(0, 0, 0.01, 0.01)],
+                     crs=4326).to_file(elsewhere)
+    nocrs = tmp_path / "nocrs.gpkg"
+    gpd.GeoDataFrame({"parcel_id": ["x"]}, geometry=[box(0, 0, 1, 1)]).to_file(nocrs)
+    unfilled = tmp_path / "unfilled.zarr"
+    xr.Dataset({"ndvi": (("time", "y", "x"), np.zeros((2, 2, 2), np.float32))}).to_zarr(
+        unfilled, zarr_format=3, consolidated=False)
+    cases = [
+        (["--cube", str(demo_run), "--parcels", str(points)], "no polygons"),
+        (["--cube", str(demo_run), "--parcels", str(elsewhere)], "overlaps"),
+        (["--cube", str(demo_run), "--parcels", str(nocrs)], "no CRS"),
+        (["--cube", str(unfilled)], "no ndvi_filled"),
+        (["--cube", str(tmp_path / "nothing")], "no such cube"),
+    ]
+    for args, needle in cases:
+        assert main(["mowing", "--out", str(tmp_path / "o"), *args]) == 2, needle
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err
+    assert json.loads((demo_run / "run.json").read_text())  # the run itself untouched
