@@ -28,6 +28,7 @@ from pipeline.cube import WriteStats, add_grid_mapping, open_cube, signature, wr
 from pipeline.errors import InputError, NoDataError
 from pipeline.export import PRODUCTS, StackSpec, make_qml, write_json, write_products
 from pipeline.fill import compute_filled, default_filler
+from pipeline.grd import S1_PROCESSING, grd_options, process_grd_items
 from pipeline.ingest import CHUNK, SceneLog, make_cube
 from pipeline.sources.base import Source
 from pipeline.sources.select import SourceChoice, check_sources, open_sources
@@ -79,6 +80,8 @@ class RunRequest:
     seed: int = 0
     tile_m: float = DEFAULT_TILE_M
     scheduler: str | None = None
+    s1_processing: str = "local"
+    dem: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ def validate(req: RunRequest) -> None:
         raise InputError(f"--method: unknown method {req.method!r}; choose one of {METHODS}")
     if req.model is not None and not req.model.is_file():
         raise InputError(f"--model: file not found: {req.model}")
+    if req.s1_processing not in S1_PROCESSING:
+        raise InputError(f"--s1-processing {req.s1_processing!r}: choose one of {S1_PROCESSING}")
+    if req.dem is not None and not req.dem.is_file():
+        raise InputError(f"--dem: file not found: {req.dem}")
     if req.tile_m < 10 * req.chunk / 4:
         raise InputError(
             f"--tile-size {req.tile_m:g} m is too small for --chunk {req.chunk}; "
@@ -316,6 +323,9 @@ def run_tile(
     s2 = _items_over(s2_items, footprint)
     s1 = _items_over(s1_items, footprint)
     tile_scenes = SceneLog()
+    # GRD products in radar geometry become calibrated backscatter on the tile's grid
+    s1 = process_grd_items(s1, geobox, req.cache / "grd", req.dem, grd_options(req.eodata),
+                           tile_scenes, processing=req.s1_processing)
     cube = make_cube(s2, s1, aoi, geobox, grid, tile_scenes, chunk=req.chunk)
     scenes.used.extend(tile_scenes.used)
     scenes.skipped.extend(tile_scenes.skipped)

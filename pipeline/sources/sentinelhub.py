@@ -141,7 +141,8 @@ S2_PRODUCT = Product(
 )
 S1_PRODUCT = Product(
     sensor="sentinel-1",
-    collection="sentinel-1-grd",
+    # calibrated backscatter, not raw GRD products (ingestion treats those differently)
+    collection="sentinel-1-grd-backscatter",
     evalscript=S1_EVALSCRIPT,
     files=(("vv", "float32", math.nan), ("vh", "float32", math.nan)),
     input_bands=2,
@@ -301,6 +302,7 @@ class SentinelHubSource:
         max_rate_limited: 429 answers tolerated per request before giving up (None:
             the config's ``max_retries``, else 20).
         threads: parallel requests.
+        max_tile_px: largest tile edge per request (the Process API allows 2500).
         name: source name (``sentinelhub``).
         skipped: scenes that could not be delivered, with the reason (to run.json).
     """
@@ -312,6 +314,7 @@ class SentinelHubSource:
     backoff_s: float | None = None
     max_rate_limited: int | None = None
     threads: int = 2
+    max_tile_px: int = MAX_TILE_PX
     name: str = "sentinelhub"
     skipped: list[dict[str, str]] = field(default_factory=list)
     _client: Any = field(default=None, repr=False)
@@ -333,6 +336,7 @@ class SentinelHubSource:
         if self._client is None:
             from sentinelhub import SentinelHubDownloadClient, SentinelHubSession
 
+            _redact_secret_in_oauth_logs(self.config.sh_client_secret)
             try:
                 session = SentinelHubSession(config=self.config)
             except Exception as exc:
@@ -424,7 +428,7 @@ class SentinelHubSource:
         if scene.orbit_state:
             other["dataFilter"] = {"orbitDirection": scene.orbit_state.upper()}
         tiles = []
-        for row0, col0, h, w in make_tiles(gb):
+        for row0, col0, h, w in make_tiles(gb, self.max_tile_px):
             x0, y1 = a.c + col0 * a.a, a.f + row0 * a.e
             x1, y0 = x0 + w * a.a, y1 + h * a.e
             req = SentinelHubRequest(
@@ -585,6 +589,33 @@ class SentinelHubSource:
         _, s1 = _cdse_collections(self.config.sh_base_url)
         scenes = self._scenes(S1_PRODUCT, self._catalog_search(s1, aoi, start, end))
         return self._fetch(scenes, s1) if scenes else []
+
+
+class _Redact(logging.Filter):
+    """Replaces a secret in log records (requests-oauthlib logs token request bodies)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.secret and self.secret in text:
+            record.msg, record.args = text.replace(self.secret, "***"), ()
+        return True
+
+
+def _redact_secret_in_oauth_logs(secret: str) -> None:
+    """Keep the client secret out of every OAuth library log record, at any level."""
+    import oauthlib.oauth2  # noqa: F401  (registers the loggers)
+    import requests_oauthlib  # noqa: F401
+
+    names = [n for n in logging.root.manager.loggerDict
+             if n.split(".")[0] in ("requests_oauthlib", "oauthlib")]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Redact) and f.secret == secret for f in logger.filters):
+            logger.addFilter(_Redact(secret))
 
 
 def _root_cause(exc: BaseException) -> BaseException:

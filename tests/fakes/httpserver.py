@@ -39,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: RangeServer
     timeout = 10  # a stuck client never holds a handler thread for long
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _body(self) -> bytes | None:

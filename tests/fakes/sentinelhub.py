@@ -11,6 +11,7 @@ Faults, to drive the real ``sentinelhub`` client's retry paths:
   in ms, as Sentinel Hub sends it), ``"503"``, ``"truncate"`` (Content-Length of the
   full body, half of it sent, connection closed);
 * ``always``: ``"503"`` answers every process request with 503;
+* ``fail_after``: after this many good process answers, every further one is a 503;
 * ``corrupt_days``: process requests for these days get a complete HTTP answer
   whose GeoTIFF is cut short (a corrupt scene);
 * wrong client credentials: the token endpoint answers 401 ``invalid_client``.
@@ -62,6 +63,7 @@ class FakeSentinelHub(ThreadingHTTPServer):
             v.sort(key=lambda it: it.datetime or dt.datetime.min)
         self.faults: list[str] = []
         self.always: str | None = None
+        self.fail_after: int | None = None
         self.corrupt_days: set[dt.date] = set()
         self.counts: Counter[str] = Counter()
         self.secrets_seen: list[str] = []
@@ -81,6 +83,8 @@ class FakeSentinelHub(ThreadingHTTPServer):
         with self.lock:
             if self.always:
                 return self.always
+            if self.fail_after is not None and self.counts["process-ok"] >= self.fail_after:
+                return "503"
             return self.faults.pop(0) if self.faults else None
 
     # -- answers ---------------------------------------------------------------------
@@ -172,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 10
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _send(self, status: int, body: bytes, ctype: str = "application/json",
