@@ -30,7 +30,7 @@ class Tile:
     """One tile of the run grid.
 
     Attributes:
-        id: stable name from the lattice position, e.g. ``E0670N6180`` (km).
+        id: stable name from the lattice corner in metres, e.g. ``E0670000N06180000``.
         geobox: the tile's part of the run grid.
     """
 
@@ -59,7 +59,7 @@ def make_tiles(run_box: GeoBox, aoi_in_crs: BaseGeometry, tile_m: float) -> list
             if not aoi_in_crs.intersects(box(*cell)):
                 continue
             gb = GeoBox.from_bbox(cell, run_box.crs, resolution=res, tight=True)
-            tid = f"E{int(i * tile_m / 1000):04d}N{int(j * tile_m / 1000):05d}"
+            tid = f"E{round(i * tile_m):07d}N{round(j * tile_m):08d}"
             tiles.append(Tile(tid, gb))
     return tiles
 
