@@ -124,6 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="with the stac source: S1 asset keys as 'vv=KEY,vh=KEY' (linear gamma0 COGs)",
     )
     run.add_argument(
+        "--s1-processing",
+        choices=("local", "sentinelhub"),
+        default="local",
+        help="who turns Sentinel-1 GRD products (radar geometry, e.g. --s1-collection "
+        "sentinel-1-grd) into backscatter: 'local' = calibrate, denoise and terrain-correct "
+        "them here (needs a DEM; free, CPU time), 'sentinelhub' = leave it to Sentinel Hub "
+        "(--s1-source sentinelhub; metered processing units); see README (default: local)",
+    )
+    run.add_argument(
+        "--dem",
+        type=Path,
+        help="with --s1-processing local: DEM raster (any CRS, ellipsoidal or geoid heights) "
+        "for terrain correction (default: Copernicus DEM GLO-30 on the /eodata mount)",
+    )
+    run.add_argument(
         "--sh-profile",
         help="with the sentinelhub source: sentinelhub config profile holding the "
         "credentials (default: SH_CLIENT_ID/SH_CLIENT_SECRET, else the default profile)",
@@ -369,6 +384,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         tile_m=args.tile_size,
         scheduler=args.scheduler,
+        s1_processing=args.s1_processing,
+        dem=args.dem,
     )
     s = run_pipeline(req, progress=_progress_factory(args.quiet))
     print(
