@@ -1,0 +1,160 @@
+"""Country-scale figures from the demo world: throughput per stage, 1 vs 2 workers,
+peak memory for AOIs of 1x, 4x and 16x area, and a projection for Lithuania.
+
+    python benchmarks/bench_scale.py [--method sf|linear] [--cache DIR]
+
+Each run is the real CLI in a child process on a LocalCluster; peak memory is
+the largest summed RSS of the run's whole process tree (client, scheduler and
+worker processes), sampled every 50 ms with psutil.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from pyproj import Transformer
+
+X0, Y0 = 671300.0, 6179800.0  # lower-left corner of the AOIs inside the demo world (UTM 34N)
+LITHUANIA_KM2 = 65_300
+SEASON_BINS = 36
+
+
+def square_aoi(path: Path, size_m: float) -> Path:
+    t = Transformer.from_crs(32634, 4326, always_xy=True)
+    pts = [(X0, Y0), (X0 + size_m, Y0), (X0 + size_m, Y0 + size_m), (X0, Y0 + size_m), (X0, Y0)]
+    ring = [list(t.transform(x, y)) for x, y in pts]
+    path.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+    return path
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(aoi: Path, out: Path, cache: Path, method: str, workers: int) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        "-q",
+        "--aoi",
+        str(aoi),
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--start",
+        "2023-04-01",
+        "--end",
+        "2023-10-31",
+        "--method",
+        method,
+        "--workers",
+        str(workers),
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    ps = psutil.Process(proc.pid)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            try:
+                peak[0] = max(peak[0], tree_rss(ps))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    if proc.wait() != 0:
+        raise SystemExit(f"run failed: {' '.join(cmd)}")
+    th.join()
+    wall = time.perf_counter() - t0
+    rec = json.loads((out / "run.json").read_text())
+    secs = {"ingest": 0.0, "fill": 0.0}
+    pixels = 0
+    for tile in rec["tiles"]:
+        for k in secs:
+            secs[k] += tile.get("seconds", {}).get(k, 0.0)
+        pixels += tile.get("pixels", 0)
+    return {"wall": wall, "peak_mib": peak[0] / 2**20, "pixels": pixels, **secs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--method", default="sf", choices=["sf", "linear"])
+    ap.add_argument("--cache", type=Path, default=None, help="demo cache (default: temporary)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        cache = args.cache or tmp / "cache"
+        # warm the archive so no run below pays for its generation
+        run(square_aoi(tmp / "warm.geojson", 300), tmp / "warm", cache, "linear", 2)
+        results = {}
+        for factor, size in ((1, 1000), (4, 2000), (16, 4000)):
+            aoi = square_aoi(tmp / f"aoi{factor}.geojson", size)
+            results[factor] = run(aoi, tmp / f"out{factor}", cache, args.method, 2)
+        one = run(square_aoi(tmp / "aoi4b.geojson", 2000), tmp / "out4w1", cache, args.method, 1)
+
+    print(
+        f"method {args.method}, season 2023-04-01..2023-10-31 ({SEASON_BINS} bins), "
+        "LocalCluster on this machine"
+    )
+    print("| AOI | pixels | wall s | ingest px/s | fill px/s | end-to-end px/s | peak MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for factor, r in results.items():
+        print(
+            f"| {factor}x | {r['pixels']:,.0f} | {r['wall']:.1f} | "
+            f"{r['pixels'] / r['ingest']:,.0f} | {r['pixels'] / r['fill']:,.0f} | "
+            f"{r['pixels'] / r['wall']:,.0f} | {r['peak_mib']:.0f} |"
+        )
+    r4 = results[4]
+    print(
+        f"\nscaling on the 4x AOI: 1 worker {one['wall']:.1f} s, 2 workers {r4['wall']:.1f} s "
+        f"-> speed-up {one['wall'] / r4['wall']:.2f}x"
+    )
+    print(f"peak memory 16x / 1x: {results[16]['peak_mib'] / results[1]['peak_mib']:.2f}")
+
+    r16 = results[16]
+    px_s = r16["pixels"] / (r16["ingest"] + r16["fill"])  # steady-state, 2 workers
+    lt_px = LITHUANIA_KM2 * 1e4
+    core_h = lt_px / (px_s / 2) / 3600
+    print(
+        f"\nprojection for Lithuania (65,300 km2 = {lt_px:,.0f} pixels at 10 m), one season:"
+    )
+    print(
+        f"  compute: {core_h:,.0f} core-hours at the measured {px_s / 2:,.0f} px/s per core "
+        f"(ingest+fill, demo archive read from local disk)"
+    )
+    s2_bytes = lt_px * 43 * (2 * 2 + 0.25) * 0.6  # 43 acquisitions, B04+B08 uint16, SCL 20 m
+    s1_bytes = lt_px * 72 * 2 * 4 * 0.9  # 72 scenes (2 orbits), VV+VH float32 gamma0 COGs
+    cube_bytes = lt_px * SEASON_BINS * (4 + 1 + 4 * 4 + 4 + 4 + 1) * 0.5
+    product_bytes = lt_px * SEASON_BINS * (4 + 4 + 4 + 1) * 0.5
+    print(
+        f"  input read: S2 ~{s2_bytes / 1e12:.1f} TB, S1 ~{s1_bytes / 1e12:.1f} TB "
+        "(compressed, the AOI's share of each scene only)"
+    )
+    print(
+        f"  written: cube ~{cube_bytes / 1e12:.2f} TB, GeoTIFF products "
+        f"~{product_bytes / 1e12:.2f} TB (assuming 2:1 compression)"
+    )
+
+
+if __name__ == "__main__":
+    main()
