@@ -166,3 +166,22 @@ def test_bad_inputs_exit_2_and_write_nothing(demo_cache, aoi, tmp_path, capsys):
         capsys,
     )
     assert "--out" in err
+
+
+def test_run_config_file_and_its_errors(demo_cache, aoi, tmp_path, capsys):
+    out = tmp_path / "cfg-out"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        f'aoi = "{aoi}"\nout = "{out}"\nstart = "{START}"\nend = "{END}"\n'
+        f'cache = "{demo_cache}"\nmethod = "linear"\nscheduler = "threads"\ntile-size = 10000\n'
+    )
+    assert main(["run", "-q", "--config", str(cfg)]) == 0
+    assert (out / "ndvi_filled.tif").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('aoi = "x.geojson"\ncolour = "red"\n')
+    assert "unknown option 'colour'" in _bad(["--config", str(bad)], capsys)
+    bad.write_text('start = "yesterday"\n')
+    assert "start" in _bad(["--config", str(bad)], capsys)
+    bad.write_text("not = [toml")
+    assert "not valid TOML" in _bad(["--config", str(bad)], capsys)
+    assert "--aoi is required" in _bad(["--out", str(tmp_path / "o")], capsys)
