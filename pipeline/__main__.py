@@ -65,12 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
         "into OUT. A killed run resumes where it stopped when started again.",
     )
     run.add_argument(
+        "--config",
+        type=Path,
+        help="TOML run config: keys are option names (aoi, out, start, source, tile-size, ...); "
+        "options given on the command line win",
+    )
+    run.add_argument(
         "--aoi",
         type=Path,
-        required=True,
-        help="area of interest: GeoJSON in EPSG:4326 (or any vector file with a CRS)",
+        help="area of interest: GeoJSON in EPSG:4326 (or any vector file with a CRS); required",
     )
-    run.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    run.add_argument("--out", type=Path, help="output folder (created if missing); required")
     run.add_argument(
         "--start",
         type=_date,
@@ -181,12 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="parallel chunk workers (default: number of cores)",
     )
     run.add_argument("--seed", type=int, default=0, help="demo world seed (default: 0)")
-    run.add_argument("--scheduler", help="dask scheduler: tcp://HOST:PORT of an existing "
-                     "cluster, 'threads' for in-process threads; default: a LocalCluster "
-                     "sized to this machine")
-    run.add_argument("--tile-size", type=float, default=DEFAULT_TILE_M, metavar="METRES",
-                     help="split the AOI into tiles of this edge (independent, resumable "
-                     "units, mosaicked at the end; default: %(default)g m)")
+    run.add_argument(
+        "--scheduler",
+        help="dask scheduler: tcp://HOST:PORT of an existing "
+        "cluster, 'threads' for in-process threads; default: a LocalCluster "
+        "sized to this machine",
+    )
+    run.add_argument(
+        "--tile-size",
+        type=float,
+        default=DEFAULT_TILE_M,
+        metavar="METRES",
+        help="split the AOI into tiles of this edge (independent, resumable "
+        "units, mosaicked at the end; default: %(default)g m)",
+    )
     _add_common(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -310,8 +323,10 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
         args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id
     )
     extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if args.parcels else ""
-    print(f"{r.pixels_with_cuts:,} pixels with cuts{extra}; wrote "
-          + ", ".join(p.name for p in r.paths))
+    print(
+        f"{r.pixels_with_cuts:,} pixels with cuts{extra}; wrote "
+        + ", ".join(p.name for p in r.paths)
+    )
     return EXIT_OK
 
 
@@ -359,8 +374,12 @@ def _progress_factory(quiet: bool) -> Callable[[str], Callable[[int, int], None]
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
+    from pipeline.errors import InputError
     from pipeline.run import RunRequest, run_pipeline
 
+    for opt in ("aoi", "out"):
+        if getattr(args, opt) is None:
+            raise InputError(f"--{opt} is required (on the command line or in --config)")
     req = RunRequest(
         aoi=args.aoi,
         out=args.out,
@@ -408,6 +427,44 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _apply_config(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, path: Path
+) -> argparse.Namespace:
+    """Re-parse with the TOML file's values as defaults of the ``run`` subcommand."""
+    import tomllib
+
+    from pipeline.errors import InputError
+
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--config: file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"--config: {path} is not valid TOML ({exc})") from None
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
+        "run"
+    ]
+    known = {a.dest: a for a in sub._actions}
+    defaults = {}
+    for key, value in values.items():
+        dest = key.replace("-", "_")
+        if dest not in known or dest in ("config", "help"):
+            raise InputError(f"--config: unknown option {key!r} in {path}")
+        action = known[dest]
+        if action.type is not None and not isinstance(value, bool):
+            try:
+                value = action.type(str(value))
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise InputError(f"--config: {key} = {value!r} in {path}: {exc}") from None
+        if action.choices is not None and value not in action.choices:
+            raise InputError(
+                f"--config: {key} = {value!r} in {path}; choose from {sorted(action.choices)}"
+            )
+        defaults[dest] = value
+    sub.set_defaults(**defaults)
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     from pipeline.errors import InputError
@@ -415,8 +472,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "config", None) is not None:
+            args = _apply_config(parser, argv, args.config)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     _configure_logging(args.verbose, args.quiet)
     try:
         code: int = args.handler(args)

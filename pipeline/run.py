@@ -8,6 +8,7 @@ COG export. Library code logs; progress reaches the CLI through callbacks.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import platform
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import xarray as xr
 from odc.geo.geobox import GeoBox
 from shapely.geometry import shape
 
@@ -26,7 +28,14 @@ from pipeline.aoi import DEFAULT_MAX_AREA_KM2, aoi_in_crs, make_geobox, read_aoi
 from pipeline.cluster import ClusterSpec, dashboard_link, open_client
 from pipeline.cube import WriteStats, add_grid_mapping, open_cube, signature, write_chunked
 from pipeline.errors import InputError, NoDataError
-from pipeline.export import PRODUCTS, StackSpec, make_qml, write_json, write_products
+from pipeline.export import (
+    PRODUCTS,
+    StackSpec,
+    make_qml,
+    write_extras,
+    write_json,
+    write_products,
+)
 from pipeline.fill import compute_filled, default_filler
 from pipeline.grd import S1_PROCESSING, grd_options, process_grd_items
 from pipeline.ingest import CHUNK, SceneLog, make_cube
@@ -191,6 +200,20 @@ def _demo_extent_check(source: Source, aoi_geom: Any, s2_items: list[Any]) -> No
         )
 
 
+def _add_skipped(path: Path, skipped: list[dict[str, str]]) -> None:
+    """Add scenes a source could not deliver to a written run.json (atomically)."""
+    if not skipped or not path.is_file():
+        return
+    import json
+
+    record = json.loads(path.read_text(encoding="utf-8"))
+    known = record.setdefault("scenes", {}).setdefault("skipped", [])
+    known.extend(s for s in skipped if s not in known)
+    tmp = path.with_name(path.name + ".part")
+    write_json(record, tmp)
+    os.replace(tmp, path)
+
+
 def _noop(_: str) -> Callable[[int, int], None]:
     return lambda done, total: None
 
@@ -249,8 +272,11 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
             )
         record = _run_record(req, grid, scenes, filler.name, stats)
         if len(tiles) > 1:
-            products = _mosaic(req.out, [s.directory for s in stats], record)
+            products = _mosaic(
+                req.out, [s.directory for s in stats], record, geobox, grid.iso_dates()
+            )
         else:
+            _add_skipped(req.out / "run.json", getattr(source, "skipped", []))
             products = sorted(p for p in req.out.iterdir() if p.suffix in (".tif", ".json", ".qml"))
     inside = sum(s.pixels_in_aoi for s in stats)
     observed = sum(s.observed_cells for s in stats)
@@ -297,6 +323,8 @@ class TileResult:
     skipped: bool
     ingest: WriteStats
     fill: WriteStats
+    seconds: dict[str, float] = field(default_factory=dict)
+    pixels: int = 0
 
 
 def _items_over(items: list[Any], footprint: Any) -> list[Any]:
@@ -324,8 +352,15 @@ def run_tile(
     s1 = _items_over(s1_items, footprint)
     tile_scenes = SceneLog()
     # GRD products in radar geometry become calibrated backscatter on the tile's grid
-    s1 = process_grd_items(s1, geobox, req.cache / "grd", req.dem, grd_options(req.eodata),
-                           tile_scenes, processing=req.s1_processing)
+    s1 = process_grd_items(
+        s1,
+        geobox,
+        req.cache / "grd",
+        req.dem,
+        grd_options(req.eodata),
+        tile_scenes,
+        processing=req.s1_processing,
+    )
     cube = make_cube(s2, s1, aoi, geobox, grid, tile_scenes, chunk=req.chunk)
     scenes.used.extend(tile_scenes.used)
     scenes.skipped.extend(tile_scenes.skipped)
@@ -359,11 +394,14 @@ def run_tile(
     workers = req.workers if parallel else 1
     if done_marker.exists() and all((tile_dir / p.filename).exists() for p in _required()):
         ingest_stats = fill_stats = WriteStats(written=0, skipped=_n_regions(cube))
+        seconds = {}
         skipped = True
     else:
+        t0 = time.perf_counter()
         ingest_stats = write_chunked(
             cube, store, "ingest", sig, progress=progress(f"ingest {tile.id}"), workers=workers
         )
+        t1 = time.perf_counter()
         filled = compute_filled(open_cube(store), filler)
         fill_stats = write_chunked(
             filled,
@@ -374,11 +412,23 @@ def run_tile(
             new_store=False,
             workers=workers,
         )
+        t2 = time.perf_counter()
         final = open_cube(store)
         record = _run_record(req, grid, tile_scenes, filler.name, [])
         record["tile"] = tile.id
+        record["tiles"] = [
+            {
+                "id": tile.id,
+                "skipped_as_complete": False,
+                "ingest": asdict(ingest_stats),
+                "fill": asdict(fill_stats),
+                "seconds": {"ingest": t1 - t0, "fill": t2 - t1},
+                "pixels": int(geobox.shape[0] * geobox.shape[1]),
+            }
+        ]
         write_products(final, geobox, grid.iso_dates(), tile_dir, record)
-        done_marker.write_text("")
+        seconds = {"ingest": t1 - t0, "fill": t2 - t1, "export": time.perf_counter() - t2}
+        done_marker.write_text(json.dumps(seconds))
         skipped = False
     final = open_cube(store)
     inside_mask = final["aoi_mask"] > 0
@@ -393,6 +443,8 @@ def run_tile(
         skipped=skipped,
         ingest=ingest_stats,
         fill=fill_stats,
+        seconds=seconds,
+        pixels=int(geobox.shape[0] * geobox.shape[1]),
     )
 
 
@@ -404,8 +456,11 @@ def _n_regions(ds: Any) -> int:
     return int(len(ds.chunks["y"]) * len(ds.chunks["x"]))
 
 
-def _mosaic(out: Path, tile_dirs: list[Path], record: dict[str, Any]) -> list[Path]:
-    """Mosaic every product the tiles share into ``out``, with styles and run.json."""
+def _mosaic(
+    out: Path, tile_dirs: list[Path], record: dict[str, Any], geobox: Any, dates: list[str]
+) -> list[Path]:
+    """Mosaic every product the tiles share into ``out``, with styles, the QGIS project,
+    the STAC catalog and run.json (the quicklook stays per tile)."""
     written = []
     for spec in PRODUCTS:
         sources = [d / spec.filename for d in tile_dirs]
@@ -419,6 +474,8 @@ def _mosaic(out: Path, tile_dirs: list[Path], record: dict[str, Any]) -> list[Pa
             qml.write_text(make_qml(spec.style))
             written.append(qml)
     record["products"] = sorted(p.name for p in written if p.suffix == ".tif")
+    write_extras(xr.Dataset(), geobox, dates, out, record, PRODUCTS)
+    written += [p for p in (out / "products.qgs", out / "stac") if p.exists()]
     tmp = out / "run.json.part"
     write_json(record, tmp)
     os.replace(tmp, out / "run.json")
@@ -472,6 +529,8 @@ def _run_record(
                 "skipped_as_complete": t.skipped,
                 "ingest": asdict(t.ingest),
                 "fill": asdict(t.fill),
+                "seconds": t.seconds,
+                "pixels": t.pixels,
             }
             for t in tiles
         ],
