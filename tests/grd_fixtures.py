@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
 import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass
@@ -189,7 +190,8 @@ def write_sparse_measurement(path: Path, patches: list[tuple[int, int, np.ndarra
     """
     with rasterio.open(path, "w", driver="GTiff", width=SAMPLE_SAMPLES, height=SAMPLE_LINES,
                        count=1, dtype="uint16", tiled=True, blockxsize=512, blockysize=512,
-                       compress="deflate", sparse_ok=True) as dst:
+                       compress="deflate", sparse_ok=True, crs="EPSG:4326",
+                       transform=from_origin(0, 0, 1e-5, 1e-5)) as dst:
         for row, col, data in patches:
             dst.write(data.astype(np.uint16), 1,
                       window=((row, row + data.shape[0]), (col, col + data.shape[1])))
@@ -390,9 +392,11 @@ def demo_grd_product(folder: Path, item: pystac.Item, lon: float, lat: float) ->
         dn[edge] = below[edge]
         dn[:, :3] = 0
         fname = NAMES[pol]
-        with rasterio.open(safe / "measurement" / f"{fname}.tiff", "w", driver="GTiff",
-                           width=n_samples, height=n_lines, count=1, dtype="uint16") as dst:
-            dst.write(dn.astype(np.uint16), 1)
+        with warnings.catch_warnings():  # real GRD rasters carry GCPs; these carry none
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(safe / "measurement" / f"{fname}.tiff", "w", driver="GTiff",
+                               width=n_samples, height=n_lines, count=1, dtype="uint16") as dst:
+                dst.write(dn.astype(np.uint16), 1)
         write_calibration_xml(
             safe / "annotation" / "calibration" / f"calibration-{fname}.xml", pol, cal_times,
             cal_lines, cal_pixels, DEMO_BETA_LUT / np.sqrt(np.sin(cinc)), beta_lut,

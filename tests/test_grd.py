@@ -16,6 +16,7 @@ import rasterio
 import xarray as xr
 from odc.geo.geobox import GeoBox
 from pyproj import Transformer
+from rasterio.transform import from_origin
 
 from pipeline.grd import GrdOptions, open_grd_product, process_grd_items
 from pipeline.grd.geocode import compute_radar_coordinates, make_radar_geometry
@@ -155,7 +156,8 @@ def test_broken_or_distant_products_are_skipped_with_the_reason(tmp_path: Path) 
     no_annotation = sample_product(tmp_path / "a", drop=("annotation-vh",))
     truncated = tmp_path / "truncated.tiff"
     with rasterio.open(truncated, "w", driver="GTiff", width=300, height=200, count=1,
-                       dtype="uint16") as dst:
+                       dtype="uint16", crs="EPSG:4326", transform=from_origin(10, 50, 1e-3, 1e-3)
+                       ) as dst:
         dst.write(np.ones((1, 200, 300), np.uint16))
     cut = sample_product(tmp_path / "b", measurement=truncated)
     good = sample_product(tmp_path / "c")

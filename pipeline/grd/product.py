@@ -186,7 +186,9 @@ class GrdProduct:
     def _open(self, pol: str, sub: str | None = None) -> xr.Dataset:
         group = f"{self.swath}/{pol.upper()}" + (f"/{sub}" if sub else "")
         try:
-            return xr.open_dataset(str(self.safe), engine="sentinel-1", group=group)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                return xr.open_dataset(str(self.safe), engine="sentinel-1", group=group)
         except (OSError, ValueError, KeyError, ET.ParseError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else ""
             raise GrdError(f"{group} unreadable ({type(exc).__name__}: {msg})") from None
