@@ -75,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="area of interest: GeoJSON in EPSG:4326 (or any vector file with a CRS); required",
     )
-    run.add_argument("--out", type=Path, help="output folder (created if missing); required")
+    run.add_argument(
+        "--out",
+        help="output folder (created if missing), or s3://bucket/prefix for object storage "
+        "(credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_ENDPOINT_URL); required",
+    )
     run.add_argument(
         "--start",
         type=_date,
@@ -371,18 +376,28 @@ def _progress_factory(quiet: bool) -> Callable[[str], Callable[[int, int], None]
     return factory
 
 
+def _remote_work_dir(args: argparse.Namespace) -> Path:
+    """Local working folder of a run whose --out is on object storage."""
+    import hashlib
+
+    key = hashlib.sha256(args.out.rstrip("/").encode()).hexdigest()[:12]
+    return Path(args.cache) / "remote-runs" / key
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from pipeline.errors import InputError
     from pipeline.run import RunRequest, run_pipeline
+    from pipeline.storage import is_remote
 
     for opt in ("aoi", "out"):
         if getattr(args, opt) is None:
             raise InputError(f"--{opt} is required (on the command line or in --config)")
     req = RunRequest(
         aoi=args.aoi,
-        out=args.out,
+        out=Path(args.out) if not is_remote(args.out) else _remote_work_dir(args),
+        remote=args.out.rstrip("/") if is_remote(args.out) else None,
         start=args.start,
         end=args.end,
         source=args.source,
@@ -416,7 +431,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         + (f"; resumed, {s.chunks_skipped} chunks already done" if s.chunks_skipped else "")
         + (f" ({s.tiles_skipped} tiles complete)" if s.tiles_skipped else "")
     )
-    print(f"outputs in {s.out}/: {', '.join(s.products)}")
+    print(f"outputs in {s.location}/: {', '.join(s.products)}")
     return EXIT_OK
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -28,6 +26,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from odc.geo.geobox import GeoBox
+
+from pipeline.storage import Loc
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     return enc
 
 
-def _progress_dir(store: Path, stage: str) -> Path:
-    return store.with_name(store.name + ".progress") / stage
+def _progress_dir(store: Loc, stage: str) -> Loc:
+    root = store.with_suffix_name(".progress")
+    return root / stage if stage else root
 
 
 def _distributed_client() -> Any:
@@ -110,16 +111,26 @@ def _distributed_client() -> Any:
         return None
 
 
-def _mark_done(marks: Path, key: str) -> None:
-    done = marks / f"{key}.done"
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text("")
-    os.replace(tmp, done)
+def _mark_done(marks: Loc, key: str) -> None:
+    (marks / f"{key}.done").write_text("")
+
+
+def _done_keys(marks: Loc) -> set[str]:
+    """Keys of the regions marked complete (one listing, not one request per region)."""
+    if not marks.remote:
+        d = marks.path
+        return {p.name[: -len(".done")] for p in d.glob("*.done")} if d.is_dir() else set()
+    fs = marks._fs()
+    try:
+        names = fs.ls(marks.url, detail=False)
+    except FileNotFoundError:
+        return set()
+    return {n.rsplit("/", 1)[-1][: -len(".done")] for n in names if n.endswith(".done")}
 
 
 def write_chunked(
     ds: xr.Dataset,
-    store: Path,
+    store: Path | str | Loc,
     stage: str,
     sig: str,
     progress: Progress | None = None,
@@ -132,21 +143,21 @@ def write_chunked(
     ``False`` adds the variables to an existing store (a later stage). Regions
     with a completion marker for ``stage`` and ``sig`` are skipped.
     """
+    store = Loc.of(store)
     marks = _progress_dir(store, stage)
-    if marks.exists() and (marks / "signature").read_text() != sig:
+    sig_file = marks / "signature"
+    if sig_file.exists() and sig_file.read_text() != sig:
         log.info("inputs changed since the last %s run: starting the stage afresh", stage)
-        shutil.rmtree(marks)
-    fresh = not marks.exists()
+        marks.rmtree()
+    fresh = not sig_file.exists()
     if fresh:
         if new_store:
-            if store.exists():
-                shutil.rmtree(store)
-            progress_root = _progress_dir(store, "")
-            if progress_root.exists():
-                shutil.rmtree(progress_root)
+            store.rmtree()
+            _progress_dir(store, "").rmtree()
             ds.attrs[SIGNATURE_ATTR] = sig
             ds.to_zarr(
-                store,
+                store.url,
+                storage_options=store.options,
                 mode="w",
                 compute=False,
                 zarr_format=3,
@@ -155,21 +166,22 @@ def write_chunked(
             )
         else:
             ds.to_zarr(
-                store,
+                store.url,
+                storage_options=store.options,
                 mode="a",
                 compute=False,
                 zarr_format=3,
                 consolidated=False,
                 encoding=_encoding(ds),
             )
-        marks.mkdir(parents=True, exist_ok=True)
-        (marks / "signature").write_text(sig)
+        sig_file.write_text(sig)
     spatial = [n for n, v in ds.data_vars.items() if {"y", "x"} <= set(v.dims) and v.chunks]
     data = ds[spatial].drop_vars(
         [c for c in ds[spatial].coords if c not in ("y", "x")], errors="ignore"
     )
     regions = list(_regions(ds))
-    todo = [(k, r) for k, r in regions if not (marks / f"{k}.done").exists()]
+    done = _done_keys(marks)
+    todo = [(k, r) for k, r in regions if k not in done]
     skipped = len(regions) - len(todo)
     workers = max(1, workers)
     # Few regions: parallelise inside each one; many: one region per thread.
@@ -178,7 +190,8 @@ def write_chunked(
     def write_one(key: str, region: dict[str, slice]) -> None:
         part = data.isel(region)
         delayed = part.to_zarr(
-            store,
+            store.url,
+            storage_options=store.options,
             region={"y": region["y"], "x": region["x"]},
             zarr_format=3,
             consolidated=False,
@@ -200,7 +213,8 @@ def write_chunked(
         for key, region in todo:
             part = data.isel(region)
             delayed = part.to_zarr(
-                store,
+                store.url,
+                storage_options=store.options,
                 region={"y": region["y"], "x": region["x"]},
                 zarr_format=3,
                 consolidated=False,
@@ -235,6 +249,13 @@ def write_chunked(
     return WriteStats(written=written, skipped=skipped)
 
 
-def open_cube(store: Path) -> xr.Dataset:
-    """Open a cube written by this package (lazy, dask-backed)."""
-    return xr.open_zarr(store, zarr_format=3, consolidated=False, decode_coords="all")
+def open_cube(store: Path | str | Loc) -> xr.Dataset:
+    """Open a cube written by this package (lazy, dask-backed), local or on object storage."""
+    loc = Loc.of(store)
+    return xr.open_zarr(
+        loc.url,
+        storage_options=loc.options,
+        zarr_format=3,
+        consolidated=False,
+        decode_coords="all",
+    )

@@ -42,6 +42,7 @@ from pipeline.ingest import CHUNK, SceneLog, make_cube
 from pipeline.sources.base import Source
 from pipeline.sources.select import SourceChoice, check_sources, open_sources
 from pipeline.sources.stac import StaticCatalogSource
+from pipeline.storage import Loc
 from pipeline.tiles import DEFAULT_TILE_M, Tile, make_tiles, mosaic_cog
 from pipeline.timegrid import TimeGrid
 
@@ -88,6 +89,7 @@ class RunRequest:
     workers: int = max(1, os.cpu_count() or 1)
     seed: int = 0
     tile_m: float = DEFAULT_TILE_M
+    remote: str | None = None
     scheduler: str | None = None
     s1_processing: str = "local"
     dem: Path | None = None
@@ -110,6 +112,7 @@ class RunSummary:
     seconds: float
     tiles: int = 1
     tiles_skipped: int = 0
+    location: str = ""
 
 
 def check_writable_dir(path: Path, option: str = "--out") -> None:
@@ -151,6 +154,8 @@ def validate(req: RunRequest) -> None:
     if req.chunk < 16 or req.chunk > 4096:
         raise InputError(f"--chunk {req.chunk} is out of range; pass 16..4096 pixels")
     check_writable_dir(req.out)
+    if req.remote is not None:
+        check_remote_out(req.remote)
 
 
 def source_choice(req: RunRequest) -> SourceChoice:
@@ -252,7 +257,8 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     cluster = ClusterSpec(scheduler=req.scheduler, workers=req.workers)
     with _maybe_client(cluster, progress) as client:
         for n, tile in enumerate(tiles, start=1):
-            tile_dir = req.out if len(tiles) == 1 else req.out / "tiles" / tile.id
+            rel = "" if len(tiles) == 1 else f"tiles/{tile.id}"
+            tile_dir = req.out / rel if rel else req.out
             log.info("tile %s (%d of %d)", tile.id, n, len(tiles))
             stats.append(
                 run_tile(
@@ -268,6 +274,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
                     scenes,
                     progress,
                     parallel=client is None,
+                    remote=_remote(req, rel),
                 )
             )
         record = _run_record(req, grid, scenes, filler.name, stats)
@@ -278,6 +285,8 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
         else:
             _add_skipped(req.out / "run.json", getattr(source, "skipped", []))
             products = sorted(p for p in req.out.iterdir() if p.suffix in (".tif", ".json", ".qml"))
+        if req.remote is not None:
+            _upload_products(req.out, Loc(req.remote))
     inside = sum(s.pixels_in_aoi for s in stats)
     observed = sum(s.observed_cells for s in stats)
     cells = inside * grid.count
@@ -295,7 +304,44 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
         seconds=time.perf_counter() - t0,
         tiles=len(tiles),
         tiles_skipped=sum(s.skipped for s in stats),
+        location=req.remote or str(req.out),
     )
+
+
+def _remote(req: RunRequest, rel: str) -> Loc | None:
+    if req.remote is None:
+        return None
+    return Loc(req.remote) / rel if rel else Loc(req.remote)
+
+
+def check_remote_out(url: str) -> None:
+    """InputError unless the object-storage location can be listed and written."""
+    if not url.startswith("s3://"):
+        raise InputError(f"--out: unsupported URL scheme in {url}; use a local folder or s3://")
+    loc = Loc(url) / ".write-test"
+    try:
+        loc.write_text("ok")
+        loc.rmtree()
+    except Exception as exc:  # botocore/s3fs raise many types
+        raise InputError(
+            f"--out: cannot write to {url} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "check the bucket and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_ENDPOINT_URL"
+        ) from None
+
+
+def _upload_products(local: Path, remote: Loc) -> None:
+    """Copy the products of ``local`` (not the cube, already remote) to ``remote``;
+    run.json goes last, so its presence means the upload is complete."""
+    names = sorted(
+        p.name
+        for p in local.iterdir()
+        if p.name not in ("run.json", "cube.zarr", "cube.zarr.progress", "tiles")
+        and not p.name.startswith(".staging-")
+    )
+    for name in names:
+        (remote / name).upload(local / name)
+    if (local / "run.json").exists():
+        (remote / "run.json").upload(local / "run.json")
 
 
 @contextmanager
@@ -344,6 +390,7 @@ def run_tile(
     scenes: SceneLog,
     progress: ProgressFactory,
     parallel: bool = True,
+    remote: Loc | None = None,
 ) -> TileResult:
     """Cube, fill and products of one tile; a tile finished earlier is only re-read."""
     geobox = tile.geobox
@@ -382,7 +429,9 @@ def run_tile(
         f"{__version__} ingest",
     )
     tile_dir.mkdir(parents=True, exist_ok=True)
-    store = tile_dir / "cube.zarr"
+    # With --out on object storage the cube lives there (workers write to it directly,
+    # so any VM can resume); products are made locally and uploaded.
+    store = (remote / "cube.zarr") if remote is not None else Loc.of(tile_dir / "cube.zarr")
     sig = signature(
         geobox=str(geobox),
         grid=asdict(grid),
@@ -390,8 +439,12 @@ def run_tile(
         version=__version__,
     )
     fill_sig = signature(ingest=sig, filler=repr(filler))
-    done_marker = tile_dir / "cube.zarr.progress" / f"tile-{fill_sig}.done"
+    done_marker = store.with_suffix_name(".progress") / f"tile-{fill_sig}.done"
     workers = req.workers if parallel else 1
+    if remote is not None and done_marker.exists():
+        for p in _required():  # a tile finished on another machine: fetch its products
+            if not (tile_dir / p.filename).exists() and (remote / p.filename).exists():
+                (remote / p.filename).download(tile_dir / p.filename)
     if done_marker.exists() and all((tile_dir / p.filename).exists() for p in _required()):
         ingest_stats = fill_stats = WriteStats(written=0, skipped=_n_regions(cube))
         seconds = {}
@@ -428,6 +481,8 @@ def run_tile(
         ]
         write_products(final, geobox, grid.iso_dates(), tile_dir, record)
         seconds = {"ingest": t1 - t0, "fill": t2 - t1, "export": time.perf_counter() - t2}
+        if remote is not None and remote.url != (Loc(req.remote or "")).url:
+            _upload_products(tile_dir, remote)  # tile products of a multi-tile run
         done_marker.write_text(json.dumps(seconds))
         skipped = False
     final = open_cube(store)
