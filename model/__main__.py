@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         card = json.loads(args.card.read_text())
         report = json.loads(args.report.read_text())
-        card["metrics"] = {"heldout_evaluation": report.get("summary", report)}
+        keys = ("data", "plots", "n_plot_years", "seed", "repeats", "buckets_dates", "summary")
+        card["metrics"] = {"heldout_evaluation": {k: report[k] for k in keys if k in report}}
         write_card(args.card, card)
     return 0
 

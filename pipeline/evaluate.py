@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import baselines
+from pipeline.errors import InputError
 from pipeline.timegrid import EPOCH, STEP_DAYS
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,18 @@ def run_evaluation(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sf = load_model(model_path)
-    series = read_plot_series(Path(data_dir), months=(4, 10), epoch=EPOCH)
+    try:
+        series = read_plot_series(Path(data_dir), months=(4, 10), epoch=EPOCH)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(f"--data {data_dir}: {exc}; expected train/S2/*.csv and "
+                         "train/S1/*.csv plot tables") from exc
+    if len(series.plot) == 0:
+        raise InputError(f"--data {data_dir}: no clear Sentinel-2 observations found")
     keep, why = _select_plots(series.plot, sf.card)
     series = series.take(keep)
+    if len(series.plot) == 0:
+        raise InputError(f"--data {data_dir}: every plot there was used to train the model; "
+                         "pass a folder with other plots")
     log.info("evaluating on %d plot-years (%s)", len(series.plot), why)
     rng = np.random.default_rng(seed)
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
