@@ -146,3 +146,10 @@ def test_evaluate_writes_report_on_any_folder(tmp_path: Path) -> None:
     assert set(result["summary"]) == {"6d", "12-18d", "24-30d", "36-60d"}
     for name in ("metrics.json", "report.md", "samples.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+
+
+def test_plot_tables_use_the_pipeline_time_grid() -> None:
+    from model.data import DEFAULT_EPOCH
+    from pipeline.timegrid import EPOCH, STEP_DAYS
+
+    assert DEFAULT_EPOCH == EPOCH and STEP_DAYS == 6
