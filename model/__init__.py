@@ -51,7 +51,12 @@ class SFModel:
         self.std_scale = float(card.get("calibration", {}).get("std_scale", 1.0))
 
     def predict(
-        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray, batch_size: int = 65536
+        self,
+        ndvi: np.ndarray,
+        vv: np.ndarray,
+        vh: np.ndarray,
+        batch_size: int = 65536,
+        edges: str = "hold",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fill NDVI gaps on every date.
 
@@ -63,6 +68,14 @@ class SFModel:
             vh: ``(N, T, 2)`` float32 VH backscatter (dB), same layout.
             batch_size: upper bound on rows converted at once (memory); the network
                 itself runs on chunks of at most 1024 rows, the fastest size on CPU.
+            edges: dates before a series' first or after its last observation:
+                ``"hold"`` (default) carries the nearest observation, ``"model"`` keeps
+                the network's extrapolation. The std is the network's either way (it
+                widens away from the observations). Hold is the default because the
+                network learned grassland seasons: on the demo world's ground truth its
+                extrapolation beyond the observed span was worse than holding (MAE
+                0.096 vs 0.065 over all land covers; built-up, forest and tracks worst),
+                while inside the span it beat linear interpolation (0.021 vs 0.023).
 
         Returns:
             ``(mean, std)``, both ``(N, T)`` float32. ``mean`` keeps observed dates as
@@ -104,7 +117,20 @@ class SFModel:
                     outs_s.append(s)
                 mean[idx] = torch.cat(outs_m).clamp(-1, 1).numpy()
                 std[idx] = torch.cat(outs_s).numpy() * self.std_scale
+        if edges == "hold":
+            first = np.argmax(valid, axis=1)
+            last = t - 1 - np.argmax(valid[:, ::-1], axis=1)
+            pos = np.arange(t)[None, :]
+            rows_all = np.arange(n)
+            before = pos < first[:, None]
+            after = pos > last[:, None]
+            mean = np.where(before, ndvi[rows_all, first][:, None], mean)
+            mean = np.where(after, ndvi[rows_all, last][:, None], mean)
+        elif edges != "model":
+            raise ValueError(f"edges must be 'hold' or 'model', not {edges!r}")
         mean = np.where(valid, ndvi, mean)
+        has = valid.any(axis=1)
+        mean[~has] = np.nan
         return mean.astype(np.float32), std.astype(np.float32)
 
 
