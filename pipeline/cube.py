@@ -209,10 +209,8 @@ def write_chunked(
         # so a lost worker's regions are simply recomputed by the scheduler.
         from distributed import as_completed as dist_completed
 
-        keys = {}
-        for key, region in todo:
-            part = data.isel(region)
-            delayed = part.to_zarr(
+        def submit(key: str, region: dict[str, slice]) -> Any:
+            delayed = data.isel(region).to_zarr(
                 store.url,
                 storage_options=store.options,
                 region={"y": region["y"], "x": region["x"]},
@@ -220,13 +218,27 @@ def write_chunked(
                 consolidated=False,
                 compute=False,
             )
-            keys[client.compute(delayed)] = key
-        for fut in dist_completed(list(keys)):
+            fut = client.compute(delayed)
+            keys[fut] = key
+            return fut
+
+        # A bounded window of regions in flight: the scheduler would otherwise start
+        # the reads of every region at once and memory would grow with the AOI.
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        window = 2 * n_workers
+        keys: dict[Any, str] = {}
+        pending = list(todo)
+        running = dist_completed(
+            [submit(*pending.pop(0)) for _ in range(min(window, len(pending)))]
+        )
+        for fut in running:
             fut.result()
-            _mark_done(marks, keys[fut])
+            _mark_done(marks, keys.pop(fut))
             n_done += 1
             if progress:
                 progress(n_done, len(regions))
+            if pending:
+                running.add(submit(*pending.pop(0)))
         written = len(todo)
         if skipped:
             log.info("%s: %d of %d chunks already complete, skipped", stage, skipped, len(regions))
