@@ -27,24 +27,11 @@ def _run(args: list[str]) -> int:
 
 
 def test_run_end_to_end_writes_products(demo_cache, aoi, tmp_path, capsys):
+    """The default path: LocalCluster workers and the shipped SF model."""
     out = tmp_path / "out"
-    code = _run(
-        [
-            "--aoi",
-            str(aoi),
-            "--cache",
-            str(demo_cache),
-            "--out",
-            str(out),
-            "--start",
-            START,
-            "--end",
-            END,
-            "--method",
-            "linear",
-        ]
-    )
-    assert code == 0
+    args = ["--aoi", str(aoi), "--cache", str(demo_cache), "--out", str(out),
+            "--start", START, "--end", END]
+    assert _run(args) == 0
     printed = capsys.readouterr().out
     assert "six-day dates" in printed and "filled" in printed
     with rasterio.open(out / "ndvi_filled.tif") as src:
@@ -54,36 +41,21 @@ def test_run_end_to_end_writes_products(demo_cache, aoi, tmp_path, capsys):
         assert src.descriptions[0] == "2023-04-01"
         assert all(dt.date.fromisoformat(d) for d in src.descriptions)
         data = src.read(masked=True)
-        assert src.overviews(1) or max(src.width, src.height) <= 512
     assert not np.isnan(data.filled(0)).any()
     assert data.mask.mean() < 0.2  # bbox corners outside the rotated AOI only
+    assert -1 <= data.min() and data.max() <= 1
+    with rasterio.open(out / "ndvi_std.tif") as src:
+        std = src.read(masked=True)
+    assert std.min() > 0 and std.max() < 1
     record = json.loads((out / "run.json").read_text())
-    assert record["fill_method"] == "linear"
+    assert record["fill_method"] == "sf" and len(record["model"]["sha256"]) == 64
     assert record["scenes"]["used"] and "versions" in record
     assert (out / "ndvi_filled.qml").exists() and (out / "observed.tif").exists()
     assert not list(out.glob(".staging-*"))
 
     # second run: everything already complete, products identical
     before = (out / "ndvi_filled.tif").read_bytes()
-    assert (
-        _run(
-            [
-                "--aoi",
-                str(aoi),
-                "--cache",
-                str(demo_cache),
-                "--out",
-                str(out),
-                "--start",
-                START,
-                "--end",
-                END,
-                "--method",
-                "linear",
-            ]
-        )
-        == 0
-    )
+    assert _run(args) == 0
     assert "chunks already done" in capsys.readouterr().out
     with rasterio.open(out / "ndvi_filled.tif") as a, rasterio.MemoryFile(before) as mem:
         with mem.open() as b:
