@@ -14,7 +14,7 @@ import xarray as xr
 from shapely.geometry import Point, box
 
 from pipeline.__main__ import main
-from pipeline.mowing import DetectParams, detect, match_events
+from pipeline.mowing import DEFAULTS, METHODS, DetectParams, detect, match_events
 from pipeline.mowing.series import bin_series, grid_axes, read_acquisitions
 from pipeline.timegrid import TimeGrid
 
@@ -54,9 +54,19 @@ def test_zdrop_needs_a_larger_drop_where_the_fill_is_uncertain() -> None:
     y = _season([14], drop=0.2)[None, :]
     sure = np.full_like(y, 0.01)
     unsure = np.full_like(y, 0.12)
-    assert np.isfinite(detect(y, sure, DAYS, DOY, "zdrop")).sum() == 1
-    assert np.isfinite(detect(y, unsure, DAYS, DOY, "zdrop")).sum() == 0
-    assert np.isfinite(detect(y, unsure, DAYS, DOY, "drop")).sum() == 1
+    p = DetectParams(z=2.5)
+    assert np.isfinite(detect(y, sure, DAYS, DOY, "zdrop", p)).sum() == 1
+    assert np.isfinite(detect(y, unsure, DAYS, DOY, "zdrop", p)).sum() == 0
+    assert np.isfinite(detect(y, unsure, DAYS, DOY, "drop", p)).sum() == 1
+
+
+def test_default_thresholds_are_per_detector_and_used_when_none_given() -> None:
+    assert set(DEFAULTS) == set(METHODS)
+    y = _season([14], drop=0.2)[None, :]
+    unsure = np.full_like(y, 0.12)
+    for method, p in DEFAULTS.items():
+        same = detect(y, unsure, DAYS, DOY, method, p)
+        assert np.array_equal(detect(y, unsure, DAYS, DOY, method), same, equal_nan=True)
 
 
 def test_raw_series_with_gaps_and_season_window() -> None:

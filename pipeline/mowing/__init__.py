@@ -6,7 +6,10 @@ cube path (per-pixel rasters, per-parcel tables), :mod:`.score` the matching
 used by the benchmark.
 """
 
-from pipeline.mowing.detect import MAX_EVENTS, METHODS, DetectParams, detect
+from pipeline.mowing.detect import DEFAULTS, MAX_EVENTS, METHODS, PRIOR, DetectParams, detect
 from pipeline.mowing.score import Score, match_events
 
-__all__ = ["MAX_EVENTS", "METHODS", "DetectParams", "Score", "detect", "match_events"]
+__all__ = [
+    "DEFAULTS", "MAX_EVENTS", "METHODS", "PRIOR", "DetectParams", "Score", "detect",
+    "match_events",
+]

@@ -26,7 +26,7 @@ from odc.geo.geobox import GeoBox
 
 from pipeline.errors import InputError
 from pipeline.export import StackSpec, publish, staging, write_stack
-from pipeline.mowing.detect import MAX_EVENTS, DetectParams, detect
+from pipeline.mowing.detect import DEFAULTS, MAX_EVENTS, DetectParams, detect
 from pipeline.mowing.series import days_to_dates, grid_axes, write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
 
@@ -109,7 +109,7 @@ def compute_mowing(
     std = cube["ndvi_std"] if "ndvi_std" in cube else xr.full_like(cube["ndvi_filled"], np.nan)
     cuts = xr.apply_ufunc(
         functools.partial(_detect_block, days=days, doy=doy, method=method,
-                          params=params or DetectParams()),
+                          params=params or DEFAULTS[method]),
         cube["ndvi_filled"],
         std,
         input_core_dims=[["time"], ["time"]],
