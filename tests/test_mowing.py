@@ -38,8 +38,10 @@ def test_drop_detectors_find_cuts_on_a_clean_series() -> None:
         cuts = detect(y, None, DAYS, DOY, method)[0]
         found = cuts[np.isfinite(cuts)]
         assert len(found) == 2
-        # dated between the last high and the first low bin
-        assert np.allclose(found, [(DAYS[11] + DAYS[12]) / 2, (DAYS[21] + DAYS[22]) / 2])
+        # dated between the last high and the first low bin, plus the offset
+        off = DEFAULTS[method].date_offset
+        assert np.allclose(found, [(DAYS[11] + DAYS[12]) / 2 + off,
+                                   (DAYS[21] + DAYS[22]) / 2 + off])
 
 
 def test_no_cut_on_smooth_season_or_a_single_cloud_spike() -> None:
@@ -74,7 +76,8 @@ def test_raw_series_with_gaps_and_season_window() -> None:
     raw = y.copy()
     raw[[3, 4, 9, 13, 15, 16, 20]] = np.nan
     cuts = detect(raw[None], None, DAYS, DOY, "drop")[0]
-    assert np.isfinite(cuts).sum() == 1 and abs(cuts[0] - (DAYS[12] + DAYS[14]) / 2) < 1e-9
+    mid = (DAYS[12] + DAYS[14]) / 2 + DEFAULTS["drop"].date_offset
+    assert np.isfinite(cuts).sum() == 1 and abs(cuts[0] - mid) < 1e-9
     late = DetectParams(season=(1, 100))
     assert np.isnan(detect(y[None], None, DAYS, DOY, "drop", late)).all()
 
@@ -207,3 +210,57 @@ def test_mowing_bad_inputs_exit_2(demo_run: Path, tmp_path: Path,
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1, err
     assert json.loads((demo_run / "run.json").read_text())  # the run itself untouched
+
+
+def _layout(root: Path) -> Path:
+    """A tiny folder of the slovak-grassland layout: 3 train plots, 3 camera parcels."""
+    rng = np.random.default_rng(1)
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    t = np.arange(grid.count, dtype=float)
+
+    def season(cut: int) -> np.ndarray:
+        y = 0.3 + 0.5 / (1 + np.exp(-(t - 10) / 1.5))
+        y[t >= cut] -= 0.35 * np.exp(-(t[t >= cut] - cut) / 4.0)
+        return y
+
+    def s2(plot_col: str, plots: dict[str, int]) -> pd.DataFrame:
+        rows = []
+        for pid, cut in plots.items():
+            for k, start in enumerate(grid.starts):
+                d = (start + pd.Timedelta(days=2)).strftime("%Y-%m-%d")
+                clear = int(rng.random() > 0.3 or k in (cut - 1, cut))
+                rows.append({plot_col: pid, "Date": d, "ndvi": season(cut)[k], "mask": clear})
+        return pd.DataFrame(rows)
+
+    def cut_date(cut: int) -> str:
+        return str((grid.starts[cut] + pd.Timedelta(days=3)).date())
+
+    train, test = {"P1": 16, "P2": 20, "P3": 24}, {"c1": 17, "c2": 21, "c3": 25}
+    (root / "train" / "S2").mkdir(parents=True)
+    (root / "test" / "SK_poly").mkdir(parents=True)
+    s2("PLOTID", train).to_csv(root / "train" / "S2" / "ts_X_S2_2022.csv", index=False)
+    s2("plotID", test).to_csv(root / "test" / "SK_poly" / "ts_cam_2022.csv", index=False)
+    pt = [Point(19, 48)] * 3
+    gpd.GeoDataFrame({"PLOTID": list(train), "type": "k",
+                      "date": [cut_date(c) for c in train.values()]},
+                     geometry=pt, crs=4326).to_file(root / "train" / "mowing_events.gpkg")
+    gpd.GeoDataFrame({"plotID": list(test), "type": "k",
+                      "date": [cut_date(c) for c in test.values()], "endDate": None},
+                     geometry=pt, crs=4326).to_file(root / "test" / "SK_long.gpkg")
+    return root
+
+
+def test_benchmark_tunes_on_train_and_scores_test_of_any_folder(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_mowing
+
+    tr_rows, te_rows, notes = bench_mowing.bench_slovak(_layout(tmp_path), 12.0)
+    assert notes[0].startswith("train: 3 parcel-years, 3 mowing events")
+    assert notes[1].startswith("test: 3 parcel-years, 3 mowing events")
+    assert {(r["series"], r["method"]) for r in tr_rows} == {
+        (s, m) for s in ("raw", "linear", "sf") for m in METHODS}
+    held = [r for r in te_rows if r["params"] == "tuned on train"]
+    assert len(held) == len(tr_rows) and all(r["tp"] + r["fn"] == 3 for r in held)
+    assert max(r["f1"] for r in held) == 1.0
