@@ -129,3 +129,16 @@ def test_fill_independent_of_chunking(chunk):
     b, _ = _cube(chunk=24)
     np.testing.assert_array_equal(compute_filled(a, LinearFiller())["ndvi_filled"].values,
                                   compute_filled(b, LinearFiller())["ndvi_filled"].values)
+
+
+def test_model_fill_dask_equals_eager():
+    from pipeline.fill import ModelFiller
+
+    cube, _ = _cube(seed=3)
+    filler = ModelFiller()
+    lazy = compute_filled(cube, filler)
+    arrays = [np.moveaxis(cube[v].values, 0, -1)
+              for v in ("ndvi", "vv_asc", "vv_desc", "vh_asc", "vh_desc")]
+    mean, std = fill_block(filler, *arrays)
+    np.testing.assert_allclose(lazy["ndvi_filled"].values, np.moveaxis(mean, -1, 0), atol=1e-6)
+    np.testing.assert_allclose(lazy["ndvi_std"].values, np.moveaxis(std, -1, 0), atol=1e-6)
