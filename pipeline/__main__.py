@@ -272,7 +272,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--detector",
             choices=MOWING_METHODS,
-            default="zdrop",
+            default="drop",
             help="cut detector: 'drop' = NDVI drop rule (Kolecka et al. 2018), 'zdrop' = "
             "drop tested against the fill uncertainty (default: %(default)s)",
         )

@@ -155,25 +155,16 @@ def write_chunked(
             store.rmtree()
             _progress_dir(store, "").rmtree()
             ds.attrs[SIGNATURE_ATTR] = sig
-            ds.to_zarr(
-                store.url,
-                storage_options=store.options,
-                mode="w",
-                compute=False,
-                zarr_format=3,
-                consolidated=False,
-                encoding=_encoding(ds),
-            )
-        else:
-            ds.to_zarr(
-                store.url,
-                storage_options=store.options,
-                mode="a",
-                compute=False,
-                zarr_format=3,
-                consolidated=False,
-                encoding=_encoding(ds),
-            )
+        # metadata only: the arrays are filled region by region below
+        ds.to_zarr(
+            store.url,
+            storage_options=store.options,
+            mode="w" if new_store else "a",
+            compute=False,
+            zarr_format=3,
+            consolidated=False,
+            encoding=_encoding(ds),
+        )
         sig_file.write_text(sig)
     spatial = [n for n, v in ds.data_vars.items() if {"y", "x"} <= set(v.dims) and v.chunks]
     data = ds[spatial].drop_vars(

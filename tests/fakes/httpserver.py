@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from socketserver import BaseServer
+from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
+S = TypeVar("S", bound=BaseServer)
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
@@ -95,9 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(root: Path, truncate: dict[str, float] | None = None) -> Iterator[RangeServer]:
-    """Run a :class:`RangeServer` on 127.0.0.1 for the duration of the block."""
-    server = RangeServer(root, truncate)
+def running(server: S) -> Iterator[S]:
+    """Serve ``server`` from a background thread for the duration of the block."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               daemon=True)
     thread.start()
@@ -107,3 +109,10 @@ def serve(root: Path, truncate: dict[str, float] | None = None) -> Iterator[Rang
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serve(root: Path, truncate: dict[str, float] | None = None) -> Iterator[RangeServer]:
+    """Run a :class:`RangeServer` on 127.0.0.1 for the duration of the block."""
+    with running(RangeServer(root, truncate)) as server:
+        yield server

@@ -39,6 +39,8 @@ from rasterio.transform import from_bounds
 from rasterio.warp import Resampling, reproject
 from shapely.geometry import box, shape
 
+from tests.fakes.httpserver import running
+
 CLIENT_ID = "fake-client-id"
 CLIENT_SECRET = "fake-client-secret-0123456789"
 _TOKEN = "e30." + base64.urlsafe_b64encode(json.dumps({"azp": CLIENT_ID}).encode()).decode() + ".x"
@@ -250,13 +252,5 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def serve(catalog: Path) -> Iterator[FakeSentinelHub]:
     """Run the fake on 127.0.0.1 for the duration of the block."""
-    server = FakeSentinelHub(catalog)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              daemon=True)
-    thread.start()
-    try:
+    with running(FakeSentinelHub(catalog)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

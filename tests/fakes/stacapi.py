@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pystac
 from shapely.geometry import box, shape
 
-from tests.fakes.httpserver import RangeServer, _Handler
+from tests.fakes.httpserver import RangeServer, _Handler, running
 
 CONFORMS = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -168,13 +167,5 @@ class _ApiHandler(_Handler):
 @contextmanager
 def serve_api(root: Path, page_size: int = 5) -> Iterator[StacApiServer]:
     """Run a :class:`StacApiServer` over ``root`` for the duration of the block."""
-    server = StacApiServer(root, page_size)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              daemon=True)
-    thread.start()
-    try:
+    with running(StacApiServer(root, page_size)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
