@@ -5,7 +5,8 @@ Usage: ``python benchmarks/bench_model.py [--n 65536] [--t 36] [--repeats 3] [--
 Prints pixel-seasons per second (a pixel-season = one series of ``t`` six-day dates)
 with torch threads = 1 and 2, per core, and the ratio to ``pipeline.baselines.linear``
 timed in the same run (numpy, one core). Inputs come from the per-pixel generator
-``model.synth`` (about half the dates cloudy, S1 in one or both directions).
+``model.synth`` (about half the dates cloudy, S1 in one or both directions), with
+each date's day of year passed as the pipeline does (``--no-doy``: dates unknown).
 """
 
 from __future__ import annotations
@@ -43,16 +44,20 @@ def main() -> None:
     p.add_argument("--t", type=int, default=36)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--no-doy", action="store_true", help="do not pass the day of year")
     args = p.parse_args()
     data = generate(args.n, args.t, np.random.default_rng(0))
     sf = load_model(args.weights)
     n_params = sum(q.numel() for q in sf.net.parameters())
-    print(f"SF {n_params} parameters, {args.n} pixel-seasons x {args.t} dates")
+    doy = None if args.no_doy else data.doy
+    print(f"SF {n_params} parameters, {args.n} pixel-seasons x {args.t} dates, "
+          f"day of year {'unknown' if doy is None else 'given'}")
     lin = _best_rate(lambda: linear(data.ndvi), args.n, args.repeats)
     print(f"linear (numpy, 1 core): {lin:,.0f} pixel-seasons/s")
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        rate = _best_rate(lambda: sf.predict(data.ndvi, data.vv, data.vh), args.n, args.repeats)
+        rate = _best_rate(lambda: sf.predict(data.ndvi, data.vv, data.vh, doy=doy), args.n,
+                          args.repeats)
         per_core = rate / threads
         print(
             f"SF torch threads={threads}: {rate:,.0f} pixel-seasons/s total, "

@@ -23,7 +23,7 @@ from model.sf import SFNet, build_features
 
 __all__ = ["SFModel", "SFNet", "build_features", "default_weights", "load_model"]
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class SFModel:
         vh: np.ndarray,
         batch_size: int = 65536,
         edges: str = "hold",
+        doy: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fill NDVI gaps on every date.
 
@@ -76,6 +77,11 @@ class SFModel:
                 extrapolation beyond the observed span was worse than holding (MAE
                 0.096 vs 0.065 over all land covers; built-up, forest and tracks worst),
                 while inside the span it beat linear interpolation (0.021 vs 0.023).
+            doy: day of year (1-366) of each date, the 6-day bin's centre: ``(T,)`` for
+                series sharing dates or ``(N, T)``; NaN entries or ``None`` = unknown
+                (the network was trained with dates dropped at random, so it still
+                fills, somewhat less well on long gaps). Networks trained without
+                dates (weights 1.0.x) ignore it.
 
         Returns:
             ``(mean, std)``, both ``(N, T)`` float32. ``mean`` keeps observed dates as
@@ -95,6 +101,13 @@ class SFModel:
                 f"{vh.shape}"
             )
         n, t = ndvi.shape
+        doy_a: np.ndarray | None = None
+        if doy is not None:
+            doy_a = np.asarray(doy, dtype=np.float32)
+            if doy_a.shape == (t,):
+                doy_a = np.broadcast_to(doy_a, (n, t))
+            if doy_a.shape != (n, t):
+                raise ValueError(f"expected doy (T,) or (N, T) = {(n, t)}; got {doy_a.shape}")
         mean = np.full((n, t), np.nan, dtype=np.float32)
         std = np.full((n, t), np.nan, dtype=np.float32)
         valid = np.isfinite(ndvi)
@@ -109,10 +122,12 @@ class SFModel:
                 x = torch.from_numpy(ndvi[idx])
                 a = torch.from_numpy(vv[idx])
                 b = torch.from_numpy(vh[idx])
+                d = None if doy_a is None else torch.from_numpy(np.ascontiguousarray(doy_a[idx]))
                 outs_m, outs_s = [], []
                 for j in range(0, len(idx), step):
+                    dj = None if d is None else d[j : j + step]
                     m, s = self.net(build_features(x[j : j + step], a[j : j + step],
-                                                   b[j : j + step]))
+                                                   b[j : j + step], dj))
                     outs_m.append(m)
                     outs_s.append(s)
                 mean[idx] = torch.cat(outs_m).clamp(-1, 1).numpy()

@@ -50,12 +50,30 @@ class PlotSeries:
     vv: np.ndarray
     vh: np.ndarray
 
+    def doy(self, step_days: int = 6) -> np.ndarray:
+        """``(N, T)`` float32 day of year (1-366) of each bin's centre."""
+        return bin_doy(self.start, self.ndvi.shape[1], step_days)
+
     def take(self, rows: np.ndarray) -> PlotSeries:
         """Subset of rows (boolean mask or indices)."""
         return PlotSeries(
             self.plot[rows], self.year[rows], self.start[rows],
             self.ndvi[rows], self.vv[rows], self.vh[rows],
         )
+
+
+def day_of_year(dates: np.ndarray) -> np.ndarray:
+    """Day of year (1 = 1 January) of ``datetime64`` values, as float32."""
+    d = np.asarray(dates).astype("datetime64[D]")
+    jan1 = d.astype("datetime64[Y]").astype("datetime64[D]")
+    return ((d - jan1).astype(np.int64) + 1).astype(np.float32)
+
+
+def bin_doy(start: np.ndarray, t: int, step_days: int = 6) -> np.ndarray:
+    """``(N, T)`` day of year of the centres of ``t`` bins from each row's ``start``."""
+    s = np.asarray(start).astype("datetime64[D]").reshape(-1, 1)
+    offs = (np.arange(t) * step_days + step_days // 2).astype("timedelta64[D]")
+    return day_of_year(s + offs[None, :])
 
 
 def read_s2_tables(files: list[Path]) -> pd.DataFrame:

@@ -19,6 +19,11 @@ chosen for speed or robustness and measured in ``benchmarks/bench_model.py`` and
   from another orbit, or with one direction missing, looks the same to the network.
   Missing S1 is a mask channel, never a value.
 * A second output gives the predicted standard deviation per date (Gaussian NLL).
+* Optional day of year (weights >= 1.1): sin and cos of each date's phase in the year
+  join the second branch, so long gaps can follow the grassland season (green-up,
+  first cut, autumn decline) rather than a straight line. An unknown date is (0, 0),
+  which training shows in a share of windows; networks built without it
+  (``doy=False``, weights 1.0.x) read only the first 11 feature channels.
 
 Everything here is plain PyTorch; the module never imports geo libraries.
 """
@@ -30,7 +35,9 @@ from torch import nn
 from torch.nn import functional as F
 
 #: Number of input channels built by :func:`build_features` per date.
-N_FEATURES = 11
+N_FEATURES = 13
+#: Channels of a network without the day-of-year input (weights 1.0.x).
+N_FEATURES_NO_DOY = 11
 #: Channels of the NDVI branch (the first ones of :func:`build_features`).
 N_NDVI_FEATURES = 5
 #: dB scale used to normalise Sentinel-1 anomalies and levels.
@@ -41,6 +48,8 @@ S1_LEVEL_DB = (-11.0, -18.0)
 MAX_DISTANCE = 12.0
 #: Floor of the predicted standard deviation (NDVI units).
 MIN_STD = 0.003
+#: Length of the year used for the day-of-year phase (days).
+YEAR_DAYS = 365.25
 
 
 def _linear_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -68,7 +77,25 @@ def _linear_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ..
     return filled, d_prev.clamp(max=MAX_DISTANCE), d_next.clamp(max=MAX_DISTANCE)
 
 
-def build_features(ndvi: torch.Tensor, vv: torch.Tensor, vh: torch.Tensor) -> torch.Tensor:
+def doy_features(doy: torch.Tensor | None, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(sin, cos)`` of the day-of-year phase, both ``like``-shaped ``(B, T)``.
+
+    ``doy`` is ``(B, T)`` or ``(T,)`` (broadcast over rows); ``None`` or NaN entries
+    (date unknown) give ``(0, 0)``, which no real date produces.
+    """
+    if doy is None:
+        z = torch.zeros_like(like)
+        return z, z
+    d = doy.to(like.dtype).expand_as(like)
+    ok = torch.isfinite(d)
+    ang = torch.where(ok, d, torch.zeros_like(d)) * (2.0 * torch.pi / YEAR_DAYS)
+    zero = torch.zeros_like(like)
+    return torch.where(ok, torch.sin(ang), zero), torch.where(ok, torch.cos(ang), zero)
+
+
+def build_features(
+    ndvi: torch.Tensor, vv: torch.Tensor, vh: torch.Tensor, doy: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-date input features of the network.
 
     Args:
@@ -76,11 +103,15 @@ def build_features(ndvi: torch.Tensor, vv: torch.Tensor, vh: torch.Tensor) -> to
             output: they are replaced before any arithmetic).
         vv: ``(B, T, D)`` VV backscatter in dB per orbit direction (D >= 1), NaN = none.
         vh: ``(B, T, D)`` VH backscatter in dB, same layout.
+        doy: ``(B, T)`` or ``(T,)`` day of year of each date (bin centre), NaN or
+            ``None`` = unknown.
 
     Returns:
         ``(T, B, N_FEATURES)`` float tensor: NDVI branch channels (masked NDVI, mask,
         linear interpolation, distance to previous / next observation) then S1 branch
-        channels (VV, VH, VH-VV anomalies, S1 mask, VV and VH series levels).
+        channels (VV, VH, VH-VV anomalies, S1 mask, VV and VH series levels) then the
+        day-of-year sine and cosine (read by the second branch of networks built with
+        ``doy=True``; networks without it ignore them).
     """
     valid = torch.isfinite(ndvi)
     x = torch.where(valid, ndvi, torch.zeros_like(ndvi))
@@ -107,6 +138,7 @@ def build_features(ndvi: torch.Tensor, vv: torch.Tensor, vh: torch.Tensor) -> to
     vh_lvl = ((vh_mean * dir_w).sum(dim=2) / n_dirs - S1_LEVEL_DB[1]) / S1_SCALE_DB
     vv_lvl = (vv_lvl.clamp(-3, 3) * any_s1).expand_as(x)
     vh_lvl = (vh_lvl.clamp(-3, 3) * any_s1).expand_as(x)
+    d_sin, d_cos = doy_features(doy, x)
     feats = torch.stack(
         [
             x,
@@ -120,6 +152,8 @@ def build_features(ndvi: torch.Tensor, vv: torch.Tensor, vh: torch.Tensor) -> to
             s1m,
             vv_lvl,
             vh_lvl,
+            d_sin,
+            d_cos,
         ],
         dim=-1,
     )
@@ -155,11 +189,19 @@ class SFNet(nn.Module):
     around the LSTM.
     """
 
-    def __init__(self, ndvi_channels: int = 16, s1_channels: int = 8, hidden: int = 20) -> None:
+    def __init__(
+        self, ndvi_channels: int = 16, s1_channels: int = 8, hidden: int = 20, doy: bool = False
+    ) -> None:
         super().__init__()
-        self.config = {"ndvi_channels": ndvi_channels, "s1_channels": s1_channels, "hidden": hidden}
+        self.config: dict[str, int | bool] = {
+            "ndvi_channels": ndvi_channels, "s1_channels": s1_channels, "hidden": hidden,
+        }
+        if doy:
+            self.config["doy"] = True
+        #: Last feature channel read (the second branch reads N_NDVI_FEATURES:n_in).
+        self.n_in = N_FEATURES if doy else N_FEATURES_NO_DOY
         self.ndvi_conv = TemporalConv(N_NDVI_FEATURES, ndvi_channels)
-        self.s1_conv = TemporalConv(N_FEATURES - N_NDVI_FEATURES, s1_channels)
+        self.s1_conv = TemporalConv(self.n_in - N_NDVI_FEATURES, s1_channels)
         branch = ndvi_channels + s1_channels
         self.rnn = nn.LSTM(branch, hidden, bidirectional=True)
         self.head_h = nn.Linear(2 * hidden, hidden)
@@ -178,7 +220,7 @@ class SFNet(nn.Module):
         """
         nf = N_NDVI_FEATURES
         a = F.relu(self.ndvi_conv(feats[..., :nf]))
-        b = F.relu(self.s1_conv(feats[..., nf:]))
+        b = F.relu(self.s1_conv(feats[..., nf : self.n_in]))
         z = torch.cat([a, b], dim=-1)
         h, _ = self.rnn(z)
         o = self.head2(F.relu(self.head_h(h) + self.head_z(z)))

@@ -37,12 +37,14 @@ class SynthBatch:
         ndvi: ``(N, T)`` observed NDVI, NaN = cloudy bin.
         vv: ``(N, T, 2)`` VV dB per direction, NaN = no acquisition.
         vh: ``(N, T, 2)`` VH dB per direction.
+        doy: ``(N, T)`` day of year of each date's centre.
     """
 
     truth: np.ndarray
     ndvi: np.ndarray
     vv: np.ndarray
     vh: np.ndarray
+    doy: np.ndarray
 
 
 def _season(doy: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -112,4 +114,5 @@ def generate(n: int, t: int, rng: np.random.Generator, step_days: int = 6) -> Sy
         vv[:, :, d] = np.where(on, e_vv, np.nan)
         vh[:, :, d] = np.where(on, e_vh, np.nan)
     f32 = np.float32
-    return SynthBatch(truth.astype(f32), obs.astype(f32), vv.astype(f32), vh.astype(f32))
+    doy = (days % 365.0 + 1.0).astype(f32)
+    return SynthBatch(truth.astype(f32), obs.astype(f32), vv.astype(f32), vh.astype(f32), doy)

@@ -10,15 +10,16 @@ Recipe (``python -m model train``; everything seeded, one torch thread):
 2. Batches. Each batch has one window length L (24-48 dates; any season length);
    80 % real windows cropped at random offsets, 20 % synthetic. Real S1 is augmented:
    0-2 dB extra speckle, dropped altogether in 20 % of windows, moved to the
-   descending slot (with a level offset) in 40 %.
+   descending slot (with a level offset) in 40 %. Every window carries the day of
+   year of its bin centres; it is dropped (unknown date) in ``doy_drop`` of windows.
 3. Gaps. 1-3 runs of 1-10 consecutive dates (6-60 days) are hidden per window; their
    clear observations become targets. Loss = L1 of the mean (weight 1 on hidden,
    0.1 on visible dates) + 0.05 x Gaussian NLL of the std given the detached mean
    (same weights), so the mean optimises MAE and the std learns its errors.
 4. Adam, lr 3e-3 with cosine decay, fixed number of steps.
-   40,000 steps of 256 windows take about 14 min on one core of the development
-   machine when it is otherwise idle (25 min measured for the shipped weights, with
-   other jobs sharing the two cores).
+   36,000 steps of 256 windows (the shipped 1.1.0 weights) took 17 min on one core
+   of the development machine with other jobs sharing its two cores (1.0.0: 40,000
+   steps, 25 min shared, about 14 min idle).
 5. Calibration. On the calibration plots (never trained on), gaps are hidden the same
    way and the std is scaled so that 90 % of hidden errors fall inside +-1.645 std.
 """
@@ -63,10 +64,13 @@ class Recipe:
         nll_weight: weight of the Gaussian NLL term.
         eval_frac / calib_frac: plot shares held out for evaluation / calibration.
         ndvi_channels / s1_channels / hidden: network sizes.
+        doy: 1 = the network sees the day of year (sin, cos) of each date.
+        doy_drop: share of windows trained with the date unknown (``doy=None`` at
+            inference must keep working).
     """
 
     seed: int = 0
-    steps: int = 40000
+    steps: int = 36000
     batch: int = 256
     lr: float = 3e-3
     min_len: int = 24
@@ -80,6 +84,8 @@ class Recipe:
     ndvi_channels: int = 16
     s1_channels: int = 8
     hidden: int = 16
+    doy: int = 1
+    doy_drop: float = 0.15
 
 
 def split_plots(
@@ -124,6 +130,7 @@ class Batches:
 
     def __init__(self, pools: list[PlotSeries], recipe: Recipe, rng: np.random.Generator):
         self.pools = [p for p in pools if len(p.plot)]
+        self.doys = [p.doy() for p in self.pools]
         self.recipe = recipe
         self.rng = rng
 
@@ -132,6 +139,7 @@ class Batches:
         sizes = np.array([len(p.plot) for p in self.pools], dtype=float)
         which = rng.choice(len(self.pools), size=n, p=sizes / sizes.sum())
         nd = np.empty((n, length), np.float32)
+        doy = np.empty((n, length), np.float32)
         vv = np.empty((n, length, 2), np.float32)
         vh = np.empty((n, length, 2), np.float32)
         for k, pool in enumerate(self.pools):
@@ -143,6 +151,7 @@ class Batches:
             off = rng.integers(0, max(t - length, 0) + 1, len(sel))
             cols = np.minimum(off[:, None] + np.arange(length)[None, :], t - 1)
             nd[sel] = pool.ndvi[rows[:, None], cols]
+            doy[sel] = self.doys[k][rows[:, None], cols]
             vv[sel] = pool.vv[rows[:, None], cols]
             vh[sel] = pool.vh[rows[:, None], cols]
         # S1 augmentation: extra speckle, drop, swap to the descending slot.
@@ -155,20 +164,22 @@ class Batches:
         shift = rng.uniform(-2, 2, (int(swap.sum()), 1, 1))
         vv_a[swap] = vv_a[swap][..., ::-1] + shift
         vh_a[swap] = vh_a[swap][..., ::-1] + shift
-        return nd, vv_a, vh_a
+        return nd, vv_a, vh_a, doy
 
     def draw(self) -> tuple[torch.Tensor, ...]:
-        """One batch: (input ndvi with hidden gaps, vv, vh, target, weights)."""
+        """One batch: (input ndvi with hidden gaps, vv, vh, target, weights, doy)."""
         r, rng = self.recipe, self.rng
         length = int(rng.integers(r.min_len, r.max_len + 1))
         n_real = round(r.batch * r.real_frac) if self.pools else 0
-        nd, vv, vh = self._real(n_real, length) if n_real else (
+        nd, vv, vh, doy = self._real(n_real, length) if n_real else (
             np.empty((0, length), np.float32), np.empty((0, length, 2), np.float32),
-            np.empty((0, length, 2), np.float32))
+            np.empty((0, length, 2), np.float32), np.empty((0, length), np.float32))
         syn = generate(r.batch - n_real, length, rng)
         nd = np.concatenate([nd, syn.ndvi])
         vv = np.concatenate([vv, syn.vv])
         vh = np.concatenate([vh, syn.vh])
+        doy = np.concatenate([doy, syn.doy])
+        doy[rng.random(len(doy)) < r.doy_drop] = np.nan
         observed = np.isfinite(nd)
         hidden = hide_runs(observed, rng)
         visible = observed & ~hidden
@@ -177,7 +188,8 @@ class Batches:
         inp = np.where(hidden, np.nan, nd).astype(np.float32)
         target = np.nan_to_num(nd, nan=0.0)
         return (torch.from_numpy(inp), torch.from_numpy(vv), torch.from_numpy(vh),
-                torch.from_numpy(target), torch.from_numpy(w.astype(np.float32)))
+                torch.from_numpy(target), torch.from_numpy(w.astype(np.float32)),
+                torch.from_numpy(doy.astype(np.float32)))
 
 
 def loss_fn(
@@ -196,8 +208,9 @@ def _calibration_set(
     nd = np.repeat(series.ndvi, copies, axis=0)
     vv = np.repeat(series.vv, copies, axis=0)
     vh = np.repeat(series.vh, copies, axis=0)
+    doy = np.repeat(series.doy(), copies, axis=0)
     hidden = hide_runs(np.isfinite(nd), rng, max_runs=1)
-    return np.where(hidden, np.nan, nd).astype(np.float32), vv, vh, nd, hidden
+    return np.where(hidden, np.nan, nd).astype(np.float32), vv, vh, nd, hidden, doy
 
 
 def calibrate(net: SFNet, sets: list[PlotSeries], seed: int) -> dict[str, Any]:
@@ -209,9 +222,9 @@ def calibrate(net: SFNet, sets: list[PlotSeries], seed: int) -> dict[str, Any]:
         for s in sets:
             if not len(s.plot):
                 continue
-            inp, vv, vh, truth, hidden = _calibration_set(s, rng)
+            inp, vv, vh, truth, hidden, doy = _calibration_set(s, rng)
             feats = build_features(torch.from_numpy(inp), torch.from_numpy(vv),
-                                   torch.from_numpy(vh))
+                                   torch.from_numpy(vh), torch.from_numpy(doy))
             mean, std = net(feats)
             m, sd, lin = mean.numpy(), std.numpy(), feats[..., 2].transpose(0, 1).numpy()
             ok = hidden & np.isfinite(inp).any(axis=1, keepdims=True)
@@ -253,7 +266,7 @@ def train(data_dir: Path, out: Path, recipe: Recipe | None = None) -> dict[str, 
         calib_sets.append(s2s.take(np.isin(s2s.plot, sp["calib"])))
     log.info("real training windows from %s plot-years", [len(p.plot) for p in pools])
 
-    net = SFNet(r.ndvi_channels, r.s1_channels, r.hidden)
+    net = SFNet(r.ndvi_channels, r.s1_channels, r.hidden, doy=bool(r.doy))
     opt = torch.optim.Adam(net.parameters(), lr=r.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k / r.steps, 1.0)))
@@ -263,8 +276,8 @@ def train(data_dir: Path, out: Path, recipe: Recipe | None = None) -> dict[str, 
     running = 0.0
     for step in range(1, r.steps + 1):
         net.train()
-        inp, vv, vh, target, w = batches.draw()
-        mean, std = net(build_features(inp, vv, vh))
+        inp, vv, vh, target, w, doy = batches.draw()
+        mean, std = net(build_features(inp, vv, vh, doy))
         loss = loss_fn(mean, std, target, w, r.nll_weight)
         opt.zero_grad()
         loss.backward()
@@ -288,7 +301,8 @@ def train(data_dir: Path, out: Path, recipe: Recipe | None = None) -> dict[str, 
             "class": "model.sf.SFNet",
             "config": net.config,
             "parameters": n_params,
-            "inputs": "per date: NDVI (NaN gaps), VV/VH dB per orbit direction (NaN = none)",
+            "inputs": "per date: NDVI (NaN gaps), VV/VH dB per orbit direction (NaN = none)"
+            + (", day of year of the bin centre (optional)" if r.doy else ""),
             "outputs": "per date: NDVI mean and std; observed dates kept as observed",
         },
         "normalisation": {
@@ -298,6 +312,7 @@ def train(data_dir: Path, out: Path, recipe: Recipe | None = None) -> dict[str, 
             "s1_anomaly": "per-series per-direction temporal mean subtracted, clipped at +-3",
             "max_distance_steps": MAX_DISTANCE,
             "min_std": MIN_STD,
+            "doy": "sin and cos of 2 pi doy / 365.25; unknown date = (0, 0)",
         },
         "calibration": calib,
         "training": {

@@ -140,6 +140,7 @@ def run_evaluation(
                          "pass a folder with other plots")
     log.info("evaluating on %d plot-years (%s)", len(series.plot), why)
     rng = np.random.default_rng(seed)
+    doy = series.doy(STEP_DAYS)
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "linear": baselines.linear,
         "akima": baselines.akima,
@@ -152,7 +153,7 @@ def run_evaluation(
         rows, inp, hidden = make_gaps(series.ndvi, lo, hi, repeats, rng)
         truth = series.ndvi[rows][hidden]
         res: dict[str, Any] = {}
-        mean, std = sf.predict(inp, series.vv[rows], series.vh[rows])
+        mean, std = sf.predict(inp, series.vv[rows], series.vh[rows], doy=doy[rows])
         res["sf"] = _scores(mean[hidden], truth)
         res["sf"]["coverage90"] = float(
             np.mean(np.abs(mean[hidden] - truth) <= Z90 * std[hidden])

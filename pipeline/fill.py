@@ -6,12 +6,15 @@ arrays, :func:`compute_filled` maps it over a dask-backed cube with
 
 A filler sees one series per pixel: ``ndvi`` (N, T) with NaN gaps, ``vv`` and
 ``vh`` (N, T, 2) in dB with the last axis (ascending, descending), NaN where
-no acquisition. It returns NDVI mean and std, both (N, T).
+no acquisition. It returns NDVI mean and std, both (N, T). A filler whose ``fill``
+also takes a ``doy`` keyword (day of year of each date's bin centre, (T,)) gets the
+cube's dates; others are called with the three arrays only.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -20,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline import baselines
+from pipeline.timegrid import STEP_DAYS
 
 S1_VARS = (("vv_asc", "vv_desc"), ("vh_asc", "vh_desc"))
 
@@ -47,9 +51,9 @@ class LinearFiller:
     name: str = "linear"
 
     def fill(
-        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray
+        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray, doy: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Interpolate each row; S1 is not used."""
+        """Interpolate each row; S1 and dates are not used."""
         mean = baselines.linear(ndvi)
         return mean, np.full_like(mean, np.nan)
 
@@ -77,15 +81,15 @@ class ModelFiller:
     name: str = "sf"
 
     def fill(
-        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray
+        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray, doy: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Run the network on a batch of pixel series."""
+        """Run the network on a batch of pixel series (``doy``: (T,) or (N, T), optional)."""
         import torch
 
         if torch.get_num_threads() != self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         m = _load_model(self.path)
-        mean, std = m.predict(ndvi, vv, vh)  # type: ignore[attr-defined]
+        mean, std = m.predict(ndvi, vv, vh, doy=doy)  # type: ignore[attr-defined]
         return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
 
@@ -96,11 +100,13 @@ def fill_block(
     vv_desc: np.ndarray,
     vh_asc: np.ndarray,
     vh_desc: np.ndarray,
+    doy: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill a block whose last axis is time (..., T); returns (mean, std) of the same shape.
 
     Observed NDVI is never replaced by a NaN, and pixels without any clear
-    observation stay NaN (there is nothing to anchor a fill to).
+    observation stay NaN (there is nothing to anchor a fill to). ``doy`` ((T,) day of
+    year of each date) goes to fillers that take it (see :func:`takes_doy`).
     """
     shape = ndvi.shape
     t = shape[-1]
@@ -111,19 +117,46 @@ def fill_block(
     std = np.full(flat.shape, np.nan, np.float32)
     rows = np.isfinite(flat).any(axis=1)
     if rows.any():
-        m, s = filler.fill(flat[rows], vv[rows], vh[rows])
+        if doy is not None and takes_doy(filler):
+            m, s = filler.fill(flat[rows], vv[rows], vh[rows], doy=doy)  # type: ignore[call-arg]
+        else:
+            m, s = filler.fill(flat[rows], vv[rows], vh[rows])
         mean[rows], std[rows] = m, s
     return mean.reshape(shape), std.reshape(shape)
+
+
+def takes_doy(filler: object) -> bool:
+    """Whether ``filler.fill`` accepts a ``doy`` keyword (older fillers do not)."""
+    try:
+        params = inspect.signature(filler.fill).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return "doy" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def cube_doy(times: np.ndarray, step_days: int = STEP_DAYS) -> np.ndarray | None:
+    """Day of year of the bin centres (bin start + 3 days) of a cube's ``time`` values.
+
+    ``None`` when the values are not dates.
+    """
+    t = np.asarray(times)
+    if not np.issubdtype(t.dtype, np.datetime64):
+        return None
+    centre = t.astype("datetime64[D]") + np.timedelta64(step_days // 2, "D")
+    jan1 = centre.astype("datetime64[Y]").astype("datetime64[D]")
+    return ((centre - jan1).astype(np.int64) + 1).astype(np.float32)
 
 
 def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     """Lazy ``ndvi_filled``, ``ndvi_std`` and ``observed`` for a cube (dims time, y, x).
 
-    Pixels outside the AOI mask are NaN in the filled products.
+    Pixels outside the AOI mask are NaN in the filled products. The ``time`` values
+    (6-day bin starts) give the filler each date's day of year.
     """
     inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair)]
+    doy = cube_doy(cube["time"].values) if "time" in cube.coords else None
     mean, std = xr.apply_ufunc(
-        functools.partial(fill_block, filler),
+        functools.partial(fill_block, filler, doy=doy),
         *inputs,
         input_core_dims=[["time"]] * len(inputs),
         output_core_dims=[["time"], ["time"]],

@@ -5,8 +5,9 @@ days apart from any start date; empty ndvi = gap; vv/vh in dB, may be empty), pl
 optional ``orbit`` column (``ascending``/``descending``, also ``asc``/``desc``/``A``/
 ``D``; empty = unknown, treated as ascending). Output columns
 ``id,date,ndvi_filled,ndvi_std`` for every input row, in input order; observed dates
-keep their NDVI; series without any NDVI observation get empty values. The output
-appears atomically (temporary file, then rename).
+keep their NDVI; series without any NDVI observation get empty values. Each row's
+date also gives the network its day of year (grassland seasons are seasonal). The
+output appears atomically (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -155,6 +156,9 @@ def fill_table(input: Path, output: Path, model_path: Path | None = None) -> Non
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     lengths = np.diff(np.r_[starts, len(order)])
     direction = df["_dir"].to_numpy()[order]
+    dates = df["_date"].to_numpy().astype("datetime64[D]")
+    jan1 = dates.astype("datetime64[Y]").astype("datetime64[D]")
+    doy = ((dates - jan1).astype(np.int64) + 1).astype(np.float32)
     for t in np.unique(lengths):
         group = starts[lengths == t]
         idx = order[group[:, None] + np.arange(t)[None, :]]  # (n, t) row numbers
@@ -165,7 +169,7 @@ def fill_table(input: Path, output: Path, model_path: Path | None = None) -> Non
         rows, cols = np.indices(idx.shape)
         a[rows, cols, d] = vv[idx]
         b[rows, cols, d] = vh[idx]
-        m, s = sf.predict(x, a, b)
+        m, s = sf.predict(x, a, b, doy=doy[idx])
         filled[idx] = m
         std[idx] = s
     out = pd.DataFrame({

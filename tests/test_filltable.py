@@ -101,3 +101,21 @@ def test_bad_input_raises_input_error(tmp_path: Path, case: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         fill_table(tmp_path / "nope.csv", tmp_path / "out.csv")
+
+
+def test_dates_reach_the_model_as_day_of_year(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from model import SFModel
+
+    seen: list[np.ndarray] = []
+    original = SFModel.predict
+
+    def spy(self: SFModel, *args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(np.asarray(kwargs["doy"]))
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SFModel, "predict", spy)
+    df = _table(n_ids=1, t=5)
+    _run(tmp_path, df)
+    want = pd.to_datetime(df["date"]).dt.day_of_year.to_numpy(dtype=np.float32)
+    np.testing.assert_array_equal(seen[0], want[None, :])

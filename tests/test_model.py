@@ -153,3 +153,100 @@ def test_plot_tables_use_the_pipeline_time_grid() -> None:
     from pipeline.timegrid import EPOCH, STEP_DAYS
 
     assert DEFAULT_EPOCH == EPOCH and STEP_DAYS == 6
+
+
+def _doy_model() -> SFModel:
+    torch.manual_seed(0)
+    net = SFNet(doy=True)
+    with torch.no_grad():  # make the date matter visibly in an untrained network
+        net.s1_conv.proj.weight[:, -2:] += 1.0
+    return SFModel(net, {})
+
+
+@pytest.mark.parametrize("t", [1, 29, 61])
+def test_doy_input_shapes_and_none(t: int) -> None:
+    ndvi, vv, vh = _inputs(5, t)
+    ndvi[:, 0] = 0.5
+    doy = (100.0 + 6 * np.arange(t)).astype(np.float32) % 365
+    model = _doy_model()
+    m_none, s_none = model.predict(ndvi, vv, vh)  # date unknown: still fills
+    assert m_none.shape == s_none.shape == (5, t)
+    assert np.isfinite(m_none).all() and (s_none > 0).all()
+    m_1d, s_1d = model.predict(ndvi, vv, vh, doy=doy)
+    m_2d, s_2d = model.predict(ndvi, vv, vh, doy=np.tile(doy, (5, 1)))
+    np.testing.assert_array_equal(m_1d, m_2d)
+    np.testing.assert_array_equal(s_1d, s_2d)
+    # NaN dates are unknown dates.
+    m_nan, _ = model.predict(ndvi, vv, vh, doy=np.full(t, np.nan, np.float32))
+    np.testing.assert_array_equal(m_nan, m_none)
+    with pytest.raises(ValueError, match="doy"):
+        model.predict(ndvi, vv, vh, doy=np.zeros(t + 1, np.float32))
+
+
+def test_doy_matters_only_to_networks_built_with_it() -> None:
+    ndvi, vv, vh = _inputs()
+    spring = np.full(ndvi.shape[1], 120.0, np.float32)
+    autumn = np.full(ndvi.shape[1], 300.0, np.float32)
+    with_doy = _doy_model()
+    gaps = np.isnan(ndvi) & np.isfinite(ndvi).any(axis=1, keepdims=True)
+    a = with_doy.predict(ndvi, vv, vh, doy=spring, edges="model")[0]
+    b = with_doy.predict(ndvi, vv, vh, doy=autumn, edges="model")[0]
+    assert np.abs(a - b)[gaps].max() > 1e-4
+    legacy = _random_model()
+    np.testing.assert_array_equal(legacy.predict(ndvi, vv, vh, doy=spring)[0],
+                                  legacy.predict(ndvi, vv, vh)[0])
+    assert "doy" not in legacy.net.config and with_doy.net.config["doy"] is True
+
+
+def test_doy_features_are_a_unit_circle_or_zero() -> None:
+    from model.sf import doy_features
+
+    like = torch.zeros(2, 3)
+    s, c = doy_features(torch.tensor([1.0, float("nan"), 183.0]), like)
+    assert s.shape == c.shape == (2, 3)
+    np.testing.assert_allclose((s**2 + c**2)[:, [0, 2]].numpy(), 1.0, atol=1e-6)
+    assert (s[:, 1] == 0).all() and (c[:, 1] == 0).all()
+
+
+def test_fill_block_passes_cube_dates_to_fillers_that_take_them() -> None:
+    from pipeline.fill import LinearFiller, cube_doy, fill_block, takes_doy
+
+    seen: dict[str, object] = {}
+
+    class Legacy:
+        name = "legacy"
+
+        def fill(self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+            seen["legacy"] = True
+            return ndvi, ndvi
+
+    class Dated(Legacy):
+        def fill(self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray,  # type: ignore[override]
+                 doy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            seen["doy"] = doy
+            return ndvi, ndvi
+
+    times = np.array(["2023-01-01", "2023-12-29"], dtype="datetime64[ns]")
+    doy = cube_doy(times)
+    assert doy is not None
+    np.testing.assert_array_equal(doy, [4.0, 1.0])  # bin centres: +3 days (2024-01-01)
+    assert cube_doy(np.arange(2)) is None
+    ndvi = np.full((3, 2), 0.5, np.float32)
+    s1 = np.full((3, 2), np.nan, np.float32)
+    assert not takes_doy(Legacy()) and takes_doy(Dated()) and takes_doy(LinearFiller())
+    fill_block(Legacy(), ndvi, s1, s1, s1, s1, doy=doy)
+    assert seen["legacy"] is True
+    fill_block(Dated(), ndvi, s1, s1, s1, s1, doy=doy)
+    np.testing.assert_array_equal(np.asarray(seen["doy"]), doy)
+    m, _ = fill_block(LinearFiller(), ndvi, s1, s1, s1, s1, doy=doy)
+    np.testing.assert_array_equal(m, ndvi)
+    assert LinearFiller().fill(ndvi, s1[..., None], s1[..., None])[0].shape == (3, 2)
+
+
+def test_plot_series_doy_is_bin_centre() -> None:
+    from model.data import bin_doy
+
+    start = np.array(["2021-12-31", "2023-04-01"], dtype="datetime64[D]")
+    doy = bin_doy(start, 3)
+    np.testing.assert_array_equal(doy, [[3.0, 9.0, 15.0], [94.0, 100.0, 106.0]])
