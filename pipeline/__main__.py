@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         "'linear' = linear interpolation (default: %(default)s)",
     )
     run.add_argument(
+        "--no-dates",
+        dest="sf_dates",
+        action="store_false",
+        help="fill with SF without its day-of-year input: the seasonal prior was learned on "
+        "grassland; without it SF is better on crops and built-up land, worse on grassland",
+    )
+    run.add_argument(
         "--model",
         type=Path,
         help="weights (.safetensors) for --method sf (default: the shipped weights)",
@@ -417,6 +424,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers or max(1, os.cpu_count() or 1),
         seed=args.seed,
         tile_m=args.tile_size,
+        sf_dates=args.sf_dates,
         scheduler=args.scheduler,
         s1_processing=args.s1_processing,
         dem=args.dem,

@@ -74,10 +74,14 @@ class ModelFiller:
         path: safetensors file, or None for the shipped weights.
         torch_threads: intra-op threads per worker (set explicitly: dask runs
             several tasks per machine and torch would otherwise oversubscribe).
+        use_dates: give the network each date's day of year. Its seasonal prior was
+            learned on grassland: it helps there and hurts on crops and built-up land
+            (see the model card and README); False fills from the series alone.
     """
 
     path: str | None = None
     torch_threads: int = 1
+    use_dates: bool = True
     name: str = "sf"
 
     def fill(
@@ -89,7 +93,9 @@ class ModelFiller:
         if torch.get_num_threads() != self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         m = _load_model(self.path)
-        mean, std = m.predict(ndvi, vv, vh, doy=doy)  # type: ignore[attr-defined]
+        mean, std = m.predict(  # type: ignore[attr-defined]
+            ndvi, vv, vh, doy=doy if self.use_dates else None
+        )
         return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
 
@@ -183,8 +189,8 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     return out.chunk(cube["ndvi"].chunksizes)
 
 
-def default_filler(model_path: str | Path | None, method: str) -> Filler:
+def default_filler(model_path: str | Path | None, method: str, use_dates: bool = True) -> Filler:
     """The filler the CLI asks for: ``sf`` (model) or ``linear``."""
     if method == "linear":
         return LinearFiller()
-    return ModelFiller(path=None if model_path is None else str(model_path))
+    return ModelFiller(path=None if model_path is None else str(model_path), use_dates=use_dates)

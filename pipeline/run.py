@@ -90,6 +90,7 @@ class RunRequest:
     seed: int = 0
     tile_m: float = DEFAULT_TILE_M
     remote: str | None = None
+    sf_dates: bool = True
     scheduler: str | None = None
     s1_processing: str = "local"
     dem: Path | None = None
@@ -235,7 +236,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     aoi = read_aoi(req.aoi, max_area_km2=req.max_area_km2)
     geobox = make_geobox(aoi, crs=req.crs)
     grid = TimeGrid.covering(req.start, req.end)
-    filler = default_filler(req.model, req.method)
+    filler = default_filler(req.model, req.method, use_dates=req.sf_dates)
 
     source = open_source(req, geobox)
     s2_items = source.search_s2(aoi.geometry, grid.start, grid.end)
