@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--steps", type=int, default=None)
     tr.add_argument("--threads", type=int, default=1)
+    tr.add_argument("--demo-series", type=Path, default=None,
+                    help=".npz of demo-world pixel series (benchmarks/demo_series.py)")
     tr.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a Recipe field (repeatable), e.g. --set real_frac=0.7")
     cm = sub.add_parser("card-metrics", help="copy evaluation metrics into the model card")
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             if key not in types:
                 parser.error(f"--set {item}: unknown field {key!r}; choose from {sorted(types)}")
             fields[key] = float(value) if types[key] in (float, "float") else int(value)
-        train(args.data, args.out, Recipe(**fields))
+        train(args.data, args.out, Recipe(**fields), demo_series=args.demo_series)
     else:
         card = json.loads(args.card.read_text())
         report = json.loads(args.report.read_text())

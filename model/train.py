@@ -12,6 +12,9 @@ Recipe (``python -m model train``; everything seeded, one torch thread):
    0-2 dB extra speckle, dropped altogether in 20 % of windows, moved to the
    descending slot (with a level offset) in 40 %. Every window carries the day of
    year of its bin centres; it is dropped (unknown date) in ``doy_drop`` of windows.
+   With ``--demo-series`` (per-pixel series of the simulated demo world, written from
+   pipeline cubes by ``benchmarks/demo_series.py``), ``demo_frac`` of each batch is
+   drawn from them instead of the plot tables (``real_frac`` stays the real share).
 3. Gaps. 1-3 runs of 1-10 consecutive dates (6-60 days) are hidden per window; their
    clear observations become targets. Loss = L1 of the mean (weight 1 on hidden,
    0.1 on visible dates) + 0.05 x Gaussian NLL of the std given the detached mean
@@ -67,6 +70,8 @@ class Recipe:
         doy: 1 = the network sees the day of year (sin, cos) of each date.
         doy_drop: share of windows trained with the date unknown (``doy=None`` at
             inference must keep working).
+        demo_frac: share of each batch drawn from the demo-world series (part of
+            ``real_frac``; 0 without ``demo_series``).
     """
 
     seed: int = 0
@@ -86,6 +91,7 @@ class Recipe:
     hidden: int = 16
     doy: int = 1
     doy_drop: float = 0.15
+    demo_frac: float = 0.0
 
 
 def split_plots(
@@ -128,21 +134,30 @@ def hide_runs(
 class Batches:
     """Draws training batches of real and synthetic windows (see module docstring)."""
 
-    def __init__(self, pools: list[PlotSeries], recipe: Recipe, rng: np.random.Generator):
+    def __init__(
+        self,
+        pools: list[PlotSeries],
+        recipe: Recipe,
+        rng: np.random.Generator,
+        demo: PlotSeries | None = None,
+    ):
         self.pools = [p for p in pools if len(p.plot)]
         self.doys = [p.doy() for p in self.pools]
+        self.demo = [demo] if demo is not None and len(demo.plot) else []
+        self.demo_doys = [d.doy() for d in self.demo]
         self.recipe = recipe
         self.rng = rng
 
-    def _real(self, n: int, length: int) -> tuple[np.ndarray, ...]:
+    def _real(self, n: int, length: int, demo: bool = False) -> tuple[np.ndarray, ...]:
         rng = self.rng
-        sizes = np.array([len(p.plot) for p in self.pools], dtype=float)
-        which = rng.choice(len(self.pools), size=n, p=sizes / sizes.sum())
+        pools, doys = (self.demo, self.demo_doys) if demo else (self.pools, self.doys)
+        sizes = np.array([len(p.plot) for p in pools], dtype=float)
+        which = rng.choice(len(pools), size=n, p=sizes / sizes.sum())
         nd = np.empty((n, length), np.float32)
         doy = np.empty((n, length), np.float32)
         vv = np.empty((n, length, 2), np.float32)
         vh = np.empty((n, length, 2), np.float32)
-        for k, pool in enumerate(self.pools):
+        for k, pool in enumerate(pools):
             sel = np.flatnonzero(which == k)
             if not len(sel):
                 continue
@@ -151,7 +166,7 @@ class Batches:
             off = rng.integers(0, max(t - length, 0) + 1, len(sel))
             cols = np.minimum(off[:, None] + np.arange(length)[None, :], t - 1)
             nd[sel] = pool.ndvi[rows[:, None], cols]
-            doy[sel] = self.doys[k][rows[:, None], cols]
+            doy[sel] = doys[k][rows[:, None], cols]
             vv[sel] = pool.vv[rows[:, None], cols]
             vh[sel] = pool.vh[rows[:, None], cols]
         # S1 augmentation: extra speckle, drop, swap to the descending slot.
@@ -170,15 +185,16 @@ class Batches:
         """One batch: (input ndvi with hidden gaps, vv, vh, target, weights, doy)."""
         r, rng = self.recipe, self.rng
         length = int(rng.integers(r.min_len, r.max_len + 1))
-        n_real = round(r.batch * r.real_frac) if self.pools else 0
-        nd, vv, vh, doy = self._real(n_real, length) if n_real else (
-            np.empty((0, length), np.float32), np.empty((0, length, 2), np.float32),
-            np.empty((0, length, 2), np.float32), np.empty((0, length), np.float32))
-        syn = generate(r.batch - n_real, length, rng)
-        nd = np.concatenate([nd, syn.ndvi])
-        vv = np.concatenate([vv, syn.vv])
-        vh = np.concatenate([vh, syn.vh])
-        doy = np.concatenate([doy, syn.doy])
+        n_demo = round(r.batch * r.demo_frac) if self.demo else 0
+        n_real = max(round(r.batch * r.real_frac) - n_demo, 0) if self.pools else 0
+        parts = []
+        if n_real:
+            parts.append(self._real(n_real, length))
+        if n_demo:
+            parts.append(self._real(n_demo, length, demo=True))
+        syn = generate(r.batch - n_real - n_demo, length, rng)
+        parts.append((syn.ndvi, syn.vv, syn.vh, syn.doy))
+        nd, vv, vh, doy = (np.concatenate([p[i] for p in parts]) for i in range(4))
         doy[rng.random(len(doy)) < r.doy_drop] = np.nan
         observed = np.isfinite(nd)
         hidden = hide_runs(observed, rng)
@@ -242,9 +258,34 @@ def calibrate(net: SFNet, sets: list[PlotSeries], seed: int) -> dict[str, Any]:
     }
 
 
-def train(data_dir: Path, out: Path, recipe: Recipe | None = None) -> dict[str, Any]:
+def read_demo_series(path: Path, pad: int = 6, step_days: int = 6) -> PlotSeries:
+    """Demo-world pixel series (``.npz`` of ``benchmarks/demo_series.py``) as a pool.
+
+    The season is padded with ``pad`` empty dates on both sides so windows longer than
+    the season see gaps (not repeated dates) at its ends, with correct days of year.
+    """
+    with np.load(path) as z:
+        ndvi, vv, vh = z["ndvi"], z["vv"], z["vh"]
+        start0 = np.datetime64(str(z["start"]), "D")
+    n, t = ndvi.shape
+    nd = np.full((n, t + 2 * pad), np.nan, np.float32)
+    nd[:, pad : pad + t] = ndvi
+    v = np.full((n, t + 2 * pad, 2), np.nan, np.float32)
+    h = v.copy()
+    v[:, pad : pad + t], h[:, pad : pad + t] = vv, vh
+    start = np.full(n, start0 - np.timedelta64(pad * step_days, "D"))
+    year = np.full(n, start0.astype("datetime64[Y]").astype(int) + 1970)
+    plot = np.array([f"demo{i}" for i in range(n)])
+    return PlotSeries(plot, year, start, nd, v, h)
+
+
+def train(
+    data_dir: Path, out: Path, recipe: Recipe | None = None, demo_series: Path | None = None
+) -> dict[str, Any]:
     """Train SF, calibrate its std, write ``out`` (safetensors) and the JSON card beside it.
 
+    ``demo_series``: optional ``.npz`` of demo-world pixel series (see
+    :func:`read_demo_series`), drawn for ``recipe.demo_frac`` of each batch.
     Returns the model card.
     """
     r = recipe or Recipe()
@@ -271,7 +312,10 @@ def train(data_dir: Path, out: Path, recipe: Recipe | None = None) -> dict[str, 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(k / r.steps, 1.0)))
     )
-    batches = Batches(pools, r, rng)
+    demo = read_demo_series(demo_series) if demo_series is not None else None
+    if demo is not None:
+        log.info("demo-world training series: %d x %d dates", *demo.ndvi.shape)
+    batches = Batches(pools, r, rng, demo)
     t0 = time.perf_counter()
     running = 0.0
     for step in range(1, r.steps + 1):
@@ -324,6 +368,8 @@ def train(data_dir: Path, out: Path, recipe: Recipe | None = None) -> dict[str, 
                 "real": str(data_dir),
                 "real_source": "simonopravil/gee-mowing-detection data/ (commit ab7c3be, MIT)",
                 "synthetic": "model.synth.generate (per-pixel generator, see its docstring)",
+                **({"demo_series": str(demo_series), "demo_series_n": len(demo.plot)}
+                   if demo is not None and demo_series is not None else {}),
             },
             "split": {
                 "s1s2_plots": split,

@@ -250,3 +250,22 @@ def test_plot_series_doy_is_bin_centre() -> None:
     start = np.array(["2021-12-31", "2023-04-01"], dtype="datetime64[D]")
     doy = bin_doy(start, 3)
     np.testing.assert_array_equal(doy, [[3.0, 9.0, 15.0], [94.0, 100.0, 106.0]])
+
+
+def test_demo_series_pool_and_batch_mix(tmp_path: Path) -> None:
+    from model.train import Batches, Recipe, read_demo_series
+
+    ndvi, vv, vh = _inputs(n=20, t=36)
+    path = tmp_path / "demo.npz"
+    np.savez(path, ndvi=ndvi, vv=vv, vh=vh, start=np.datetime64("2023-04-01", "D"))
+    demo = read_demo_series(path, pad=6)
+    assert demo.ndvi.shape == (20, 48) and demo.vv.shape == (20, 48, 2)
+    assert np.isnan(demo.ndvi[:, :6]).all() and np.isnan(demo.ndvi[:, -6:]).all()
+    np.testing.assert_array_equal(demo.ndvi[:, 6:42], ndvi)
+    # bin centre of the first season date: 2023-04-04 = day 94
+    assert demo.doy()[0, 6] == 94.0
+    r = Recipe(batch=40, real_frac=0.9, demo_frac=0.25, min_len=24, max_len=48)
+    b = Batches([], r, np.random.default_rng(0), demo)
+    inp, vv_b, vh_b, target, w, doy = b.draw()
+    assert inp.shape[0] == 40 and inp.shape == target.shape == w.shape == doy.shape
+    assert vv_b.shape == vh_b.shape == (*inp.shape, 2)
