@@ -32,6 +32,11 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2023-04-01") from None
 
 
+def _add_table_io(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=Path, required=True, help="input CSV")
+    p.add_argument("--output", type=Path, required=True, help="output CSV (written atomically)")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-v",
@@ -222,8 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         "series' dates 6 days apart; empty ndvi = gap; vv/vh in dB, may be empty; optional "
         "orbit column). OUT columns id,date,ndvi_filled,ndvi_std for every input row.",
     )
-    ft.add_argument("--input", type=Path, required=True, help="input CSV")
-    ft.add_argument("--output", type=Path, required=True, help="output CSV (written atomically)")
+    _add_table_io(ft)
     ft.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
     _add_common(ft)
     ft.set_defaults(handler=_cmd_fill_table)
@@ -312,8 +316,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         "ndvi = cloudy) and optional vv,vh in dB. Each series is binned onto the 6-day grid, "
         "gap-filled and searched for cuts. OUT columns id,event_date, one row per cut.",
     )
-    mt.add_argument("--input", type=Path, required=True, help="input CSV")
-    mt.add_argument("--output", type=Path, required=True, help="output CSV (written atomically)")
+    _add_table_io(mt)
     mt.add_argument(
         "--method",
         choices=("sf", "linear"),

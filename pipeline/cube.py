@@ -174,13 +174,10 @@ def write_chunked(
     done = _done_keys(marks)
     todo = [(k, r) for k, r in regions if k not in done]
     skipped = len(regions) - len(todo)
-    workers = max(1, workers)
-    # Few regions: parallelise inside each one; many: one region per thread.
-    inner = "threads" if len(todo) < workers else "synchronous"
 
-    def write_one(key: str, region: dict[str, slice]) -> None:
-        part = data.isel(region)
-        delayed = part.to_zarr(
+    def region_write(region: dict[str, slice]) -> Any:
+        """The lazy write of one region (markers are the caller's job)."""
+        return data.isel(region).to_zarr(
             store.url,
             storage_options=store.options,
             region={"y": region["y"], "x": region["x"]},
@@ -188,68 +185,86 @@ def write_chunked(
             consolidated=False,
             compute=False,
         )
-        delayed.compute(scheduler=inner)
-        _mark_done(marks, key)
 
     n_done = skipped
+
+    def landed(key: str) -> None:
+        nonlocal n_done
+        _mark_done(marks, key)
+        n_done += 1
+        if progress:
+            progress(n_done, len(regions))
+
     if progress:
         progress(n_done, len(regions))
     client = _distributed_client()
     if client is not None:
-        # The cluster runs the regions; markers are written here as each one lands,
-        # so a lost worker's regions are simply recomputed by the scheduler.
-        from distributed import as_completed as dist_completed
+        _write_on_cluster(client, todo, region_write, landed)
+    else:
+        _write_in_threads(todo, region_write, landed, max(1, workers))
+    if skipped:
+        log.info("%s: %d of %d chunks already complete, skipped", stage, skipped, len(regions))
+    return WriteStats(written=len(todo), skipped=skipped)
 
-        def submit(key: str, region: dict[str, slice]) -> Any:
-            delayed = data.isel(region).to_zarr(
-                store.url,
-                storage_options=store.options,
-                region={"y": region["y"], "x": region["x"]},
-                zarr_format=3,
-                consolidated=False,
-                compute=False,
-            )
-            fut = client.compute(delayed)
-            keys[fut] = key
-            return fut
 
-        # A bounded window of regions in flight: the scheduler would otherwise start
-        # the reads of every region at once and memory would grow with the AOI.
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        window = 2 * n_workers
-        keys: dict[Any, str] = {}
-        pending = list(todo)
-        running = dist_completed(
-            [submit(*pending.pop(0)) for _ in range(min(window, len(pending)))]
-        )
-        for fut in running:
-            fut.result()
-            _mark_done(marks, keys.pop(fut))
-            n_done += 1
-            if progress:
-                progress(n_done, len(regions))
-            if pending:
-                running.add(submit(*pending.pop(0)))
-        written = len(todo)
-        if skipped:
-            log.info("%s: %d of %d chunks already complete, skipped", stage, skipped, len(regions))
-        return WriteStats(written=written, skipped=skipped)
+Region = tuple[str, dict[str, slice]]
+
+
+def _write_on_cluster(
+    client: Any,
+    todo: list[Region],
+    region_write: Callable[[dict[str, slice]], Any],
+    landed: Callable[[str], None],
+) -> None:
+    """Regions on a dask.distributed cluster, at most two per worker in flight.
+
+    Markers are written here as each region lands, so a lost worker's regions are
+    simply recomputed by the scheduler. The window keeps the scheduler from starting
+    the reads of every region at once (memory would grow with the AOI).
+    """
+    from distributed import as_completed as dist_completed
+
+    window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    keys: dict[Any, str] = {}
+    pending = list(todo)
+
+    def submit() -> Any:
+        key, region = pending.pop(0)
+        fut = client.compute(region_write(region))
+        keys[fut] = key
+        return fut
+
+    running = dist_completed([submit() for _ in range(min(window, len(pending)))])
+    for fut in running:
+        fut.result()
+        landed(keys.pop(fut))
+        if pending:
+            running.add(submit())
+
+
+def _write_in_threads(
+    todo: list[Region],
+    region_write: Callable[[dict[str, slice]], Any],
+    landed: Callable[[str], None],
+    workers: int,
+) -> None:
+    """Regions with local threads: few regions parallelise inside each one, many run
+    one region per thread."""
+    inner = "threads" if len(todo) < workers else "synchronous"
+
+    def write_one(key: str, region: dict[str, slice]) -> str:
+        region_write(region).compute(scheduler=inner)
+        return key
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(write_one, k, r) for k, r in todo]
         try:
             for fut in as_completed(futures):
-                fut.result()
-                n_done += 1
-                if progress:
-                    progress(n_done, len(regions))
+                landed(fut.result())
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
-    written = len(todo)
-    if skipped:
-        log.info("%s: %d of %d chunks already complete, skipped", stage, skipped, len(regions))
-    return WriteStats(written=written, skipped=skipped)
 
 
 def open_cube(store: Path | str | Loc) -> xr.Dataset:

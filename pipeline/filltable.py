@@ -13,37 +13,21 @@ output appears atomically (temporary file, then rename).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
+from pipeline.tables import numeric_column, read_csv_table, write_csv_atomic
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("id", "date", "ndvi", "vv", "vh")
 STEP_DAYS = 6
 _ORBITS = {"ascending": 0, "asc": 0, "a": 0, "descending": 1, "desc": 1, "d": 1}
-_EMPTY = ("", "nan", "na", "null", "none")
 #: Plausible backscatter range in dB; values outside are most likely linear units or junk.
 DB_RANGE = (-60.0, 30.0)
-
-
-def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
-    raw = df[col].str.strip()
-    empty = raw.str.lower().isin(_EMPTY)
-    values = pd.to_numeric(raw.where(~empty, ""), errors="coerce")
-    bad = values.isna() & ~empty
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(
-            f"{path}: column {col!r} row {i + 2} holds {raw.iloc[i]!r}, not a number "
-            "(leave the cell empty for a gap)"
-        )
-    return values.to_numpy(dtype=np.float64)
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
@@ -53,26 +37,8 @@ def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.nda
     ndvi, vv and vh values. Raises :class:`InputError` with a one-line message.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"--input {path}: no such file; pass a CSV with columns {REQUIRED}")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"--input {path}: not a readable CSV ({msg})") from exc
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"--input {path}: missing column(s) {', '.join(missing)}; "
-            f"need {','.join(REQUIRED)} (optional: orbit)"
-        )
-    if df.empty:
-        raise InputError(f"--input {path}: the table has no rows")
+    df = read_csv_table(path, REQUIRED, "optional: orbit")
     ids = df["id"].str.strip()
-    if ids.eq("").any():
-        i = int(np.flatnonzero(ids.eq("").to_numpy())[0])
-        raise InputError(f"--input {path}: row {i + 2} has an empty id")
     df["id"] = ids
     dates = pd.to_datetime(df["date"].str.strip(), errors="coerce", format="ISO8601")
     if dates.isna().any():
@@ -84,7 +50,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.nda
     if dates.dt.tz is not None:
         dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
     df["_date"] = dates.dt.normalize()
-    ndvi = _numeric(df, "ndvi", path)
+    ndvi = numeric_column(df, "ndvi", path, "a gap")
     out_of_range = np.isfinite(ndvi) & ((ndvi < -1) | (ndvi > 1))
     if out_of_range.any():
         i = int(np.flatnonzero(out_of_range)[0])
@@ -92,7 +58,8 @@ def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.nda
             f"--input {path}: ndvi {ndvi[i]} in row {i + 2} is outside [-1, 1]; pass NDVI, "
             "not scaled reflectance"
         )
-    vv, vh = _numeric(df, "vv", path), _numeric(df, "vh", path)
+    vv = numeric_column(df, "vv", path, "a gap")
+    vh = numeric_column(df, "vh", path, "a gap")
     for name, v in (("vv", vv), ("vh", vh)):
         bad = np.isfinite(v) & ((v < DB_RANGE[0]) | (v > DB_RANGE[1]))
         if bad.any():
@@ -178,17 +145,5 @@ def fill_table(input: Path, output: Path, model_path: Path | None = None) -> Non
         "ndvi_filled": filled,
         "ndvi_std": std,
     })
-    _write_atomic(out, Path(output))
+    write_csv_atomic(out, Path(output), float_format="%.5f")
     log.info("filled %d series, %d rows -> %s", len(starts), len(df), output)
-
-
-def _write_atomic(df: pd.DataFrame, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False, float_format="%.5f")
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

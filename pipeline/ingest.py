@@ -12,7 +12,9 @@ goes on. No clear scene at all is a :class:`~pipeline.errors.NoDataError`.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -53,17 +55,36 @@ def _href(item: pystac.Item, key: str) -> str:
 
 
 def check_readable(item: pystac.Item, keys: Sequence[str]) -> str | None:
-    """Open each asset's header and first block; the failure reason, or None if fine."""
+    """Open each asset's header and first block; the failure reason, or None if fine.
+
+    Answers are remembered per asset (href, and size and mtime for local files) for
+    the life of the process: every tile of a run checks the same scenes, and each
+    check costs file opens (HTTP requests on remote archives).
+    """
     for key in keys:
         href = _href(item, key)
         try:
-            with rasterio.open(href) as src:
-                src.read(1, window=((0, min(src.height, 16)), (0, min(src.width, 16))))
-                if src.overviews(1):
-                    h, w = src.height, src.width
-                    src.read(1, window=((h - 1, h), (w - 1, w)))
-        except Exception as exc:  # rasterio raises several types for broken files
-            return f"asset {key} unreadable ({type(exc).__name__}: {exc})".replace("\n", " ")
+            st = os.stat(href)
+            version: tuple[int, int] = (st.st_size, st.st_mtime_ns)
+        except OSError:  # a URL or a GDAL virtual path
+            version = (0, 0)
+        reason = _asset_problem(href, version)
+        if reason:
+            return f"asset {key} unreadable ({reason})"
+    return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _asset_problem(href: str, version: tuple[int, int]) -> str | None:
+    del version  # only part of the cache key: a rewritten file is checked again
+    try:
+        with rasterio.open(href) as src:
+            src.read(1, window=((0, min(src.height, 16)), (0, min(src.width, 16))))
+            if src.overviews(1):
+                h, w = src.height, src.width
+                src.read(1, window=((h - 1, h), (w - 1, w)))
+    except Exception as exc:  # rasterio raises several types for broken files
+        return f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return None
 
 

@@ -27,7 +27,8 @@ from odc.geo.geobox import GeoBox
 from pipeline.errors import InputError
 from pipeline.export import StackSpec, publish, staging, write_stack
 from pipeline.mowing.detect import DEFAULTS, MAX_EVENTS, DetectParams, detect
-from pipeline.mowing.series import days_to_dates, grid_axes, write_csv_atomic
+from pipeline.mowing.series import days_to_dates, grid_axes
+from pipeline.tables import write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,6 @@ averaged in linear power), fill with a :class:`~pipeline.fill.Filler`, detect.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +16,13 @@ import pandas as pd
 from pipeline.errors import InputError
 from pipeline.fill import Filler
 from pipeline.mowing.detect import DetectParams, detect
+from pipeline.tables import numeric_column, read_csv_table, write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("id", "date", "ndvi")
 OPTIONAL = ("vv", "vh")
-_EMPTY = ("", "nan", "na", "null", "none")
 
 
 def grid_axes(grid: TimeGrid) -> tuple[np.ndarray, np.ndarray]:
@@ -53,20 +51,6 @@ def detect_on_grid(
     return detect(ndvi, std, days, doy, method, params)
 
 
-def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
-    raw = df[col].astype(str).str.strip()
-    empty = raw.str.lower().isin(_EMPTY)
-    values = pd.to_numeric(raw.where(~empty, ""), errors="coerce")
-    bad = values.isna() & ~empty
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(
-            f"--input {path}: column {col!r} row {i + 2} holds {raw.iloc[i]!r}, not a number "
-            "(leave the cell empty for a cloudy/missing value)"
-        )
-    return values.to_numpy(dtype=np.float64)
-
-
 def read_acquisitions(path: Path) -> pd.DataFrame:
     """Read and validate a ``mowing-table`` input (raw acquisitions on their own dates).
 
@@ -74,26 +58,8 @@ def read_acquisitions(path: Path) -> pd.DataFrame:
     empty or absent). Raises :class:`InputError` with a one-line message.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"--input {path}: no such file; pass a CSV with columns id,date,ndvi")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"--input {path}: not a readable CSV ({msg})") from exc
-    df.columns = [c.strip() for c in df.columns]
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"--input {path}: missing column(s) {', '.join(missing)}; need id,date,ndvi "
-            "(optional vv,vh in dB)"
-        )
-    if df.empty:
-        raise InputError(f"--input {path}: the table has no rows")
+    df = read_csv_table(path, REQUIRED, "optional vv,vh in dB")
     ids = df["id"].str.strip()
-    if ids.eq("").any():
-        raise InputError(f"--input {path}: row {int(np.flatnonzero(ids.eq(''))[0]) + 2} has "
-                         "an empty id")
     dates = pd.to_datetime(df["date"].str.strip(), errors="coerce", format="ISO8601")
     if dates.isna().any():
         i = int(np.flatnonzero(dates.isna().to_numpy())[0])
@@ -102,14 +68,18 @@ def read_acquisitions(path: Path) -> pd.DataFrame:
     if dates.dt.tz is not None:
         dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
     out = pd.DataFrame({"id": ids, "date": dates.dt.normalize()})
-    out["ndvi"] = _numeric(df, "ndvi", path)
+    out["ndvi"] = numeric_column(df, "ndvi", path, "a cloudy/missing value")
     bad = np.isfinite(out["ndvi"]) & ((out["ndvi"] < -1) | (out["ndvi"] > 1))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(f"--input {path}: ndvi {out['ndvi'].iloc[i]} in row {i + 2} is "
                          "outside [-1, 1]; pass NDVI, not scaled reflectance")
     for col in OPTIONAL:
-        out[col] = _numeric(df, col, path) if col in df.columns else np.nan
+        out[col] = (
+            numeric_column(df, col, path, "a cloudy/missing value")
+            if col in df.columns
+            else np.nan
+        )
         bad = np.isfinite(out[col]) & ((out[col] < -60) | (out[col] > 30))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -190,14 +160,3 @@ def mowing_table(
     return len(table)
 
 
-def write_csv_atomic(df: pd.DataFrame, output: Path) -> None:
-    """Write a CSV through a temporary file in the same folder, then rename."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
