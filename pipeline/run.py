@@ -285,7 +285,11 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
             )
         else:
             _add_skipped(req.out / "run.json", getattr(source, "skipped", []))
-            products = sorted(p for p in req.out.iterdir() if p.suffix in (".tif", ".json", ".qml"))
+            products = sorted(
+                p
+                for p in req.out.iterdir()
+                if p.suffix in (".tif", ".json", ".qml", ".qgs", ".png") or p.name == "stac"
+            )
         if req.remote is not None:
             _upload_products(req.out, Loc(req.remote))
     inside = sum(s.pixels_in_aoi for s in stats)
