@@ -72,6 +72,10 @@ class Recipe:
             inference must keep working).
         demo_frac: share of each batch drawn from the demo-world series (part of
             ``real_frac``; 0 without ``demo_series``).
+        ema: decay of an exponential moving average of the weights (0 = off); the
+            average, not the last iterate, is calibrated and shipped.
+        s2_only: 1 = also train on the Sentinel-2-only ``test/SK_poly`` series; 0 =
+            leave them out, so the camera parcels of the mowing benchmark stay unseen.
     """
 
     seed: int = 0
@@ -92,6 +96,8 @@ class Recipe:
     doy: int = 1
     doy_drop: float = 0.15
     demo_frac: float = 0.0
+    s2_only: int = 1
+    ema: float = 0.0
 
 
 def split_plots(
@@ -298,7 +304,7 @@ def train(
     calib_sets = [read_plot_series(data_dir, months=(4, 10))]
     calib_sets[0] = calib_sets[0].take(np.isin(calib_sets[0].plot, split["calib"]))
     s2_split: dict[str, list[str]] = {"train": [], "calib": []}
-    if (data_dir / "test" / "SK_poly").is_dir():
+    if r.s2_only and (data_dir / "test" / "SK_poly").is_dir():
         s2o = read_plot_series(data_dir, months=(1, 12), s2_only=True)
         sp = split_plots(s2o.plot, r.seed, 0.0, r.calib_frac)
         s2_split = {"train": sp["train"], "calib": sp["calib"]}
@@ -316,6 +322,7 @@ def train(
     if demo is not None:
         log.info("demo-world training series: %d x %d dates", *demo.ndvi.shape)
     batches = Batches(pools, r, rng, demo)
+    avg = [p.detach().clone() for p in net.parameters()] if r.ema > 0 else []
     t0 = time.perf_counter()
     running = 0.0
     for step in range(1, r.steps + 1):
@@ -328,11 +335,19 @@ def train(
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         sched.step()
+        if avg:
+            with torch.no_grad():
+                for a, p in zip(avg, net.parameters(), strict=True):
+                    a.mul_(r.ema).add_(p.detach(), alpha=1.0 - r.ema)
         running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
         if step % 200 == 0:
             log.info("step %d/%d loss %.4f (%.0f s)", step, r.steps, running,
                      time.perf_counter() - t0)
     train_s = time.perf_counter() - t0
+    if avg:
+        with torch.no_grad():
+            for a, p in zip(avg, net.parameters(), strict=True):
+                p.copy_(a)
     calib = calibrate(net, calib_sets, r.seed)
     log.info("calibration: %s", calib)
 

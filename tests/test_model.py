@@ -125,22 +125,10 @@ def test_shipped_model_beats_linear_on_smooth_season(sf: SFModel) -> None:
 
 def test_evaluate_writes_report_on_any_folder(tmp_path: Path) -> None:
     """The benchmark protocol runs on a small folder of the slovak-grassland layout."""
-    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "slovak-grassland"
-    if not data.is_dir():
-        pytest.skip("shared data folder not present")
-    import pandas as pd
-
     from pipeline.evaluate import run_evaluation
 
-    for sensor in ("S1", "S2"):
-        (tmp_path / "d" / "train" / sensor).mkdir(parents=True)
-        src = sorted((data / "train" / sensor).glob("*2022.csv"))[0]
-        df = pd.read_csv(src)
-        df = df[df["PLOTID"].isin(["LR1", "LR2", "LR3"])]
-        # Renamed plots stand for another region: every plot is evaluated.
-        df.assign(PLOTID="XX" + df["PLOTID"]).to_csv(
-            tmp_path / "d" / "train" / sensor / f"plots_{sensor}.csv", index=False
-        )
+    # Renamed plots stand for another region: every plot is evaluated.
+    _small_plot_folder(tmp_path / "d", n_plots=3, prefix="XX")
     result = run_evaluation(tmp_path / "d", tmp_path / "report", repeats=2)
     assert result["plots"].startswith("all plots")
     assert set(result["summary"]) == {"6d", "12-18d", "24-30d", "36-60d"}
@@ -269,3 +257,45 @@ def test_demo_series_pool_and_batch_mix(tmp_path: Path) -> None:
     inp, vv_b, vh_b, target, w, doy = b.draw()
     assert inp.shape[0] == 40 and inp.shape == target.shape == w.shape == doy.shape
     assert vv_b.shape == vh_b.shape == (*inp.shape, 2)
+
+
+def _small_plot_folder(root: Path, n_plots: int = 10, prefix: str = "") -> Path:
+    """A slovak-grassland layout folder with the first ``n_plots`` real plots of 2022.
+
+    ``prefix`` is put before every plot id (a model card then does not know them).
+    """
+    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "slovak-grassland"
+    if not data.is_dir():
+        pytest.skip("shared data folder not present")
+    import pandas as pd
+
+    for sensor in ("S1", "S2"):
+        (root / "train" / sensor).mkdir(parents=True)
+        src = sorted((data / "train" / sensor).glob("*2022.csv"))[0]
+        df = pd.read_csv(src)
+        keep = sorted(df["PLOTID"].unique())[:n_plots]
+        df = df[df["PLOTID"].isin(keep)]
+        df.assign(PLOTID=prefix + df["PLOTID"]).to_csv(
+            root / "train" / sensor / f"plots_{sensor}.csv", index=False)
+    return root
+
+
+def test_training_weight_average_and_s2_only_switch(tmp_path: Path) -> None:
+    """``ema`` ships the running average of the weights; ``s2_only=0`` uses no camera series."""
+    from model.train import Recipe, train
+
+    data = _small_plot_folder(tmp_path / "d")
+    base = {"steps": 30, "batch": 16, "min_len": 24, "max_len": 30, "s2_only": 0}
+    torch.manual_seed(0)
+    init = SFNet(16, 8, 16, doy=True).state_dict()
+    cards, states = {}, {}
+    for name, ema in (("last", 0.0), ("avg", 0.999999)):
+        out = tmp_path / name / "sf.safetensors"
+        cards[name] = train(data, out, Recipe(ema=ema, **base))
+        states[name] = load_model(out).net.state_dict()
+    # an average that barely moves stays at the initial weights; the last iterate does not
+    for k, v in init.items():
+        assert torch.allclose(states["avg"][k], v, atol=1e-4), k
+    assert max(float((states["last"][k] - v).abs().max()) for k, v in init.items()) > 1e-3
+    assert cards["avg"]["training"]["recipe"]["ema"] == 0.999999
+    assert cards["last"]["training"]["split"]["s2_only_plots"] == {"train": [], "calib": []}
