@@ -179,6 +179,10 @@ def doy_rows(keys: list[Key], t: int) -> np.ndarray:
     return out
 
 
+#: SF weights the benchmark fills with (``--model``; ``None`` = the shipped ones).
+MODEL_PATH: Path | None = None
+
+
 def fill_all(ndvi: np.ndarray, doy: np.ndarray | None = None
              ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     """Raw, linear and (if its weights load) SF series for ``(N, T)`` NDVI without S1.
@@ -190,7 +194,7 @@ def fill_all(ndvi: np.ndarray, doy: np.ndarray | None = None
     try:
         import model
 
-        sf = model.load_model(None)
+        sf = model.load_model(MODEL_PATH)
         nan = np.full((*ndvi.shape, 2), np.nan, np.float32)
         kw: dict[str, Any] = {}
         if doy is not None and "doy" in signature(sf.predict).parameters:
@@ -200,6 +204,24 @@ def fill_all(ndvi: np.ndarray, doy: np.ndarray | None = None
     except Exception as exc:  # the model may be missing or unfinished: say so, go on
         print(f"SF fill unavailable: {type(exc).__name__}: {exc}")
     return out
+
+
+def sf_saw_test(test: Split) -> str:
+    """Whether the SF weights were trained on any test series (their model card's split)."""
+    try:
+        import model
+
+        card = model.load_model(MODEL_PATH).card
+    except Exception:  # no weights: nothing was seen
+        return "SF: no weights"
+    seen = set(card.get("training", {}).get("split", {}).get("s2_only_plots", {})
+               .get("train", []))
+    n = len({p for p, _ in test.keys} & seen)
+    if n == 0:
+        return ("SF never saw a test parcel's series in training (self-supervised or "
+                "otherwise): the test is held out for the filler too")
+    return (f"SF was trained (self-supervised, without mowing labels) on the NDVI series of "
+            f"{n} of the {len({p for p, _ in test.keys})} test parcels")
 
 
 def row_counts(split: Split, series: np.ndarray, std: np.ndarray | None, method: str,
@@ -291,6 +313,7 @@ def bench_slovak(data: Path, tolerance: float) -> tuple[list[dict], list[dict], 
     train = load_train(data / "train") if has_train else None
     notes = [train.describe()] if train else ["train: none (no train/mowing_events.gpkg)"]
     notes.append(test.describe())
+    notes.append(sf_saw_test(test))
     for n in notes:
         print("  " + n)
     tr_series = fill_all(train.ndvi, doy_rows(train.keys, train.ndvi.shape[1])) if train else {}
@@ -398,7 +421,10 @@ def main() -> None:
     ap.add_argument("--demo-archive", type=Path, help="demo archive folder (with truth/)")
     ap.add_argument("--tolerance", type=float, default=12.0, help="match window, days")
     ap.add_argument("--markdown", type=Path, help="also write the tables here")
+    ap.add_argument("--model", type=Path, help="SF weights (default: the shipped ones)")
     args = ap.parse_args()
+    global MODEL_PATH
+    MODEL_PATH = args.model
     data = args.data or args.data_opt
     if data is None:
         ap.error("pass the data folder (DATA or --data DATA)")
