@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import warnings
 from pathlib import Path
 
@@ -130,6 +131,17 @@ def main() -> None:
         d = (filled - daily)[gap]
         print(f"fill ({cube['ndvi_filled'].attrs.get('method', '?')}), cells without observation:")
         print(f"  MAE {np.abs(d).mean():.4f}  RMSE {np.sqrt((d**2).mean()):.4f}  (n={d.size})")
+        lc_path = truth_dir / "landcover.tif"
+        if lc_path.exists():
+            lc, _ = read_truth(lc_path, gb_bounds)
+            with rasterio.open(lc_path) as src:
+                names = json.loads(src.tags().get("classes", "{}"))
+            cls = np.broadcast_to(lc[0], filled.shape)[gap]
+            print("  by land cover (MAE, share of cells):")
+            for code in np.unique(cls):
+                sel = cls == code
+                name = names.get(str(int(code)), str(int(code)))
+                print(f"    {name:16s} {np.abs(d[sel]).mean():.4f}  {sel.mean():6.1%}")
     print(f"evaluated {dt.datetime.now():%Y-%m-%d %H:%M}")
 
 
