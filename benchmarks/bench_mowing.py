@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import baselines
 from pipeline.mowing import METHODS, Score, match_events
-from pipeline.mowing.detect import DEFAULTS, PRIOR, DetectParams
+from pipeline.mowing.detect import PRIOR, DetectParams, default_params
 from pipeline.mowing.series import detect_on_grid, grid_axes
 from pipeline.timegrid import EPOCH, TimeGrid
 
@@ -305,7 +305,7 @@ def bench_slovak(data: Path, tolerance: float) -> tuple[list[dict], list[dict], 
     """Tune on ``data/train``, score on ``data/test``: (train rows, test rows, notes).
 
     Without ``data/train/mowing_events.gpkg`` nothing can be tuned: the test is scored
-    with the detectors' shipped :data:`~pipeline.mowing.detect.DEFAULTS` instead.
+    with the detectors' shipped thresholds (:func:`~pipeline.mowing.detect.default_params`).
     """
     test = load_test(data / "test")
     te_series = fill_all(test.ndvi, doy_rows(test.keys, test.ndvi.shape[1]))
@@ -324,7 +324,8 @@ def bench_slovak(data: Path, tolerance: float) -> tuple[list[dict], list[dict], 
             lit = score_split(test, *te_series[name], method, PRIOR, tolerance)
             te_rows.append(_row(name, method, "prior", lit))
             if train is None or name not in tr_series:
-                p, label = DEFAULTS[method], "shipped defaults"
+                p = default_params(method, "observed" if name == "raw" else "filled")
+                label = "shipped defaults"
             else:
                 p, s = tune(train, *tr_series[name], method, tolerance)
                 tr_rows.append(_row(name, method, changed_fields(p), s))
@@ -389,7 +390,8 @@ def bench_demo(out: Path, archive: Path, tolerance: float) -> list[dict]:
     for name, (y, s) in series.items():
         for method in METHODS:
             total = Score(0, 0, 0)
-            cuts = detect_on_grid(y, s, grid, method)
+            cuts = detect_on_grid(y, s, grid, method,
+                                  default_params(method, "observed" if name == "raw" else "filled"))
             for k, c in zip(keys, cuts, strict=True):
                 total = total + match_events(c, truth[k], tolerance)
             rows.append({"series": name, "method": method, "tp": total.tp, "fp": total.fp,

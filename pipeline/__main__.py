@@ -305,6 +305,14 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         help="parcels column with the parcel id (default: the first of parcel_id, id, plotID, "
         "PLOTID, fid; else the row number)",
     )
+    mw.add_argument(
+        "--series",
+        choices=("filled", "observed"),
+        default="filled",
+        help="series the detector reads: 'filled' = ndvi_filled with its std, 'observed' = "
+        "the clear observations only (see the README's mowing benchmark) "
+        "(default: %(default)s)",
+    )
     detector_options(mw)
     _add_common(mw)
     mw.set_defaults(handler=_cmd_mowing)
@@ -319,9 +327,10 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
     _add_table_io(mt)
     mt.add_argument(
         "--method",
-        choices=("sf", "linear"),
+        choices=("sf", "linear", "raw"),
         default=None,
-        help="gap filler (default: sf when its weights exist, else linear)",
+        help="gap filler: sf, linear, or raw = no fill, detect on the binned observations "
+        "(default: sf when its weights exist, else linear)",
     )
     mt.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
     detector_options(mt)
@@ -335,7 +344,8 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
 
     check_writable_dir(args.out)
     r = write_mowing(
-        args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id
+        args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id,
+        series=args.series,
     )
     extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if args.parcels else ""
     print(
@@ -357,8 +367,10 @@ def _cmd_mowing_table(args: argparse.Namespace) -> int:
         import model
 
         method = "sf" if (args.model or model.default_weights()).is_file() else "linear"
-    n = mowing_table(args.input, args.output, default_filler(args.model, method), args.detector)
-    print(f"{n} cuts ({method} fill, {args.detector}) -> {args.output}")
+    filler = None if method == "raw" else default_filler(args.model, method)
+    n = mowing_table(args.input, args.output, filler, args.detector)
+    print(f"{n} cuts ({method} {'series' if method == 'raw' else 'fill'}, {args.detector}) "
+          f"-> {args.output}")
     return EXIT_OK
 
 

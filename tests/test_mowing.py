@@ -15,7 +15,7 @@ from shapely.geometry import Point, box
 
 from pipeline.__main__ import main
 from pipeline.mowing import DEFAULTS, METHODS, DetectParams, detect, match_events
-from pipeline.mowing.series import bin_series, grid_axes, read_acquisitions
+from pipeline.mowing.series import bin_series, grid_axes, mowing_table, read_acquisitions
 from pipeline.timegrid import TimeGrid
 
 GRID = TimeGrid.covering("2023-04-01", "2023-10-31")
@@ -110,7 +110,7 @@ def _table(tmp_path: Path, with_s1: bool) -> Path:
 
 
 @pytest.mark.parametrize("with_s1", [False, True])
-@pytest.mark.parametrize("method", ["linear", "sf"])
+@pytest.mark.parametrize("method", ["linear", "sf", "raw"])
 def test_mowing_table_end_to_end(tmp_path: Path, with_s1: bool, method: str) -> None:
     out = tmp_path / "out.csv"
     code = main(["mowing-table", "-q", "--input", str(_table(tmp_path, with_s1)), "--output",
@@ -123,6 +123,25 @@ def test_mowing_table_end_to_end(tmp_path: Path, with_s1: bool, method: str) -> 
         got = pd.to_datetime(ev.loc[ev["id"] == sid, "event_date"])
         assert len(got) == 2
         assert all(abs((g - t).days) <= 12 for g, t in zip(sorted(got), truth, strict=True))
+
+
+def test_mowing_table_hands_bin_dates_to_the_filler(tmp_path: Path) -> None:
+    """A filler that takes dates gets each 6-day bin's day of year (centre), as in a run."""
+    from pipeline.fill import LinearFiller
+
+    seen: list[np.ndarray] = []
+
+    class Recording(LinearFiller):
+        def fill(self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray,
+                 doy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            assert doy is not None
+            seen.append(doy)
+            return super().fill(ndvi, vv, vh)
+
+    mowing_table(_table(tmp_path, False), tmp_path / "o.csv", Recording(), "drop")
+    (grid, *_), = bin_series(read_acquisitions(_table(tmp_path, False)))
+    want = (grid.starts + pd.Timedelta(days=3)).day_of_year.to_numpy()
+    np.testing.assert_array_equal(seen[0], want)
 
 
 def test_binning_averages_a_bin_and_reads_optional_s1(tmp_path: Path) -> None:
@@ -183,6 +202,42 @@ def test_mowing_on_the_demo_cube_writes_rasters_and_parcel_events(
     layer = gpd.read_file(out / "mowing_events.gpkg")
     assert len(layer) == int(table["n_events"].sum())
     assert {"parcel_id", "event_date", "pixel_share"} <= set(layer.columns)
+
+
+def test_mowing_on_observed_series_of_the_demo_cube(
+    demo_run: Path, parcels: Path, tmp_path: Path
+) -> None:
+    """``--series observed`` detects on the clear observations: other cuts, same products."""
+    runs = {}
+    for series in ("filled", "observed"):
+        out = tmp_path / series
+        assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(out), "--parcels",
+                     str(parcels), "--series", series]) == 0
+        with rasterio.open(out / "mowing_count.tif") as cnt:
+            assert cnt.tags()["SERIES"] == series
+            runs[series] = cnt.read(1)
+        layer = gpd.read_file(out / "mowing_events.gpkg")
+        assert set(layer["series"]) <= {series}
+
+
+def test_series_choice_reads_observed_or_filled_variable() -> None:
+    """``observed`` detects on ``ndvi`` (gaps kept), ``filled`` on ``ndvi_filled``."""
+    from pipeline.mowing.raster import compute_mowing
+
+    y = _season([12, 22])
+    obs = np.where(np.arange(GRID.count) % 3 == 1, np.nan, y)  # a third of the bins cloudy
+    shape = (GRID.count, 2, 2)
+    cube = xr.Dataset(
+        {"ndvi": (("time", "y", "x"), np.broadcast_to(obs[:, None, None], shape).copy()),
+         "ndvi_filled": (("time", "y", "x"), np.full(shape, 0.7)),
+         "ndvi_std": (("time", "y", "x"), np.full(shape, 0.02))},
+        coords={"time": GRID.starts.values, "y": [1.0, 0.0], "x": [0.0, 1.0]},
+    )
+    observed = compute_mowing(cube, "drop", series="observed")["mowing_count"].values
+    filled = compute_mowing(cube, "drop", series="filled")["mowing_count"].values
+    assert (observed == 2).all() and (filled == 0).all()
+    with pytest.raises(ValueError, match="series"):
+        compute_mowing(cube, "drop", series="smoothed")
 
 
 def test_mowing_bad_inputs_exit_2(demo_run: Path, tmp_path: Path,

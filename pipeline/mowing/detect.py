@@ -120,6 +120,26 @@ DEFAULTS: dict[str, DetectParams] = {
 }
 
 
+#: Thresholds for raw series (the 6-day bins' clear observations only, no fill), per
+#: detector, chosen the same way on the Slovak training plots (``zdrop`` on a raw
+#: series has no fill std and reduces to ``drop``). See :func:`default_params`.
+RAW_DEFAULTS: dict[str, DetectParams] = {
+    m: PRIOR.with_(min_drop=0.12, min_peak=0.3, max_fall_days=18.0, min_gap_days=30.0,
+                   spike=0.1, season=(145, 260))
+    for m in METHODS
+}
+
+#: Which series a detector runs on: the gap-filled one or the observations alone.
+SERIES = ("filled", "observed")
+
+
+def default_params(method: str, series: str = "filled") -> DetectParams:
+    """The shipped thresholds of ``method`` for a ``filled`` or an ``observed`` series."""
+    if series not in SERIES:
+        raise ValueError(f"unknown series {series!r}; use one of {SERIES}")
+    return (DEFAULTS if series == "filled" else RAW_DEFAULTS)[method]
+
+
 def _despike(t: np.ndarray, y: np.ndarray, p: DetectParams) -> np.ndarray:
     """Indices of the points kept after removing isolated low spikes."""
     keep = np.ones(len(y), bool)

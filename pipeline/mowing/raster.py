@@ -26,7 +26,7 @@ from odc.geo.geobox import GeoBox
 
 from pipeline.errors import InputError
 from pipeline.export import StackSpec, publish, staging, write_stack
-from pipeline.mowing.detect import DEFAULTS, MAX_EVENTS, DetectParams, detect
+from pipeline.mowing.detect import MAX_EVENTS, DetectParams, default_params, detect
 from pipeline.mowing.series import days_to_dates, grid_axes
 from pipeline.tables import write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
@@ -56,8 +56,26 @@ class MowingResult:
     parcel_events: int
 
 
-def open_filled_cube(path: Path) -> xr.Dataset:
-    """Open the cube of a run (``OUT/cube.zarr`` or the ``OUT`` folder); it must be filled."""
+#: Observed series of a parcel: a date counts only where at least this share of the
+#: parcel's pixels is clear (a few clear pixels next to clouds are often shadowed/hazy).
+MIN_CLEAR_SHARE = 0.5
+
+
+def series_vars(series: str) -> tuple[str, str | None]:
+    """Cube variables (NDVI, std or None) a detector reads for a ``filled``/``observed`` series."""
+    if series == "observed":
+        return "ndvi", None
+    if series == "filled":
+        return "ndvi_filled", "ndvi_std"
+    raise ValueError(f"unknown series {series!r}; use 'filled' or 'observed'")
+
+
+def open_filled_cube(path: Path, series: str = "filled") -> xr.Dataset:
+    """Open the cube of a run (``OUT/cube.zarr`` or the ``OUT`` folder).
+
+    It must hold the series the detector reads: ``ndvi_filled`` (a finished run) for
+    ``series="filled"``, the binned observations ``ndvi`` for ``"observed"``.
+    """
     from pipeline.cube import open_cube
 
     path = Path(path)
@@ -70,6 +88,11 @@ def open_filled_cube(path: Path) -> xr.Dataset:
     except Exception as exc:  # zarr raises many kinds for "not a zarr store"
         raise InputError(f"--cube {path}: not a Zarr cube ({type(exc).__name__}); pass the "
                          "--out folder of `python -m pipeline run`") from exc
+    if series == "observed":
+        if "ndvi" not in cube:
+            raise InputError(f"--cube {path}: the cube has no ndvi (observed NDVI); pass the "
+                             "--out folder of `python -m pipeline run`")
+        return cube
     if "ndvi_filled" not in cube:
         raise InputError(f"--cube {path}: the cube has no ndvi_filled (not filled yet); run "
                          "`python -m pipeline run` on it to the end first")
@@ -103,15 +126,22 @@ def _detect_block(
 
 
 def compute_mowing(
-    cube: xr.Dataset, method: str = "zdrop", params: DetectParams | None = None
+    cube: xr.Dataset, method: str = "zdrop", params: DetectParams | None = None,
+    series: str = "filled",
 ) -> xr.Dataset:
-    """Lazy per-pixel ``mowing_count`` (y, x) and ``mowing_dates`` (event, y, x, YYYYMMDD)."""
+    """Lazy per-pixel ``mowing_count`` (y, x) and ``mowing_dates`` (event, y, x, YYYYMMDD).
+
+    ``series``: ``filled`` (``ndvi_filled`` with ``ndvi_std``) or ``observed`` (the
+    cube's clear observations ``ndvi``, gaps left as gaps).
+    """
     days, doy = grid_axes(cube_grid(cube))
-    std = cube["ndvi_std"] if "ndvi_std" in cube else xr.full_like(cube["ndvi_filled"], np.nan)
+    var, std_var = series_vars(series)
+    std = (cube[std_var] if std_var is not None and std_var in cube
+           else xr.full_like(cube[var], np.nan))
     cuts = xr.apply_ufunc(
         functools.partial(_detect_block, days=days, doy=doy, method=method,
-                          params=params or DEFAULTS[method]),
-        cube["ndvi_filled"],
+                          params=params or default_params(method, series)),
+        cube[var],
         std,
         input_core_dims=[["time"], ["time"]],
         output_core_dims=[["event"]],
@@ -167,10 +197,12 @@ def parcel_events(
     pixel_cuts: np.ndarray,
     method: str = "zdrop",
     params: DetectParams | None = None,
+    series: str = "filled",
 ) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
     """Per-parcel table and event layer from the parcels' mean series.
 
-    ``pixel_cuts`` is the ``(event, y, x)`` array of per-pixel cut days.
+    ``pixel_cuts`` is the ``(event, y, x)`` array of per-pixel cut days. With
+    ``series="observed"`` a parcel's value on a date is the mean of its clear pixels.
     """
     grid = cube_grid(cube)
     labels = rasterio.features.rasterize(
@@ -179,8 +211,10 @@ def parcel_events(
     )
     inside = cube["aoi_mask"].values > 0 if "aoi_mask" in cube else np.ones(geobox.shape, bool)
     labels = np.where(inside, labels, 0)
-    ndvi = cube["ndvi_filled"].values
-    std = cube["ndvi_std"].values if "ndvi_std" in cube else np.full_like(ndvi, np.nan)
+    var, std_var = series_vars(series)
+    ndvi = cube[var].values
+    std = (cube[std_var].values if std_var is not None and std_var in cube
+           else np.full_like(ndvi, np.nan))
     n = len(parcels)
     t = ndvi.shape[0]
     mean = np.full((n, t), np.nan, np.float32)
@@ -193,9 +227,12 @@ def parcel_events(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN dates stay NaN
                 mean[i] = np.nanmean(ndvi[:, sel], axis=1)
+                if std_var is None:  # observed: a date counts where most of the parcel is clear
+                    mean[i] = np.where(np.isfinite(ndvi[:, sel]).mean(axis=1) >= MIN_CLEAR_SHARE,
+                                       mean[i], np.nan)
                 rms[i] = np.sqrt(np.nanmean(std[:, sel] ** 2, axis=1))
     days, doy = grid_axes(grid)
-    cuts = detect(mean, rms, days, doy, method, params)
+    cuts = detect(mean, rms, days, doy, method, params or default_params(method, series))
     rows, events = [], []
     for i, pid in enumerate(parcels["parcel_id"]):
         found = [c for c in cuts[i] if np.isfinite(c)]
@@ -207,10 +244,11 @@ def parcel_events(
             near = np.abs(pixel_cuts[:, sel] - c) <= SUPPORT_DAYS
             share = float(np.mean(np.any(near, axis=0))) if npix[i] else 0.0
             events.append({"parcel_id": pid, "event": k, "event_date": d, "method": method,
+                           "series": series,
                            "pixel_share": round(share, 3), "geometry": parcels.geometry.iloc[i]})
     table = pd.DataFrame(rows)
     layer = gpd.GeoDataFrame(
-        events or {"parcel_id": [], "event": [], "event_date": [], "method": [],
+        events or {"parcel_id": [], "event": [], "event_date": [], "method": [], "series": [],
                    "pixel_share": [], "geometry": []},
         geometry="geometry", crs=parcels.crs)
     return table, layer
@@ -223,14 +261,16 @@ def write_mowing(
     parcels_path: Path | None = None,
     parcel_id: str | None = None,
     params: DetectParams | None = None,
+    series: str = "filled",
 ) -> MowingResult:
     """Detect cuts on a filled cube and write the rasters (and parcel products) into ``out``.
 
     Writes ``mowing_count.tif`` (cuts per pixel, 255 outside the AOI),
     ``mowing_dates.tif`` (one band per cut, YYYYMMDD, 0 = none) and with parcels
-    ``mowing_parcels.csv`` and ``mowing_events.gpkg``.
+    ``mowing_parcels.csv`` and ``mowing_events.gpkg``. ``series``: detect on the
+    ``filled`` series (default) or on the ``observed`` clear NDVI only.
     """
-    cube = open_filled_cube(cube_path)
+    cube = open_filled_cube(cube_path, series)
     geobox: GeoBox = cube.odc.geobox
     parcels = None
     if parcels_path is not None:
@@ -240,7 +280,7 @@ def write_mowing(
             raise InputError(f"--parcels {parcels_path}: none of {len(parcels)} parcels overlaps "
                              "the cube; check the file's CRS and that it covers the run's AOI")
         parcels = parcels[hits.to_numpy()].reset_index(drop=True)
-    res = compute_mowing(cube, method, params)
+    res = compute_mowing(cube, method, params, series)
     cuts = res["cut_days"].values
     count = res["mowing_count"].compute()
     dates = res["mowing_dates"].copy(data=_yyyymmdd(cuts))
@@ -250,14 +290,14 @@ def write_mowing(
                     ["number of cuts"],
                     StackSpec("mowing_count", "mowing_count.tif", "uint8", 255, None,
                               f"number of detected cuts ({method})"),
-                    tags={"METHOD": method})
+                    tags={"METHOD": method, "SERIES": series})
         write_stack(dates.rename(event="time"), tmp / "mowing_dates.tif", geobox, labels,
                     StackSpec("mowing_dates", "mowing_dates.tif", "int32", 0, None,
                               f"date of each detected cut as YYYYMMDD, 0 = none ({method})"),
-                    tags={"METHOD": method})
+                    tags={"METHOD": method, "SERIES": series})
         n_parcels = n_events = 0
         if parcels is not None:
-            table, layer = parcel_events(cube, parcels, geobox, cuts, method, params)
+            table, layer = parcel_events(cube, parcels, geobox, cuts, method, params, series)
             write_csv_atomic(table, tmp / "mowing_parcels.csv")
             layer.to_file(tmp / "mowing_events.gpkg", layer="mowing_events", driver="GPKG")
             n_parcels, n_events = len(table), len(layer)

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
-from pipeline.fill import Filler
-from pipeline.mowing.detect import DetectParams, detect
+from pipeline.fill import Filler, takes_doy
+from pipeline.mowing.detect import DetectParams, default_params, detect
 from pipeline.tables import numeric_column, read_csv_table, write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
 
@@ -129,7 +129,7 @@ def bin_series(
 def mowing_table(
     input: Path,
     output: Path,
-    filler: Filler,
+    filler: Filler | None,
     method: str = "zdrop",
     params: DetectParams | None = None,
 ) -> int:
@@ -139,17 +139,27 @@ def mowing_table(
         input: CSV with columns ``id,date,ndvi`` and optional ``vv,vh`` (dB); one row
             per acquisition on its own date, empty ndvi = cloudy.
         output: CSV to write (atomically), one row per detected cut.
-        filler: gap filler applied on the 6-day grid before detection.
+        filler: gap filler applied on the 6-day grid before detection (it gets each
+            bin's day of year where it takes one); ``None`` = detect on the binned
+            observations alone (raw series).
         method: detector, see :data:`pipeline.mowing.detect.METHODS`.
-        params: detector thresholds.
+        params: detector thresholds; default: the shipped ones for a filled or a raw
+            series (:func:`pipeline.mowing.detect.default_params`).
     """
+    if params is None:
+        params = default_params(method, "observed" if filler is None else "filled")
     df = read_acquisitions(Path(input))
     rows: list[tuple[str, str]] = []
     for grid, ids, ndvi, vv, vh in bin_series(df):
         mean = np.full_like(ndvi, np.nan)
         std = np.full_like(ndvi, np.nan)
         ok = np.isfinite(ndvi).any(axis=1)
-        if ok.any():
+        if filler is None:
+            mean = ndvi
+        elif ok.any() and takes_doy(filler):
+            doy = grid_axes(grid)[1].astype(np.float32)
+            mean[ok], std[ok] = filler.fill(ndvi[ok], vv[ok], vh[ok], doy=doy)  # type: ignore[call-arg]
+        elif ok.any():
             mean[ok], std[ok] = filler.fill(ndvi[ok], vv[ok], vh[ok])
         cuts = detect_on_grid(mean, std, grid, method, params)
         for key, c in zip(ids, cuts, strict=True):
