@@ -23,7 +23,7 @@ from model.sf import SFNet, build_features
 
 __all__ = ["SFModel", "SFNet", "build_features", "default_weights", "load_model"]
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 log = logging.getLogger(__name__)
 
