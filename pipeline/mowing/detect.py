@@ -102,23 +102,23 @@ class DetectParams:
 #: 0.2 removed as residual clouds, cuts dated 10 April to 1 November.
 PRIOR = DetectParams()
 
-#: Thresholds :func:`detect` uses by default, per detector: chosen on the Slovak
-#: training plots only (``train/S2`` with ``train/mowing_events.gpkg``, series filled
-#: by SF from NDVI alone, F1 at ±12 days) by the coordinate search of
-#: ``benchmarks/bench_mowing.py``, which starts from :data:`PRIOR`. The camera
-#: parcels (``test/``) played no part in the choice.
-#: Held-out F1 of these on the camera parcels is in
+#: Thresholds :func:`detect` uses by default (filled series), per detector: chosen on
+#: the Slovak training plots only (``train/S2`` with ``train/mowing_events.gpkg``,
+#: series filled by SF 1.2.0 from NDVI alone, F1 at ±12 days) by the coordinate
+#: search of ``benchmarks/bench_mowing.py``, which starts from :data:`PRIOR`. The
+#: camera parcels (``test/``) played no part in the choice, and SF never saw their
+#: series. Held-out F1 of these on the camera parcels is in
 #: ``benchmarks/figures/mowing_benchmark.md``. The search settled on a later, shorter
 #: season window (25 May to 17 September: spring green-up and autumn senescence
-#: make false cuts), a fast fall (``drop``: at most two 6-day bins), a month between
-#: cuts, a lower spike threshold and dates half a bin later.
+#: make false cuts), a drop of 0.12 (``zdrop``: 0.15), a month between cuts, a lower
+#: spike threshold and later dates (a drop is dated between the last high and the
+#: first low value; the cut lies on average later).
 DEFAULTS: dict[str, DetectParams] = {
-    "drop": PRIOR.with_(max_fall_days=12.0, min_gap_days=30.0, spike=0.1,
-                        season=(145, 260), date_offset=3.0),
-    "zdrop": PRIOR.with_(z=1.0, max_fall_days=24.0, min_gap_days=30.0, spike=0.1,
-                         season=(145, 260), date_offset=3.0),
+    "drop": PRIOR.with_(min_drop=0.12, max_fall_days=24.0, min_gap_days=30.0, spike=0.1,
+                        season=(145, 260), date_offset=6.0),
+    "zdrop": PRIOR.with_(min_drop=0.15, min_gap_days=30.0, spike=0.1, season=(145, 260),
+                         date_offset=3.0),
 }
-
 
 #: Thresholds for raw series (the 6-day bins' clear observations only, no fill), per
 #: detector, chosen the same way on the Slovak training plots (``zdrop`` on a raw
