@@ -6,6 +6,9 @@ series (mean of ``ndvi_filled`` over the parcel's pixels in the AOI, std =
 root mean square of ``ndvi_std`` — errors of neighbouring pixels are
 correlated, so averaging does not shrink them); each parcel event also gets
 the share of the parcel's pixels that have a cut of their own within 12 days.
+With ``series="observed"`` the same runs on the cube's clear observations
+``ndvi`` (gaps stay gaps, no std; a parcel's date counts where at least half of
+its pixels are clear).
 """
 
 from __future__ import annotations
