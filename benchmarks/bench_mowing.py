@@ -179,49 +179,52 @@ def doy_rows(keys: list[Key], t: int) -> np.ndarray:
     return out
 
 
-#: SF weights the benchmark fills with (``--model``; ``None`` = the shipped ones).
-MODEL_PATH: Path | None = None
+def load_sf(path: Path | None = None) -> Any:
+    """The SF model (``path`` or the shipped weights), or None where none loads."""
+    try:
+        import model
+
+        return model.load_model(path)
+    except Exception as exc:  # the model may be missing or unfinished: say so, go on
+        print(f"SF fill unavailable: {type(exc).__name__}: {exc}")
+        return None
 
 
-def fill_all(ndvi: np.ndarray, doy: np.ndarray | None = None
+def series_kind(name: str) -> str:
+    """Which shipped thresholds a series gets: ``observed`` for raw, else ``filled``."""
+    return "observed" if name == "raw" else "filled"
+
+
+def fill_all(ndvi: np.ndarray, doy: np.ndarray | None = None, sf: Any = None
              ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    """Raw, linear and (if its weights load) SF series for ``(N, T)`` NDVI without S1.
+    """Raw, linear and (with a model ``sf``) SF series for ``(N, T)`` NDVI without S1.
 
     ``doy`` ``(N, T)`` is handed to the SF model where its ``predict`` takes dates.
     """
     out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
         "raw": (ndvi, None), "linear": (baselines.linear(ndvi), None)}
-    try:
-        import model
-
-        sf = model.load_model(MODEL_PATH)
+    if sf is not None:
         nan = np.full((*ndvi.shape, 2), np.nan, np.float32)
         kw: dict[str, Any] = {}
         if doy is not None and "doy" in signature(sf.predict).parameters:
             kw["doy"] = doy
-        m, s = sf.predict(ndvi, nan, nan, **kw)
-        out["sf"] = (m, s)
-    except Exception as exc:  # the model may be missing or unfinished: say so, go on
-        print(f"SF fill unavailable: {type(exc).__name__}: {exc}")
+        out["sf"] = sf.predict(ndvi, nan, nan, **kw)
     return out
 
 
-def sf_saw_test(test: Split) -> str:
+def sf_saw_test(test: Split, sf: Any) -> str:
     """Whether the SF weights were trained on any test series (their model card's split)."""
-    try:
-        import model
-
-        card = model.load_model(MODEL_PATH).card
-    except Exception:  # no weights: nothing was seen
+    if sf is None:
         return "SF: no weights"
-    seen = set(card.get("training", {}).get("split", {}).get("s2_only_plots", {})
+    seen = set(sf.card.get("training", {}).get("split", {}).get("s2_only_plots", {})
                .get("train", []))
-    n = len({p for p, _ in test.keys} & seen)
+    parcels = {p for p, _ in test.keys}
+    n = len(parcels & seen)
     if n == 0:
         return ("SF never saw a test parcel's series in training (self-supervised or "
                 "otherwise): the test is held out for the filler too")
     return (f"SF was trained (self-supervised, without mowing labels) on the NDVI series of "
-            f"{n} of the {len({p for p, _ in test.keys})} test parcels")
+            f"{n} of the {len(parcels)} test parcels")
 
 
 def row_counts(split: Split, series: np.ndarray, std: np.ndarray | None, method: str,
@@ -301,22 +304,27 @@ def _row(series: str, method: str, params: str, s: Score) -> dict:
             "fn": s.fn, "precision": s.precision, "recall": s.recall, "f1": s.f1}
 
 
-def bench_slovak(data: Path, tolerance: float) -> tuple[list[dict], list[dict], list[str]]:
+def bench_slovak(data: Path, tolerance: float, model_path: Path | None = None
+                 ) -> tuple[list[dict], list[dict], list[str]]:
     """Tune on ``data/train``, score on ``data/test``: (train rows, test rows, notes).
+
+    ``model_path``: SF weights to fill with (default: the shipped ones).
 
     Without ``data/train/mowing_events.gpkg`` nothing can be tuned: the test is scored
     with the detectors' shipped thresholds (:func:`~pipeline.mowing.detect.default_params`).
     """
+    sf = load_sf(model_path)
     test = load_test(data / "test")
-    te_series = fill_all(test.ndvi, doy_rows(test.keys, test.ndvi.shape[1]))
+    te_series = fill_all(test.ndvi, doy_rows(test.keys, test.ndvi.shape[1]), sf)
     has_train = (data / "train" / "mowing_events.gpkg").is_file()
     train = load_train(data / "train") if has_train else None
     notes = [train.describe()] if train else ["train: none (no train/mowing_events.gpkg)"]
     notes.append(test.describe())
-    notes.append(sf_saw_test(test))
+    notes.append(sf_saw_test(test, sf))
     for n in notes:
         print("  " + n)
-    tr_series = fill_all(train.ndvi, doy_rows(train.keys, train.ndvi.shape[1])) if train else {}
+    tr_series = (fill_all(train.ndvi, doy_rows(train.keys, train.ndvi.shape[1]), sf)
+                 if train else {})
     tr_rows, te_rows = [], []
     held_counts: dict[tuple[str, str], np.ndarray] = {}
     for name in te_series:
@@ -324,7 +332,7 @@ def bench_slovak(data: Path, tolerance: float) -> tuple[list[dict], list[dict], 
             lit = score_split(test, *te_series[name], method, PRIOR, tolerance)
             te_rows.append(_row(name, method, "prior", lit))
             if train is None or name not in tr_series:
-                p = default_params(method, "observed" if name == "raw" else "filled")
+                p = default_params(method, series_kind(name))
                 label = "shipped defaults"
             else:
                 p, s = tune(train, *tr_series[name], method, tolerance)
@@ -352,7 +360,7 @@ def bench_demo(out: Path, archive: Path, tolerance: float) -> list[dict]:
     import rasterio.features
     from odc.geo.xr import ODCExtensionDs  # noqa: F401  (registers .odc)
 
-    from pipeline.mowing.raster import cube_grid, open_filled_cube
+    from pipeline.mowing.raster import MIN_CLEAR_SHARE, cube_grid, open_filled_cube
 
     cube = open_filled_cube(out)
     geobox = cube.odc.geobox
@@ -374,7 +382,8 @@ def bench_demo(out: Path, archive: Path, tolerance: float) -> list[dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             clear = np.isfinite(raw_px[:, sel]).mean(axis=1)
-            raw.append(np.where(clear >= 0.5, np.nanmean(raw_px[:, sel], axis=1), np.nan))
+            raw.append(np.where(clear >= MIN_CLEAR_SHARE, np.nanmean(raw_px[:, sel], axis=1),
+                                np.nan))
             fil.append(np.nanmean(fil_px[:, sel], axis=1))
             std.append(np.sqrt(np.nanmean(std_px[:, sel] ** 2, axis=1)))
         key = (str(p["parcel_id"]), grid.start.year)
@@ -390,8 +399,7 @@ def bench_demo(out: Path, archive: Path, tolerance: float) -> list[dict]:
     for name, (y, s) in series.items():
         for method in METHODS:
             total = Score(0, 0, 0)
-            cuts = detect_on_grid(y, s, grid, method,
-                                  default_params(method, "observed" if name == "raw" else "filled"))
+            cuts = detect_on_grid(y, s, grid, method, default_params(method, series_kind(name)))
             for k, c in zip(keys, cuts, strict=True):
                 total = total + match_events(c, truth[k], tolerance)
             rows.append({"series": name, "method": method, "tp": total.tp, "fp": total.fp,
@@ -425,8 +433,6 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, help="also write the tables here")
     ap.add_argument("--model", type=Path, help="SF weights (default: the shipped ones)")
     args = ap.parse_args()
-    global MODEL_PATH
-    MODEL_PATH = args.model
     data = args.data or args.data_opt
     if data is None:
         ap.error("pass the data folder (DATA or --data DATA)")
@@ -436,7 +442,7 @@ def main() -> None:
           "chosen on `train/` (coordinate search from a priori values, F1), then "
           "`test/` is scored once as held-out data.\n"]
     print(f"Slovak plots ({data}):")
-    tr_rows, te_rows, notes = bench_slovak(data, args.tolerance)
+    tr_rows, te_rows, notes = bench_slovak(data, args.tolerance, args.model)
     md.append("\n".join(f"* {n}" for n in notes) + "\n")
     md.append(to_markdown("Held-out test: Slovak camera parcels (test/)", te_rows, True))
     if tr_rows:

@@ -85,10 +85,14 @@ def s1_item(root: Path, when: dt.datetime, direction: str, vv: float, vh: float)
     return item
 
 
-def write_catalog(root: Path, s2: list[pystac.Item], s1: list[pystac.Item]) -> Path:
-    """Static catalog with the two collections; returns the catalog.json path."""
+def write_catalog(root: Path, s2: list[pystac.Item], s1: list[pystac.Item],
+                  s1_collection: str = "sentinel-1-grd-backscatter") -> Path:
+    """Static catalog with the two collections under ``root/stac``; returns its catalog.json.
+
+    ``s1_collection``: id of the Sentinel-1 collection (``sentinel-1-grd`` for products).
+    """
     cat = pystac.Catalog("test", "tiny test archive")
-    for cid, items in (("sentinel-2-l2a", s2), ("sentinel-1-grd-backscatter", s1)):
+    for cid, items in (("sentinel-2-l2a", s2), (s1_collection, s1)):
         ext = pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]),
                             pystac.TemporalExtent([[None, None]]))
         col = pystac.Collection(cid, cid, ext)

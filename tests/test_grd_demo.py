@@ -28,6 +28,7 @@ import xarray as xr
 from pipeline.__main__ import main
 from tests.conftest import START, lonlat_square
 from tests.grd_fixtures import demo_grd_product, write_flat_dem
+from tests.stacfixtures import write_catalog
 
 END_GRD = "2023-04-18"  # three 6-day bins: six acquisitions, two orbit directions
 S1_VARS = ("vv_asc", "vh_asc", "vv_desc", "vh_desc")
@@ -55,17 +56,7 @@ def grd_catalog(tmp_path_factory: pytest.TempPathFactory, demo_archive: Path) ->
     (root / "broken.SAFE").mkdir()
     (root / "broken.SAFE" / "manifest.safe").symlink_to(href)  # no annotation files
     broken.assets["safe_manifest"].href = str(root / "broken.SAFE" / "manifest.safe")
-    cat = pystac.Catalog("grd-test", "demo S2 and GRD products")
-    ext = pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]),
-                        pystac.TemporalExtent([[None, None]]))
-    for cid, members in (("sentinel-2-l2a", s2), ("sentinel-1-grd", [*grd, broken])):
-        col = pystac.Collection(cid, cid, ext)
-        for it in members:
-            col.add_item(it)
-        cat.add_child(col)
-    cat.normalize_hrefs(str(root / "stac"))
-    cat.make_all_asset_hrefs_absolute()
-    cat.save(catalog_type=pystac.CatalogType.ABSOLUTE_PUBLISHED)
+    write_catalog(root, s2, [*grd, broken], s1_collection="sentinel-1-grd")
     write_flat_dem(root / "dem.tif", (lon - 0.05, lat - 0.05, lon + 0.05, lat + 0.05))
     return root
 

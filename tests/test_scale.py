@@ -32,6 +32,16 @@ def _same_products(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+def _wait_for_ingested(proc: subprocess.Popen, out: Path, n: int, timeout: float = 120) -> None:
+    """Wait until ``n`` ingest regions of the run into ``out`` are marked done, or it ends."""
+    marks = out / "cube.zarr.progress" / "ingest"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if marks.is_dir() and len(list(marks.glob("*.done"))) >= n:
+            return
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, demo_cache, small_aoi) -> Path:
     """An uninterrupted local run with small chunks (many regions)."""
@@ -46,12 +56,7 @@ def test_sigkill_mid_run_then_resume_is_identical(tmp_path, demo_cache, small_ao
     cmd = _cli(out, small_aoi, demo_cache, "--scheduler", "threads", "--chunk", "16",
                "--workers", "1")
     proc = subprocess.Popen(cmd, start_new_session=True)
-    marks = out / "cube.zarr.progress" / "ingest"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if marks.is_dir() and len(list(marks.glob("*.done"))) >= 3:
-            break
-        time.sleep(0.02)
+    _wait_for_ingested(proc, out, 3)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -117,12 +122,7 @@ def test_worker_killed_mid_run_still_completes(tmp_path, demo_cache, small_aoi, 
     out = tmp_path / "out"
     run = subprocess.Popen(_cli(out, small_aoi, demo_cache, "--scheduler", address,
                                 "--chunk", "16"))
-    marks = out / "cube.zarr.progress" / "ingest"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and run.poll() is None:
-        if marks.is_dir() and len(list(marks.glob("*.done"))) >= 2:
-            break
-        time.sleep(0.02)
+    _wait_for_ingested(run, out, 2)
     assert run.poll() is None, "the run finished before a worker could be killed"
     os.killpg(procs[1].pid, signal.SIGKILL)  # worker w0 with its nanny
     assert run.wait(timeout=300) == 0

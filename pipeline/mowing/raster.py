@@ -230,7 +230,7 @@ def parcel_events(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN dates stay NaN
                 mean[i] = np.nanmean(ndvi[:, sel], axis=1)
-                if std_var is None:  # observed: a date counts where most of the parcel is clear
+                if series == "observed":  # a date counts where most of the parcel is clear
                     mean[i] = np.where(np.isfinite(ndvi[:, sel]).mean(axis=1) >= MIN_CLEAR_SHARE,
                                        mean[i], np.nan)
                 rms[i] = np.sqrt(np.nanmean(std[:, sel] ** 2, axis=1))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
-from pipeline.fill import Filler, takes_doy
+from pipeline.fill import Filler, fill_block
 from pipeline.mowing.detect import DetectParams, default_params, detect
 from pipeline.tables import numeric_column, read_csv_table, write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
@@ -151,16 +151,12 @@ def mowing_table(
     df = read_acquisitions(Path(input))
     rows: list[tuple[str, str]] = []
     for grid, ids, ndvi, vv, vh in bin_series(df):
-        mean = np.full_like(ndvi, np.nan)
-        std = np.full_like(ndvi, np.nan)
-        ok = np.isfinite(ndvi).any(axis=1)
         if filler is None:
-            mean = ndvi
-        elif ok.any() and takes_doy(filler):
+            mean, std = ndvi, None
+        else:
             doy = grid_axes(grid)[1].astype(np.float32)
-            mean[ok], std[ok] = filler.fill(ndvi[ok], vv[ok], vh[ok], doy=doy)  # type: ignore[call-arg]
-        elif ok.any():
-            mean[ok], std[ok] = filler.fill(ndvi[ok], vv[ok], vh[ok])
+            mean, std = fill_block(filler, ndvi, vv[..., 0], vv[..., 1], vh[..., 0], vh[..., 1],
+                                   doy=doy)
         cuts = detect_on_grid(mean, std, grid, method, params)
         for key, c in zip(ids, cuts, strict=True):
             rows.extend((key, d) for d in days_to_dates(c))
