@@ -1,12 +1,17 @@
 """Inference throughput of the shipped SF model vs vectorised linear interpolation.
 
-Usage: ``python benchmarks/bench_model.py [--n 65536] [--t 36] [--repeats 3] [--weights PATH]``
+Usage: ``python benchmarks/bench_model.py [--n 65536] [--t 36] [--repeats 3] [--weights PATH]
+[--reference PATH]``
 
 Prints pixel-seasons per second (a pixel-season = one series of ``t`` six-day dates)
 with torch threads = 1 and 2, per core, and the ratio to ``pipeline.baselines.linear``
 timed in the same run (numpy, one core). Inputs come from the per-pixel generator
 ``model.synth`` (about half the dates cloudy, S1 in one or both directions), with
 each date's day of year passed as the pipeline does (``--no-doy``: dates unknown).
+The reference weights (default: SF 1.2.0, kept beside the shipped ones) are timed in
+the same run, and the shipped model's speed is printed as a share of theirs. Limits
+(issue 11): at one thread the shipped model at least half as fast as 1.2.0 and at
+least 20,000 pixel-seasons per second per core.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ def main() -> None:
     p.add_argument("--t", type=int, default=36)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--reference", type=Path,
+                   default=Path(__file__).resolve().parents[1] / "model" / "weights"
+                   / "sf-1.2.0.safetensors", help="weights timed alongside (SF 1.2.0)")
     p.add_argument("--no-doy", action="store_true", help="do not pass the day of year")
     args = p.parse_args()
     data = generate(args.n, args.t, np.random.default_rng(0))
@@ -54,14 +62,19 @@ def main() -> None:
           f"day of year {'unknown' if doy is None else 'given'}")
     lin = _best_rate(lambda: linear(data.ndvi), args.n, args.repeats)
     print(f"linear (numpy, 1 core): {lin:,.0f} pixel-seasons/s")
+    ref = load_model(args.reference)
     for threads in (1, 2):
         torch.set_num_threads(threads)
         rate = _best_rate(lambda: sf.predict(data.ndvi, data.vv, data.vh, doy=doy), args.n,
                           args.repeats)
         per_core = rate / threads
+        ref_rate = _best_rate(lambda: ref.predict(data.ndvi, data.vv, data.vh, doy=doy),
+                              args.n, args.repeats)
         print(
-            f"SF torch threads={threads}: {rate:,.0f} pixel-seasons/s total, "
-            f"{per_core:,.0f} per core; linear/SF per-core ratio {lin / per_core:.1f}x"
+            f"SF {sf.card.get('version')} torch threads={threads}: {rate:,.0f} pixel-seasons/s "
+            f"total, {per_core:,.0f} per core (limit 20,000 per core); linear/SF per-core "
+            f"ratio {lin / per_core:.1f}x; reference {ref.card.get('version')}: "
+            f"{ref_rate:,.0f}/s, shipped/reference {rate / ref_rate:.2f} (limit 0.50)"
         )
 
 

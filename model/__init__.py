@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from model.sf import SFNet, build_features
+from model.sf import SFNet, build_features, fallback
 
 __all__ = ["SFModel", "SFNet", "build_features", "default_weights", "load_model"]
 
@@ -49,6 +49,9 @@ class SFModel:
         self.net = net.eval()
         self.card = card
         self.std_scale = float(card.get("calibration", {}).get("std_scale", 1.0))
+        #: Shrink toward the Akima fill where the network is unsure (networks with an
+        #: Akima base; the card's ``inference.fallback``, default on for them).
+        self.fallback = bool(net.akima and card.get("inference", {}).get("fallback", True))
 
     def predict(
         self,
@@ -126,12 +129,16 @@ class SFModel:
                 outs_m, outs_s = [], []
                 for j in range(0, len(idx), step):
                     dj = None if d is None else d[j : j + step]
-                    m, s = self.net(build_features(x[j : j + step], a[j : j + step],
-                                                   b[j : j + step], dj))
+                    f = build_features(x[j : j + step], a[j : j + step], b[j : j + step],
+                                       dj, akima=self.net.akima)
+                    m, s = self.net(f)
+                    s = s * self.std_scale
+                    if self.fallback:
+                        m = fallback(m, s, f)
                     outs_m.append(m)
                     outs_s.append(s)
                 mean[idx] = torch.cat(outs_m).clamp(-1, 1).numpy()
-                std[idx] = torch.cat(outs_s).numpy() * self.std_scale
+                std[idx] = torch.cat(outs_s).numpy()
         if edges == "hold":
             first = np.argmax(valid, axis=1)
             last = t - 1 - np.argmax(valid[:, ::-1], axis=1)

@@ -2,6 +2,8 @@
 
 ``python -m model train --data DIR [--out model/weights/sf.safetensors] [--seed 0] [--steps N]``
 trains SF (recipe in :mod:`model.train`) and writes the weights plus model card.
+``python -m model cv --data DIR --out REPORT [--steps N] [--workers 2] [--set F=V]``
+trains the recipe once per left-out domain and scores that domain (:mod:`model.cv`).
 ``python -m model card-metrics --report REPORT/metrics.json [--card ...]`` copies an
 evaluation summary (from ``python -m pipeline evaluate``) into the model card.
 """
@@ -32,8 +34,20 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--threads", type=int, default=1)
     tr.add_argument("--demo-series", type=Path, default=None,
                     help=".npz of demo-world pixel series (benchmarks/demo_series.py)")
-    tr.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a Recipe field (repeatable), e.g. --set real_frac=0.7")
+    cv = sub.add_parser("cv", help="leave-one-domain-out training and scoring of the recipe")
+    cv.add_argument("--data", type=Path, required=True, help="slovak-grassland layout folder")
+    cv.add_argument("--out", type=Path, required=True, help="report folder (created)")
+    cv.add_argument("--seed", type=int, default=0, help="training seed")
+    cv.add_argument("--steps", type=int, default=None, help="training steps per fold")
+    cv.add_argument("--workers", type=int, default=2, help="folds trained at once")
+    cv.add_argument("--gap-seeds", type=int, nargs="+", default=[0, 1, 2])
+    cv.add_argument("--repeats", type=int, default=10, help="windows per series and bucket")
+    cv.add_argument("--domains", nargs="+", default=None, help="left-out domains (default all)")
+    cv.add_argument("--reuse", action="store_true",
+                    help="score the fold networks already in OUT/folds (no training)")
+    for p in (tr, cv):
+        p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="override a Recipe field (repeatable), e.g. --set real_frac=0.7")
     cm = sub.add_parser("card-metrics", help="copy evaluation metrics into the model card")
     cm.add_argument("--report", type=Path, required=True)
     cm.add_argument("--card", type=Path, default=default_weights().with_suffix(".json"))
@@ -42,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from model.train import Recipe, train, write_card
 
-    if args.command == "train":
-        torch.set_num_threads(args.threads)
+    if args.command in ("train", "cv"):
         fields: dict[str, Any] = {"seed": args.seed}
         if args.steps is not None:
             fields["steps"] = args.steps
@@ -53,6 +66,19 @@ def main(argv: list[str] | None = None) -> int:
             if key not in types:
                 parser.error(f"--set {item}: unknown field {key!r}; choose from {sorted(types)}")
             fields[key] = float(value) if types[key] in (float, "float") else int(value)
+        if args.command == "cv" and args.workers < 1:
+            parser.error("--workers must be at least 1")
+        if args.command == "cv":
+            from model.cv import run_cv
+
+            try:
+                run_cv(args.data, args.out, Recipe(**fields), seeds=args.gap_seeds,
+                       repeats=args.repeats, workers=args.workers, only=args.domains,
+                       reuse=args.reuse)
+            except (FileNotFoundError, ValueError) as exc:
+                parser.error(str(exc))
+            return 0
+        torch.set_num_threads(args.threads)
         train(args.data, args.out, Recipe(**fields), demo_series=args.demo_series)
     else:
         card = json.loads(args.card.read_text())

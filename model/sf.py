@@ -19,6 +19,11 @@ chosen for speed or robustness and measured in ``benchmarks/bench_model.py`` and
   from another orbit, or with one direction missing, looks the same to the network.
   Missing S1 is a mask channel, never a value.
 * A second output gives the predicted standard deviation per date (Gaussian NLL).
+* Optional Akima base (weights >= 1.3, ``akima=True``): the NDVI branch also sees an
+  Akima spline through the observations and the local curvature evidence (mean
+  absolute change of the neighbouring secant slopes), and the head's residual is added
+  to the Akima fill instead of the linear one. Akima follows the curvature its
+  neighbours show, which is where linear interpolation loses on short gaps.
 * Optional day of year (weights >= 1.1): sin and cos of each date's phase in the year
   join the second branch, so long gaps can follow the grassland season (green-up,
   first cut, autumn decline) rather than a straight line. An unknown date is (0, 0),
@@ -36,10 +41,18 @@ from torch.nn import functional as F
 
 #: Number of input channels built by :func:`build_features` per date.
 N_FEATURES = 13
+#: Channels built with ``akima=True`` (two more NDVI-branch channels).
+N_FEATURES_AKIMA = 15
 #: Channels of a network without the day-of-year input (weights 1.0.x).
 N_FEATURES_NO_DOY = 11
 #: Channels of the NDVI branch (the first ones of :func:`build_features`).
 N_NDVI_FEATURES = 5
+#: Channels of the NDVI branch with ``akima=True``.
+N_NDVI_FEATURES_AKIMA = 7
+#: Feature channel of the Akima fill (``akima=True`` layout).
+AKIMA_CHANNEL = 5
+#: Feature channel of the curvature evidence (``akima=True`` layout).
+CURVATURE_CHANNEL = 6
 #: dB scale used to normalise Sentinel-1 anomalies and levels.
 S1_SCALE_DB = 3.0
 #: Typical VV / VH levels (dB) of vegetated land, subtracted from the series means.
@@ -50,6 +63,8 @@ MAX_DISTANCE = 12.0
 MIN_STD = 0.003
 #: Length of the year used for the day-of-year phase (days).
 YEAR_DAYS = 365.25
+#: Curvature evidence (NDVI per step) is scaled by this for the network input.
+CURVATURE_SCALE = 10.0
 
 
 def _linear_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -77,6 +92,92 @@ def _linear_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ..
     return filled, d_prev.clamp(max=MAX_DISTANCE), d_next.clamp(max=MAX_DISTANCE)
 
 
+def _gather_prev(last_valid: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Index of the observation before observation ``idx`` (-1 if none or idx < 0)."""
+    before = (idx - 1).clamp(min=0)
+    out = last_valid.gather(-1, before)
+    return torch.where(idx > 0, out, torch.full_like(out, -1))
+
+
+def _gather_next(first_valid: torch.Tensor, idx: torch.Tensor, t: int) -> torch.Tensor:
+    """Index of the observation after observation ``idx`` (t if none or idx >= t-1)."""
+    after = (idx + 1).clamp(max=t - 1)
+    out = first_valid.gather(-1, after)
+    return torch.where(idx < t - 1, out, torch.full_like(out, t))
+
+
+def akima_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Akima spline through the observations along the last axis, vectorised.
+
+    The same spline as :class:`scipy.interpolate.Akima1DInterpolator` (secants
+    extended linearly beyond the first and last observation); each gap date needs the
+    three observations on either side, found with the same cumulative max/min as the
+    linear fill. Beyond the first or last observation the nearest value is held; rows
+    with fewer than two observations give the linear fill's values.
+
+    Returns:
+        ``(filled, curvature)``, both like ``x``: the spline (observed dates kept) and
+        the curvature evidence of the neighbourhood, the mean absolute change of the
+        four neighbouring secant slopes (NDVI per step; 0 where the observations lie on
+        a straight line, and on observed dates).
+    """
+    t = x.shape[-1]
+    pos = torch.arange(t, device=x.device).expand_as(x)
+    last_valid = torch.where(valid, pos, torch.full_like(pos, -1)).cummax(dim=-1).values
+    rev = torch.where(valid, pos, torch.full_like(pos, t)).flip(-1)
+    first_valid = (-(-rev).cummax(dim=-1).values).flip(-1)
+    p1, n1 = last_valid, first_valid
+    p2 = _gather_prev(last_valid, p1)
+    p3 = _gather_prev(last_valid, p2)
+    n2 = _gather_next(first_valid, n1, t)
+    n3 = _gather_next(first_valid, n2, t)
+
+    def at(i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ok = (i >= 0) & (i < t)
+        return x.gather(-1, i.clamp(0, t - 1)), ok
+
+    def secant(i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        yi, oi = at(i)
+        yj, oj = at(j)
+        dx = (j - i).clamp(min=1).to(x.dtype)
+        return (yj - yi) / dx, oi & oj
+
+    m0, inner = secant(p1, n1)
+    mm1, ok_m1 = secant(p2, p1)
+    mm2, ok_m2 = secant(p3, p2)
+    mp1, ok_p1 = secant(n1, n2)
+    mp2, ok_p2 = secant(n2, n3)
+    # Extend missing secants linearly, as scipy does at the ends of the data.
+    both = ~ok_m1 & ~ok_p1
+    mm1 = torch.where(ok_m1, mm1, torch.where(both, m0, 2 * m0 - mp1))
+    mp1 = torch.where(ok_p1, mp1, torch.where(both, m0, 2 * m0 - mm1))
+    mm2 = torch.where(ok_m2, mm2, 2 * mm1 - m0)
+    mp2 = torch.where(ok_p2, mp2, 2 * mp1 - m0)
+
+    def slope(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        # Akima slope at a knot between secants b (left) and c (right).
+        w1, w2 = (d - c).abs(), (b - a).abs()
+        den = w1 + w2
+        ok = den > 1e-9
+        return torch.where(ok, (w1 * b + w2 * c) / den.clamp(min=1e-9), 0.5 * (b + c))
+
+    ta = slope(mm2, mm1, m0, mp1)
+    tb = slope(mm1, m0, mp1, mp2)
+    ya, _ = at(p1)
+    yb, _ = at(n1)
+    h = (n1 - p1).clamp(min=1).to(x.dtype)
+    s = (pos - p1).to(x.dtype) / h
+    s2, s3 = s * s, s * s * s
+    spline = ((2 * s3 - 3 * s2 + 1) * ya + (s3 - 2 * s2 + s) * h * ta
+              + (-2 * s3 + 3 * s2) * yb + (s3 - s2) * h * tb)
+    lin, _, _ = _linear_fill(x, valid)
+    gap = inner & ~valid
+    filled = torch.where(gap, spline, lin)
+    curv = ((mp1 - m0).abs() + (m0 - mm1).abs() + (mm1 - mm2).abs() + (mp2 - mp1).abs()) / 4
+    curv = torch.where(gap, curv, torch.zeros_like(curv))
+    return filled, curv
+
+
 def doy_features(doy: torch.Tensor | None, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """``(sin, cos)`` of the day-of-year phase, both ``like``-shaped ``(B, T)``.
 
@@ -94,7 +195,11 @@ def doy_features(doy: torch.Tensor | None, like: torch.Tensor) -> tuple[torch.Te
 
 
 def build_features(
-    ndvi: torch.Tensor, vv: torch.Tensor, vh: torch.Tensor, doy: torch.Tensor | None = None
+    ndvi: torch.Tensor,
+    vv: torch.Tensor,
+    vh: torch.Tensor,
+    doy: torch.Tensor | None = None,
+    akima: bool = False,
 ) -> torch.Tensor:
     """Per-date input features of the network.
 
@@ -105,6 +210,9 @@ def build_features(
         vh: ``(B, T, D)`` VH backscatter in dB, same layout.
         doy: ``(B, T)`` or ``(T,)`` day of year of each date (bin centre), NaN or
             ``None`` = unknown.
+        akima: also build the Akima fill and the curvature evidence (networks built
+            with ``akima=True``); they follow the five linear-branch channels, so the
+            layout is ``N_FEATURES_AKIMA`` channels with the NDVI branch first.
 
     Returns:
         ``(T, B, N_FEATURES)`` float tensor: NDVI branch channels (masked NDVI, mask,
@@ -139,6 +247,10 @@ def build_features(
     vv_lvl = (vv_lvl.clamp(-3, 3) * any_s1).expand_as(x)
     vh_lvl = (vh_lvl.clamp(-3, 3) * any_s1).expand_as(x)
     d_sin, d_cos = doy_features(doy, x)
+    extra: list[torch.Tensor] = []
+    if akima:
+        ak, curv = akima_fill(x, valid)
+        extra = [ak, curv * CURVATURE_SCALE]
     feats = torch.stack(
         [
             x,
@@ -146,6 +258,7 @@ def build_features(
             lin,
             d_prev / 6.0,
             d_next / 6.0,
+            *extra,
             vv_a,
             vh_a,
             vh_a - vv_a,
@@ -190,7 +303,12 @@ class SFNet(nn.Module):
     """
 
     def __init__(
-        self, ndvi_channels: int = 16, s1_channels: int = 8, hidden: int = 20, doy: bool = False
+        self,
+        ndvi_channels: int = 16,
+        s1_channels: int = 8,
+        hidden: int = 20,
+        doy: bool = False,
+        akima: bool = False,
     ) -> None:
         super().__init__()
         self.config: dict[str, int | bool] = {
@@ -198,10 +316,18 @@ class SFNet(nn.Module):
         }
         if doy:
             self.config["doy"] = True
-        #: Last feature channel read (the second branch reads N_NDVI_FEATURES:n_in).
-        self.n_in = N_FEATURES if doy else N_FEATURES_NO_DOY
-        self.ndvi_conv = TemporalConv(N_NDVI_FEATURES, ndvi_channels)
-        self.s1_conv = TemporalConv(self.n_in - N_NDVI_FEATURES, s1_channels)
+        if akima:
+            self.config["akima"] = True
+        #: Whether :func:`build_features` must be called with ``akima=True``.
+        self.akima = akima
+        #: Channels of the NDVI branch (the first ones of the features).
+        self.n_ndvi = N_NDVI_FEATURES_AKIMA if akima else N_NDVI_FEATURES
+        #: Feature channel the residual is added to (Akima or linear fill).
+        self.base_channel = AKIMA_CHANNEL if akima else 2
+        #: Last feature channel read (the second branch reads n_ndvi:n_in).
+        self.n_in = (N_FEATURES if doy else N_FEATURES_NO_DOY) + (self.n_ndvi - N_NDVI_FEATURES)
+        self.ndvi_conv = TemporalConv(self.n_ndvi, ndvi_channels)
+        self.s1_conv = TemporalConv(self.n_in - self.n_ndvi, s1_channels)
         branch = ndvi_channels + s1_channels
         self.rnn = nn.LSTM(branch, hidden, bidirectional=True)
         self.head_h = nn.Linear(2 * hidden, hidden)
@@ -212,19 +338,65 @@ class SFNet(nn.Module):
         """Predict NDVI and its standard deviation on every date.
 
         Args:
-            feats: ``(T, B, N_FEATURES)`` from :func:`build_features` (T >= 1, any length).
+            feats: ``(T, B, C)`` from :func:`build_features` (T >= 1, any length;
+                ``C = N_FEATURES``, or ``N_FEATURES_AKIMA`` built with ``akima=True``
+                for a network with ``akima=True``).
 
         Returns:
-            ``(mean, std)``, both ``(B, T)``: the predicted NDVI (linear interpolation
-            plus a learnt residual) and the predicted standard deviation (> 0).
+            ``(mean, std)``, both ``(B, T)``: the predicted NDVI (the base fill, Akima
+            or linear, plus a learnt residual) and the predicted standard deviation (> 0).
         """
-        nf = N_NDVI_FEATURES
+        nf = self.n_ndvi
         a = F.relu(self.ndvi_conv(feats[..., :nf]))
         b = F.relu(self.s1_conv(feats[..., nf : self.n_in]))
         z = torch.cat([a, b], dim=-1)
         h, _ = self.rnn(z)
         o = self.head2(F.relu(self.head_h(h) + self.head_z(z)))
-        lin = feats[..., 2]
-        mean = (lin + o[..., 0]).transpose(0, 1)
+        base = feats[..., self.base_channel]
+        mean = (base + o[..., 0]).transpose(0, 1)
         std = (F.softplus(o[..., 1]) + MIN_STD).transpose(0, 1)
         return mean, std
+
+
+def classic_error(feats: torch.Tensor) -> torch.Tensor:
+    """Expected error of the Akima fill on every date, from its neighbourhood alone.
+
+    The disagreement of the two classic fills (``|akima - linear|``) plus the
+    curvature evidence times the geometric mean distance to the neighbouring
+    observations: both vanish where the observations around a gap lie on a straight
+    line, so a classic fill that is exact there is kept exactly.
+
+    Args:
+        feats: ``(T, B, N_FEATURES_AKIMA)`` built with ``akima=True``.
+
+    Returns:
+        ``(B, T)`` expected absolute error (NDVI units; 0 on observed dates).
+    """
+    lin, ak = feats[..., 2], feats[..., AKIMA_CHANNEL]
+    curv = feats[..., CURVATURE_CHANNEL] / CURVATURE_SCALE
+    dist = (feats[..., 3] * feats[..., 4]).clamp(min=0).sqrt() * 6.0
+    return ((ak - lin).abs() + curv * dist).transpose(0, 1)
+
+
+def fallback(
+    mean: torch.Tensor, std: torch.Tensor, feats: torch.Tensor
+) -> torch.Tensor:
+    """Shrink the network's prediction toward the Akima fill where it cannot tell.
+
+    Inverse-variance weighting of two estimates of each gap date: the Akima fill with
+    its expected error :func:`classic_error` and the network with its predicted std.
+    Where the classic fill is expected to be exact the result is the classic fill;
+    where the network is far more certain than the classic fill, the network's.
+
+    Args:
+        mean: ``(B, T)`` network mean (Akima base plus residual).
+        std: ``(B, T)`` network std (calibrated).
+        feats: the ``(T, B, N_FEATURES_AKIMA)`` features the network read.
+
+    Returns:
+        ``(B, T)`` blended mean.
+    """
+    base = feats[..., AKIMA_CHANNEL].transpose(0, 1)
+    var_c = classic_error(feats) ** 2
+    w = var_c / (var_c + std**2)
+    return base + w * (mean - base)

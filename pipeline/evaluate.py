@@ -28,13 +28,17 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline import baselines
 from pipeline.errors import InputError
 from pipeline.timegrid import EPOCH, STEP_DAYS
+
+if TYPE_CHECKING:
+    from model import SFModel
+    from model.data import PlotSeries
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,66 @@ def _select_plots(plots: np.ndarray, card: dict[str, Any]) -> tuple[np.ndarray, 
     return np.ones(len(plots), dtype=bool), "all plots (folder not used in training)"
 
 
+#: The classic fillers every evaluation scores beside SF.
+CLASSIC: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": baselines.linear,
+    "akima": baselines.akima,
+    "quadratic": baselines.quadratic,
+    "whittaker": baselines.whittaker,
+}
+
+
+def score_buckets(
+    series: PlotSeries,
+    sf: SFModel,
+    seed: int = 0,
+    repeats: int = 10,
+    use_s1: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Hide windows per gap bucket (protocol steps 3-4) and score SF and the classics.
+
+    Args:
+        series: season series to score (April-October).
+        sf: the model.
+        seed: seed of the gap placement (the same placement for every method).
+        repeats: windows per series and bucket.
+        use_s1: ``False`` scores SF with Sentinel-1 withheld (NDVI and dates only).
+
+    Returns:
+        ``(summary, samples)``: per bucket the scores of every method (MAE, RMSE, R²,
+        n; SF also its 90 % coverage), the best classic and SF's MAE reduction against
+        it; and the filled windows behind them (for plots).
+    """
+    rng = np.random.default_rng(seed)
+    doy = series.doy(STEP_DAYS)
+    summary: dict[str, Any] = {}
+    samples: dict[str, Any] = {}
+    for name, (lo, hi) in BUCKETS.items():
+        rows, inp, hidden = make_gaps(series.ndvi, lo, hi, repeats, rng)
+        truth = series.ndvi[rows][hidden]
+        res: dict[str, Any] = {}
+        vv, vh = series.vv[rows], series.vh[rows]
+        if not use_s1:
+            vv, vh = np.full_like(vv, np.nan), np.full_like(vh, np.nan)
+        mean, std = sf.predict(inp, vv, vh, doy=doy[rows])
+        res["sf"] = _scores(mean[hidden], truth)
+        res["sf"]["coverage90"] = float(
+            np.mean(np.abs(mean[hidden] - truth) <= Z90 * std[hidden])
+        )
+        preds = {"sf": mean}
+        for mname, fn in CLASSIC.items():
+            preds[mname] = fn(inp)
+            res[mname] = _scores(preds[mname][hidden], truth)
+        classic = min(CLASSIC, key=lambda m: res[m]["mae"])
+        res["best_classic"] = classic
+        res["sf_mae_reduction_vs_best_classic"] = 1 - res["sf"]["mae"] / res[classic]["mae"]
+        summary[name] = res
+        samples[name] = (rows, inp, hidden, preds, std)
+        log.info("%s: SF MAE %.4f, best classic %s %.4f", name, res["sf"]["mae"], classic,
+                 res[classic]["mae"])
+    return summary, samples
+
+
 def run_evaluation(
     data_dir: Path,
     out_dir: Path,
@@ -139,36 +203,7 @@ def run_evaluation(
         raise InputError(f"--data {data_dir}: every plot there was used to train the model; "
                          "pass a folder with other plots")
     log.info("evaluating on %d plot-years (%s)", len(series.plot), why)
-    rng = np.random.default_rng(seed)
-    doy = series.doy(STEP_DAYS)
-    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "linear": baselines.linear,
-        "akima": baselines.akima,
-        "quadratic": baselines.quadratic,
-        "whittaker": baselines.whittaker,
-    }
-    summary: dict[str, Any] = {}
-    samples: dict[str, Any] = {}
-    for name, (lo, hi) in BUCKETS.items():
-        rows, inp, hidden = make_gaps(series.ndvi, lo, hi, repeats, rng)
-        truth = series.ndvi[rows][hidden]
-        res: dict[str, Any] = {}
-        mean, std = sf.predict(inp, series.vv[rows], series.vh[rows], doy=doy[rows])
-        res["sf"] = _scores(mean[hidden], truth)
-        res["sf"]["coverage90"] = float(
-            np.mean(np.abs(mean[hidden] - truth) <= Z90 * std[hidden])
-        )
-        preds = {"sf": mean}
-        for mname, fn in methods.items():
-            preds[mname] = fn(inp)
-            res[mname] = _scores(preds[mname][hidden], truth)
-        classic = min(methods, key=lambda m: res[m]["mae"])
-        res["best_classic"] = classic
-        res["sf_mae_reduction_vs_best_classic"] = 1 - res["sf"]["mae"] / res[classic]["mae"]
-        summary[name] = res
-        samples[name] = (rows, inp, hidden, preds, std)
-        log.info("%s: SF MAE %.4f, best classic %s %.4f", name, res["sf"]["mae"], classic,
-                 res[classic]["mae"])
+    summary, samples = score_buckets(series, sf, seed=seed, repeats=repeats)
     result = {
         "summary": summary,
         "data": str(data_dir),
