@@ -23,7 +23,7 @@ from model.sf import SFNet, build_features, fallback
 
 __all__ = ["SFModel", "SFNet", "build_features", "default_weights", "load_model"]
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,19 @@ class SFModel:
     Attributes:
         card: the model card (``sf.json``): training data, recipe, constants, metrics.
         net: the underlying :class:`~model.sf.SFNet` in eval mode.
-        std_scale: calibration factor applied to the network's standard deviation.
+        std_scale: calibration factor applied to the network's standard deviation
+            (calibration plots of the training domains; the fallback uses this std).
+        use_s1: whether the Sentinel-1 inputs reach the network (the card's
+            ``inference.s1``; default on). Off for SF 1.3.0: on both left-out regions
+            with radar, per-pixel Sentinel-1 did not help the fill (``python -m model
+            cv``), as single-look speckle (about 2 dB) predicts.
     """
 
     def __init__(self, net: SFNet, card: dict[str, Any]) -> None:
         self.net = net.eval()
         self.card = card
         self.std_scale = float(card.get("calibration", {}).get("std_scale", 1.0))
+        self.use_s1 = bool(card.get("inference", {}).get("s1", True))
         #: Shrink toward the Akima fill where the network is unsure (networks with an
         #: Akima base; the card's ``inference.fallback``, default on for them).
         self.fallback = bool(net.akima and card.get("inference", {}).get("fallback", True))
@@ -103,6 +109,8 @@ class SFModel:
                 f"expected ndvi (N, T) and vv/vh (N, T, D); got {ndvi.shape}, {vv.shape}, "
                 f"{vh.shape}"
             )
+        if not self.use_s1:
+            vv = vh = np.full(vv.shape, np.nan, np.float32)
         n, t = ndvi.shape
         doy_a: np.ndarray | None = None
         if doy is not None:

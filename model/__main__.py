@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a Recipe field (repeatable), e.g. --set real_frac=0.7")
     cm = sub.add_parser("card-metrics", help="copy evaluation metrics into the model card")
-    cm.add_argument("--report", type=Path, required=True)
+    cm.add_argument("--report", type=Path, default=None, help="metrics.json of evaluate")
+    cm.add_argument("--cv", type=Path, default=None, help="cv.json of python -m model cv")
     cm.add_argument("--card", type=Path, default=default_weights().with_suffix(".json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -81,10 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         train(args.data, args.out, Recipe(**fields), demo_series=args.demo_series)
     else:
+        if args.report is None and args.cv is None:
+            parser.error("card-metrics needs --report and/or --cv")
         card = json.loads(args.card.read_text())
-        report = json.loads(args.report.read_text())
-        keys = ("data", "plots", "n_plot_years", "seed", "repeats", "buckets_dates", "summary")
-        card["metrics"] = {"heldout_evaluation": {k: report[k] for k in keys if k in report}}
+        metrics = card.setdefault("metrics", {})
+        if args.report is not None:
+            report = json.loads(args.report.read_text())
+            keys = ("data", "plots", "n_plot_years", "seed", "repeats", "buckets_dates",
+                    "summary")
+            metrics["heldout_evaluation"] = {k: report[k] for k in keys if k in report}
+        if args.cv is not None:
+            from model.cv import fold_summary
+
+            metrics["cross_domain"] = fold_summary(json.loads(args.cv.read_text()))
         write_card(args.card, card)
     return 0
 

@@ -38,6 +38,8 @@ from model.data import PlotSeries, bin_series, read_s1_tables, read_s2_tables
 log = logging.getLogger(__name__)
 
 _REGION = re.compile(r"^ts_([A-Za-z]+)_")
+#: Gap buckets of the evaluate protocol, in its order.
+BUCKET_NAMES = ("6d", "12-18d", "24-30d", "36-60d")
 #: Folder of the Sentinel-2-only parcels (relative to the data folder).
 S2_ONLY_DIR = Path("test") / "SK_poly"
 
@@ -177,11 +179,17 @@ def _run_fold(
     if left.has_s1:
         variants["sf_no_s1"] = {"use_s1": False}
     results: dict[str, Any] = {}
+    ratios: dict[str, list[np.ndarray]] = {}
     for seed in seeds:
         per: dict[str, Any] = {}
         for name, kw in variants.items():
-            summary, _ = score_buckets(left.season, sf, seed=seed, repeats=repeats, **kw)
+            summary, samples = score_buckets(left.season, sf, seed=seed, repeats=repeats, **kw)
             per[name] = summary
+            if name == "sf":
+                for b, (rows, _, hidden, preds, std) in samples.items():
+                    truth = left.season.ndvi[rows][hidden]
+                    err = np.abs(preds["sf"][hidden] - truth)
+                    ratios.setdefault(b, []).append(err / std[hidden])
         if sf.fallback:
             sf.fallback = False
             per["sf_no_fallback"], _ = score_buckets(left.season, sf, seed=seed,
@@ -190,7 +198,30 @@ def _run_fold(
         results[str(seed)] = per
     return {"domain": test, "has_s1": left.has_s1, "n_plot_years": len(left.season.plot),
             "train_plot_years": [len(p.plot) for p in pools], "train_seconds": seconds,
-            "calibration": calibration, "seeds": results}
+            "calibration": calibration, "seeds": results,
+            "ratios": {b: np.concatenate(v) for b, v in ratios.items()}}
+
+
+def shift_factors(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """How much wider SF's std must be on a domain it never saw, and whether it transfers.
+
+    For each fold, the factor that puts 90 % of the left-out domain's hidden errors
+    inside the interval (pooled over seeds and buckets); each fold's coverage with the
+    mean of the *other* folds' factors tells whether widening the std by such a factor
+    would carry over to a new domain, per bucket (a report, not applied).
+    """
+    from model.train import Z90
+
+    need = {f["domain"]: float(np.quantile(np.concatenate(list(f["ratios"].values())), 0.9)
+                               / Z90) for f in folds}
+    transfer: dict[str, dict[str, float]] = {}
+    for f in folds:
+        others = [v for k, v in need.items() if k != f["domain"]] or [need[f["domain"]]]
+        fac = float(np.mean(others))
+        transfer[f["domain"]] = {b: float(np.mean(r <= Z90 * fac))
+                                 for b, r in f["ratios"].items()}
+    return {"per_fold": need, "mean": float(np.mean(list(need.values()))),
+            "coverage90_with_other_folds_factor": transfer}
 
 
 def _save(net: Any, card: dict[str, Any], path: Path) -> None:
@@ -248,7 +279,11 @@ def run_cv(
         with ProcessPoolExecutor(max_workers=min(workers, len(args)),
                                  mp_context=mp.get_context("spawn")) as ex:
             folds = list(ex.map(_run_fold, *zip(*args, strict=True)))
+    factors = shift_factors(folds)
+    for f in folds:
+        f.pop("ratios")
     report = {"data": str(data_dir), "domains": names, "recipe": fields,
+              "std_shift_factor": factors,
               "seeds": list(seeds), "repeats": repeats, "wall_seconds":
               round(time.perf_counter() - t0, 1), "workers": workers, "folds": folds}
     _write(out_dir / "cv.json", json.dumps(report, indent=2) + "\n")
@@ -292,7 +327,38 @@ def markdown(report: dict[str, Any]) -> str:
                 means.append(f"| {fold['domain']} | {v} | {b} | {np.mean(red):+.1f} % "
                              f"| {min(red):+.1f} / {max(red):+.1f} % "
                              f"| {min(cov):.1f}-{max(cov):.1f} % |")
+    fac = report.get("std_shift_factor")
+    if fac:
+        lines += ["", "Std widening a left-out domain needs for 90 % coverage: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in fac["per_fold"].items())
+                  + f" (mean {fac['mean']:.2f}). Coverage of each left-out domain with the "
+                  "mean factor of the other folds:", "",
+                  "| left out | " + " | ".join(BUCKET_NAMES) + " |",
+                  "|---" * (len(BUCKET_NAMES) + 1) + "|"]
+        for d, cov in fac["coverage90_with_other_folds_factor"].items():
+            lines.append(f"| {d} | " + " | ".join(f"{100 * cov[b]:.1f} %" for b in BUCKET_NAMES
+                                                   if b in cov) + " |")
     lines += ["", "Averaged over the seeds:", "",
               "| left out | variant | gap | SF vs best classic (mean) | best / worst seed "
               "| 90 % coverage range |", "|---|---|---|---|---|---|", *means]
     return "\n".join(lines) + "\n"
+
+
+def fold_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Compact fold table for the model card: per domain, variant and bucket, per seed."""
+    out: dict[str, Any] = {"data": report["data"], "seeds": report["seeds"],
+                           "repeats": report["repeats"], "steps": report["recipe"]["steps"],
+                           "std_shift_factor": report.get("std_shift_factor"), "folds": {}}
+    for fold in report["folds"]:
+        table: dict[str, Any] = {}
+        for seed, per in fold["seeds"].items():
+            for variant, buckets in per.items():
+                for b, r in buckets.items():
+                    c = r["best_classic"]
+                    row = table.setdefault(variant, {}).setdefault(b, [])
+                    row.append({"seed": int(seed), "sf_mae": round(r["sf"]["mae"], 5),
+                                "best_classic": c, "classic_mae": round(r[c]["mae"], 5),
+                                "reduction": round(r["sf_mae_reduction_vs_best_classic"], 4),
+                                "coverage90": round(r["sf"]["coverage90"], 4)})
+        out["folds"][fold["domain"]] = {"n_plot_years": fold["n_plot_years"], "table": table}
+    return out

@@ -106,7 +106,9 @@ def _gather_next(first_valid: torch.Tensor, idx: torch.Tensor, t: int) -> torch.
     return torch.where(idx < t - 1, out, torch.full_like(out, t))
 
 
-def akima_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def akima_fill(
+    x: torch.Tensor, valid: torch.Tensor, lin: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Akima spline through the observations along the last axis, vectorised.
 
     The same spline as :class:`scipy.interpolate.Akima1DInterpolator` (secants
@@ -170,7 +172,8 @@ def akima_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torc
     s2, s3 = s * s, s * s * s
     spline = ((2 * s3 - 3 * s2 + 1) * ya + (s3 - 2 * s2 + s) * h * ta
               + (-2 * s3 + 3 * s2) * yb + (s3 - s2) * h * tb)
-    lin, _, _ = _linear_fill(x, valid)
+    if lin is None:
+        lin = _linear_fill(x, valid)[0]
     gap = inner & ~valid
     filled = torch.where(gap, spline, lin)
     curv = ((mp1 - m0).abs() + (m0 - mm1).abs() + (mm1 - mm2).abs() + (mp2 - mp1).abs()) / 4
@@ -249,7 +252,7 @@ def build_features(
     d_sin, d_cos = doy_features(doy, x)
     extra: list[torch.Tensor] = []
     if akima:
-        ak, curv = akima_fill(x, valid)
+        ak, curv = akima_fill(x, valid, lin)
         extra = [ak, curv * CURVATURE_SCALE]
     feats = torch.stack(
         [

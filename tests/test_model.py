@@ -108,7 +108,8 @@ def test_shipped_weights_load_without_pickle(monkeypatch: pytest.MonkeyPatch) ->
     assert sf.card == card
     assert card["architecture"]["parameters"] == sum(p.numel() for p in sf.net.parameters())
     assert card["calibration"]["std_scale"] > 0
-    assert card["training"]["split"]["s1s2_plots"]["eval"]
+    assert card["training"]["split"]["s1s2_plots"]["calib"]
+    assert card["metrics"]["cross_domain"]["folds"]
 
 
 def test_shipped_model_beats_linear_on_smooth_season(sf: SFModel) -> None:
