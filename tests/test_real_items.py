@@ -239,3 +239,28 @@ def test_aoi_grid_is_the_items_utm_grid() -> None:
     lon, lat = inside_point(cdse)
     x, _ = Transformer.from_crs(4326, 32655, always_xy=True).transform(lon, lat)
     assert 600000 <= x <= 709800
+
+
+def test_s2_collection_option_finds_earth_search_c1_items(tmp_path: Path, capsys) -> None:
+    """Earth Search's ``sentinel-2-c1-l2a`` (offset in raster:bands, no flag, DNs with the
+    offset): nothing is found under the default collection id, --s2-collection finds it."""
+    c1 = _shifted(load_items("pc_sentinel-2-l2a.json")[1], 0, "EARTHSEARCH_C1_SHAPE")
+    c1["collection"] = "sentinel-2-c1-l2a"
+    for k in ("B04", "B08"):
+        c1["assets"][k]["raster:bands"] = [{"nodata": 0, "data_type": "uint16",
+                                            "scale": 0.0001, "offset": -0.1}]
+    px, files = _s2_case(tmp_path, c1, ("B04", "B08", "SCL"), seed=6, dn_offset=1000, ext="tif")
+    aoi = write_aoi(tmp_path / "aoi.geojson", px.aoi_ring())
+    with serve_api(tmp_path, items=lambda base: [point_assets(c1, _urls(base, tmp_path, files))]
+                   ) as server:
+        args = ["run", "-q", "--aoi", str(aoi), "--cache", str(tmp_path / "cache"),
+                "--start", "2024-04-15", "--end", "2024-04-30", "--method", "linear",
+                "--scheduler", "threads", "--source", "stac", "--stac-url", f"{server.url}/",
+                "--eodata", "https", "--crs", asset_crs(c1, "B04")]
+        assert main([*args, "--out", str(tmp_path / "none")]) != 0
+        assert "no Sentinel-2 scenes" in capsys.readouterr().err
+        out = tmp_path / "out"
+        assert main([*args, "--out", str(out), "--s2-collection", "sentinel-2-c1-l2a"]) == 0
+    _assert_ndvi(xr.open_zarr(out / "cube.zarr", consolidated=False), px,
+                 c1["properties"]["datetime"])
+    assert _used(out)[c1["id"]]["offset_source"] == "raster:bands[0].offset"
