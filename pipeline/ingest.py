@@ -7,11 +7,14 @@ real run uses. Nothing is computed here: the result is a dask-backed
 
 Per-scene policy: a scene whose metadata is unusable or whose assets cannot be
 opened is skipped and recorded with the reason (see :class:`SceneLog`); the run
-goes on. No clear scene at all is a :class:`~pipeline.errors.NoDataError`.
+goes on. A Sentinel-2 scene whose pixels contradict its declared offset is read as
+its data says and flagged (:func:`pipeline.s2.check_offset`). No clear scene at all
+is a :class:`~pipeline.errors.NoDataError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -113,15 +116,12 @@ def _offset_check(hrefs: tuple[str, ...], versions: tuple[tuple[int, int], ...],
                   rule: s2mod.Scaling) -> s2mod.OffsetCheck:
     del versions  # only part of the cache key
     try:
-        srcs = [rasterio.open(h) for h in hrefs]
-        try:
+        with contextlib.ExitStack() as stack:
+            srcs = [stack.enter_context(rasterio.open(h)) for h in hrefs]
             shape = (min(OFFSET_SAMPLE_PX, *(s.height for s in srcs)),
                      min(OFFSET_SAMPLE_PX, *(s.width for s in srcs)))
             red, nir, scl = (s.read(1, out_shape=shape, resampling=Resampling.nearest)
                              for s in srcs)
-        finally:
-            for s in srcs:
-                s.close()
     except Exception as exc:  # rasterio raises several types; the scene is read anyway
         log.warning("offset check of %s not possible (%s: %s); the metadata's offset stands",
                     hrefs[0], type(exc).__name__, exc)
