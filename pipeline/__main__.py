@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         "https alternate; 'auto' = mount if /eodata exists, else https (default: auto)",
     )
     run.add_argument(
+        "--s2-collection",
+        help="with the stac source: collection id of Sentinel-2 L2A (default: sentinel-2-l2a; "
+        "e.g. sentinel-2-c1-l2a on Earth Search)",
+    )
+    run.add_argument(
         "--s1-collection",
         help="with the stac source: collection id of calibrated S1 backscatter "
         "(default: sentinel-1-grd-backscatter, sentinel-1-rtc, sentinel-1-global-mosaics)",
@@ -429,6 +434,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         eodata=args.eodata,
         s1_assets=args.s1_assets,
         s1_collection=args.s1_collection,
+        s2_collection=args.s2_collection,
         sh_profile=args.sh_profile,
         cache=args.cache,
         method=args.method,

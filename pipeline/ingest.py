@@ -7,11 +7,14 @@ real run uses. Nothing is computed here: the result is a dask-backed
 
 Per-scene policy: a scene whose metadata is unusable or whose assets cannot be
 opened is skipped and recorded with the reason (see :class:`SceneLog`); the run
-goes on. No clear scene at all is a :class:`~pipeline.errors.NoDataError`.
+goes on. A Sentinel-2 scene whose pixels contradict its declared offset is read as
+its data says and flagged (:func:`pipeline.s2.check_offset`). No clear scene at all
+is a :class:`~pipeline.errors.NoDataError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -24,6 +27,7 @@ import pystac
 import rasterio
 import xarray as xr
 from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
 from rasterio.features import rasterize
 
 from pipeline import s1 as s1mod
@@ -63,12 +67,7 @@ def check_readable(item: pystac.Item, keys: Sequence[str]) -> str | None:
     """
     for key in keys:
         href = _href(item, key)
-        try:
-            st = os.stat(href)
-            version: tuple[int, int] = (st.st_size, st.st_mtime_ns)
-        except OSError:  # a URL or a GDAL virtual path
-            version = (0, 0)
-        reason = _asset_problem(href, version)
+        reason = _asset_problem(href, _version(href))
         if reason:
             return f"asset {key} unreadable ({reason})"
     return None
@@ -86,6 +85,48 @@ def _asset_problem(href: str, version: tuple[int, int]) -> str | None:
     except Exception as exc:  # rasterio raises several types for broken files
         return f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return None
+
+
+#: Longest edge of the decimated sample the offset check reads (overviews / JP2 levels).
+OFFSET_SAMPLE_PX = 256
+
+
+def _version(href: str) -> tuple[int, int]:
+    try:
+        st = os.stat(href)
+    except OSError:  # a URL or a GDAL virtual path
+        return (0, 0)
+    return (st.st_size, st.st_mtime_ns)
+
+
+def check_scene_offset(item: pystac.Item, keys: Sequence[str], rule: s2mod.Scaling
+                       ) -> s2mod.OffsetCheck:
+    """The data check of a scene's offset on a decimated sample of its B04, B08 and SCL.
+
+    The whole asset is sampled (not the AOI's window), so every tile of a run reaches
+    the same verdict; answers are remembered per asset version like
+    :func:`check_readable`'s.
+    """
+    hrefs = tuple(_href(item, k) for k in keys)
+    return _offset_check(hrefs, tuple(_version(h) for h in hrefs), rule)
+
+
+@functools.lru_cache(maxsize=65536)
+def _offset_check(hrefs: tuple[str, ...], versions: tuple[tuple[int, int], ...],
+                  rule: s2mod.Scaling) -> s2mod.OffsetCheck:
+    del versions  # only part of the cache key
+    try:
+        with contextlib.ExitStack() as stack:
+            srcs = [stack.enter_context(rasterio.open(h)) for h in hrefs]
+            shape = (min(OFFSET_SAMPLE_PX, *(s.height for s in srcs)),
+                     min(OFFSET_SAMPLE_PX, *(s.width for s in srcs)))
+            red, nir, scl = (s.read(1, out_shape=shape, resampling=Resampling.nearest)
+                             for s in srcs)
+    except Exception as exc:  # rasterio raises several types; the scene is read anyway
+        log.warning("offset check of %s not possible (%s: %s); the metadata's offset stands",
+                    hrefs[0], type(exc).__name__, exc)
+        return s2mod.OffsetCheck(rule, 0, None)
+    return s2mod.check_offset(red, nir, scl, rule)
 
 
 def _with_keys(
@@ -141,7 +182,7 @@ def load_s2_ndvi(
     """Cloud-masked NDVI per acquisition day on ``geobox``; None without usable scenes."""
     spec = s2mod.S2
     key_of: dict[str, tuple[str, ...]] = {}
-    scaling: dict[str, tuple[float, float]] = {}
+    scaling: dict[str, s2mod.Scaling] = {}
     for item in items:
         try:
             keys = tuple(s2mod.asset_key(item, b) for b in spec.bands)
@@ -150,17 +191,26 @@ def load_s2_ndvi(
         except KeyError as exc:
             scenes.skip(item, str(exc))
             continue
-        if sc_red != sc_nir:
-            scenes.skip(item, f"red and nir scaling differ ({sc_red} vs {sc_nir})")
+        if (sc_red.scale, sc_red.offset) != (sc_nir.scale, sc_nir.offset):
+            scenes.skip(item, f"red and nir scaling differ (scale/offset {sc_red.scale:g}/"
+                        f"{sc_red.offset:g} vs {sc_nir.scale:g}/{sc_nir.offset:g})")
             continue
         key_of[item.id] = keys
         scaling[item.id] = sc_red
     usable = _with_keys(items, key_of, scenes)
+    checks: dict[str, s2mod.OffsetCheck] = {}
+    for item, keys in usable:
+        check = check_scene_offset(item, keys, scaling[item.id])
+        if check.flag:
+            log.warning("scene %s: %s", item.id, check.flag)
+        checks[item.id] = check
+        scaling[item.id] = check.scaling
     # One load per (asset keys, scaling) group: odc-stac returns raw numbers, and the
     # offset of each group is applied exactly once below.
     groups: dict[tuple[tuple[str, ...], tuple[float, float]], list[pystac.Item]] = {}
     for item, keys in usable:
-        groups.setdefault((keys, scaling[item.id]), []).append(item)
+        sc = scaling[item.id]
+        groups.setdefault((keys, (sc.scale, sc.offset)), []).append(item)
     parts = []
     for (keys, (scale, offset)), group in groups.items():
         red_k, nir_k, scl_k = keys
@@ -193,9 +243,11 @@ def load_s2_ndvi(
                     "id": item.id,
                     "sensor": "sentinel-2",
                     "datetime": str(item.datetime),
-                    "processing_baseline": item.properties.get("s2:processing_baseline"),
+                    "processing_baseline": scaling[item.id].baseline,
                     "scale": scale,
                     "offset": offset,
+                    "offset_source": scaling[item.id].source,
+                    "offset_check": checks[item.id].record(),
                 }
             )
     if not parts:

@@ -79,6 +79,7 @@ class RunRequest:
     eodata: str = "auto"
     s1_assets: str | None = None
     s1_collection: str | None = None
+    s2_collection: str | None = None
     sh_profile: str | None = None
     cache: Path = field(default_factory=default_cache)
     method: str = "sf"
@@ -168,6 +169,7 @@ def source_choice(req: RunRequest) -> SourceChoice:
         eodata=req.eodata,
         s1_assets=req.s1_assets,
         s1_collection=req.s1_collection,
+        s2_collection=req.s2_collection,
         sh_profile=req.sh_profile,
         cache=req.cache,
     )

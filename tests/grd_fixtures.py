@@ -1,8 +1,9 @@
 """GRD test products: the real sample with written LUTs, and GRD-like products of the demo world.
 
-* :func:`sample_product` copies the real S1B GRD metadata of
-  ``../shared/data/s1-grd-sample`` into a folder (symlinks; the 16685 x 25788
-  measurement is linked, never copied) and writes calibration and noise XMLs in
+* :func:`sample_product` puts the real S1B GRD metadata shipped in
+  ``tests/data/s1-grd-sample`` (annotation XMLs gzipped; see its ``README.md``)
+  into a folder (symlinks; the 16685 x 25788 measurement is linked, never
+  copied) and writes calibration and noise XMLs in
   the product's schema with known, linear LUTs (bilinear interpolation is exact
   on them, so expected values are computed by hand).
 * :func:`demo_grd_product` writes a small GRD-like SAFE product of the demo
@@ -17,8 +18,13 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import functools
+import gzip
 import re
+import shutil
+import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 import zlib
@@ -31,11 +37,9 @@ import rasterio
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
-SAMPLE = (
-    Path(__file__).resolve().parents[2]
-    / "shared/data/s1-grd-sample"
-    / "S1B_IW_GRDH_1SDV_20210401T052623_20210401T052648_026269_032297_ECC8.SAFE"
-)
+SAMPLE_NAME = "S1B_IW_GRDH_1SDV_20210401T052623_20210401T052648_026269_032297_ECC8.SAFE"
+#: The shipped copy (in the repository: the tests need no shared data folder).
+SAMPLE_SHIPPED = Path(__file__).resolve().parent / "data" / "s1-grd-sample" / SAMPLE_NAME
 STAMP = "20210401t052623-20210401t052648-026269-032297"
 NAMES = {"vv": f"s1b-iw-grd-vv-{STAMP}-001", "vh": f"s1b-iw-grd-vh-{STAMP}-002"}
 
@@ -43,6 +47,28 @@ WGS84_A, WGS84_B = 6378137.0, 6356752.314245179
 OMEGA_EARTH = 7.2921159e-5
 GM = 3.986004418e14
 C = 299_792_458.0
+
+
+@functools.cache
+def sample_safe() -> Path:
+    """The real sample as a plain SAFE folder: the shipped copy with its XMLs unpacked.
+
+    Unpacked once per process into a temporary folder (removed at exit); the
+    measurement raster is linked, not copied.
+    """
+    root = Path(tempfile.mkdtemp(prefix="s1-grd-sample-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    safe = root / SAMPLE_NAME
+    for src in SAMPLE_SHIPPED.rglob("*"):
+        if not src.is_file():
+            continue
+        dst = safe / src.relative_to(SAMPLE_SHIPPED)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.suffix == ".gz":
+            dst.with_suffix("").write_bytes(gzip.decompress(src.read_bytes()))
+        else:
+            dst.symlink_to(src)
+    return safe
 
 
 def _fmt_time(t: np.datetime64) -> str:
@@ -152,11 +178,12 @@ def sample_product(folder: Path, measurement: Path | None = None, drop: tuple[st
     raster, all DN = 1, linked for VV and VH). ``drop`` names files to leave out
     (e.g. ``"annotation-vh"``).
     """
-    safe = folder / SAMPLE.name
+    sample = sample_safe()
+    safe = folder / SAMPLE_NAME
     (safe / "annotation" / "calibration").mkdir(parents=True)
     (safe / "measurement").mkdir()
-    (safe / "manifest.safe").symlink_to(SAMPLE / "manifest.safe")
-    meas = measurement or SAMPLE / "measurement" / f"{NAMES['vv']}.tiff"
+    (safe / "manifest.safe").symlink_to(sample / "manifest.safe")
+    meas = measurement or sample / "measurement" / f"{NAMES['vv']}.tiff"
     lines = np.array([0, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 16684])
     pixels = np.arange(0, SAMPLE_SAMPLES + 40, 40).clip(max=SAMPLE_SAMPLES - 1)
     pixels = np.unique(pixels)
@@ -165,7 +192,7 @@ def sample_product(folder: Path, measurement: Path | None = None, drop: tuple[st
     times = [_fmt_time(t0 + np.timedelta64(int(li * 1498.376640333055), "us")) for li in lines]
     for pol, name in NAMES.items():
         if f"annotation-{pol}" not in drop:
-            (safe / "annotation" / f"{name}.xml").symlink_to(SAMPLE / "annotation" / f"{name}.xml")
+            (safe / "annotation" / f"{name}.xml").symlink_to(sample / "annotation" / f"{name}.xml")
         if f"measurement-{pol}" not in drop:
             (safe / "measurement" / f"{name}.tiff").symlink_to(meas)
         cal = safe / "annotation" / "calibration"
@@ -450,7 +477,7 @@ def _write_annotation(path: Path, pol: str, direction: str, when: np.datetime64,
                       state: tuple[np.ndarray, np.ndarray, np.ndarray], start: str, stop: str,
                       az_dt: float, r_near: float, srgr: np.ndarray, grsr: np.ndarray,
                       geolocate: object, mid_incidence: float) -> None:
-    root = ET.parse(SAMPLE / "annotation" / f"{NAMES[pol]}.xml").getroot()
+    root = ET.parse(sample_safe() / "annotation" / f"{NAMES[pol]}.xml").getroot()
     for tag, val in (("startTime", start), ("stopTime", stop)):
         _set(root, f"adsHeader/{tag}", val)
     _set(root, "generalAnnotation/productInformation/pass", direction.capitalize())
@@ -513,7 +540,7 @@ def _write_annotation(path: Path, pol: str, direction: str, when: np.datetime64,
 
 def _write_manifest(path: Path, item: pystac.Item, direction: str, start: str, stop: str,
                     coordinates: str) -> None:
-    text = (SAMPLE / "manifest.safe").read_text()
+    text = (sample_safe() / "manifest.safe").read_text()
     rel = item.properties.get("sat:relative_orbit", 1)
     absolute = item.properties.get("sat:absolute_orbit") or 1
     number = str(item.properties.get("platform", "sentinel-1a"))[-1].upper()

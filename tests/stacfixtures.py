@@ -43,8 +43,14 @@ def tile_lonlat_bounds(margin_m: float = 0.0) -> tuple[float, float, float, floa
 
 
 def s2_item(root: Path, when: dt.datetime, red: float, nir: float, cloud_rows: int,
-            offset_dn: int = -1000, declare_raster: bool = True) -> pystac.Item:
-    """One S2 scene: uniform reflectances, the top ``cloud_rows`` 10 m rows SCL-cloudy (9)."""
+            offset_dn: int = -1000, declare_raster: bool = True,
+            declared_offset_dn: int | None = None) -> pystac.Item:
+    """One S2 scene: uniform reflectances, the top ``cloud_rows`` 10 m rows SCL-cloudy (9).
+
+    The DNs carry ``offset_dn``; ``raster:bands`` declares ``declared_offset_dn``
+    (default: the same; another value constructs wrong metadata).
+    """
+    declared = offset_dn if declared_offset_dn is None else declared_offset_dn
     iid = f"S2A_MSIL2A_{when:%Y%m%dT%H%M%S}_N0509_R079_T34UFG"
     d = root / "s2" / iid
     dn = lambda r: np.full((SIZE, SIZE), round((r - offset_dn / 1e4) * 1e4), np.uint16)  # noqa: E731
@@ -61,7 +67,7 @@ def s2_item(root: Path, when: dt.datetime, red: float, nir: float, cloud_rows: i
         extra = {}
         if declare_raster and key != "SCL_20m":
             extra["raster:bands"] = [{"data_type": "uint16", "nodata": 0, "scale": 0.0001,
-                                      "offset": offset_dn / 1e4}]
+                                      "offset": declared / 1e4}]
         item.add_asset(key, pystac.Asset(str(d / fname), media_type=pystac.MediaType.COG,
                                          roles=["data"], extra_fields=extra))
     return item

@@ -1,4 +1,4 @@
-"""GRD processing on the real product's metadata (../shared/data/s1-grd-sample).
+"""GRD processing on the real product's metadata (shipped in tests/data/s1-grd-sample).
 
 The sample's calibration and noise LUTs are written by the tests with known,
 linear values, so every expected number below is computed by hand.
@@ -23,7 +23,6 @@ from pipeline.grd.geocode import compute_radar_coordinates, make_radar_geometry
 from pipeline.grd.radiometry import compute_border_mask, compute_calibrated, filter_speckle
 from pipeline.ingest import SceneLog
 from tests.grd_fixtures import (
-    SAMPLE,
     SAMPLE_AZ_SCALE,
     SAMPLE_AZ_SPLIT,
     sample_beta,
@@ -33,8 +32,6 @@ from tests.grd_fixtures import (
     write_flat_dem,
     write_sparse_measurement,
 )
-
-pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="../shared/data not available")
 
 #: A geolocation grid point in the middle of the sample (line, pixel).
 GCP_LINE, GCP_PIXEL = 8012, 12900

@@ -120,6 +120,11 @@ def test_unreadable_scene_is_skipped_and_recorded(tmp_path):
         (False, {"s2:processing_baseline": "03.01"}, (1e-4, 0.0)),
         (False, {"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": True},
          (1e-4, 0.0)),
+        # Earth Search declares the offset in raster:bands *and* sets the flag: the flag wins
+        (True, {"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": True},
+         (1e-4, 0.0)),
+        (True, {"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": False},
+         (1e-4, -0.1)),
     ],
 )
 def test_reflectance_scaling_never_twice(tmp_path, raster, props, expected):
@@ -127,4 +132,28 @@ def test_reflectance_scaling_never_twice(tmp_path, raster, props, expected):
                       declare_raster=raster)
     item.properties.clear()
     item.properties.update(props)
-    assert reflectance_scaling(item, "B04_10m") == pytest.approx(expected)
+    got = reflectance_scaling(item, "B04_10m")
+    assert (got.scale, got.offset) == pytest.approx(expected)
+
+
+def test_double_offset_is_flagged_and_read_once(tmp_path, caplog):
+    """DNs with the offset already removed, declared -0.1 again: flagged, NDVI still right."""
+    when = dt.datetime(2023, 4, 2, 9, 50, tzinfo=UTC)
+    bad = fx.s2_item(tmp_path, when, 0.05, 0.15, 0, offset_dn=0, declared_offset_dn=-1000)
+    good = fx.s2_item(tmp_path, when + dt.timedelta(days=12), 0.04, 0.16, 0)
+    src = StaticCatalogSource(str(fx.write_catalog(tmp_path, [bad, good], [])))
+    aoi = _aoi()
+    grid = TimeGrid.covering("2023-04-01", "2023-04-20")
+    scenes = SceneLog()
+    with caplog.at_level("WARNING", logger="pipeline.ingest"):
+        cube = make_cube(src.search_s2(aoi.geometry, grid.start, grid.end), [], aoi,
+                         make_geobox(aoi), grid, scenes, chunk=16)
+    used = {u["id"]: u for u in scenes.used}
+    assert "applied twice" in str(used[bad.id]["offset_check"]["flag"])
+    assert used[bad.id]["offset"] == 0.0 and used[bad.id]["offset_source"].startswith("data check")
+    assert "flag" not in used[good.id]["offset_check"] and used[good.id]["offset"] == -0.1
+    assert any(bad.id in r.getMessage() and "applied twice" in r.getMessage()
+               for r in caplog.records)
+    ndvi = cube["ndvi"].values
+    np.testing.assert_allclose(ndvi[0], 0.5, atol=1e-6)  # (0.15-0.05)/(0.15+0.05)
+    np.testing.assert_allclose(ndvi[2], 0.6, atol=1e-6)

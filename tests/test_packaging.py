@@ -26,3 +26,14 @@ def test_ci_runs_the_readme_blocks():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "readme_command setup" in ci and "readme_command test" in ci
     assert _readme_block("test").startswith(".venv/bin/ruff check .")
+
+
+def test_ci_runs_the_suite_where_no_shared_folder_exists():
+    """A plain clone has no ``../shared``: CI runs there, and no test reads that folder."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'cd "$CLONE"' in ci and "../shared" in ci
+    here = Path(__file__).name
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path.name != here:
+            text = path.read_text()
+            assert "../shared" not in text and '"shared"' not in text, path

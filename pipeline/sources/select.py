@@ -37,6 +37,7 @@ class SourceChoice:
         eodata: EODATA access mode (``auto``, ``mount``, ``s3``, ``https``).
         s1_assets: ``vv=KEY,vh=KEY`` mapping of a STAC S1 collection's assets.
         s1_collection: STAC collection id of the S1 backscatter (None: the known ids).
+        s2_collection: STAC collection id of the S2 L2A items (None: ``sentinel-2-l2a``).
         sh_profile: sentinelhub config profile (None: env variables / default profile).
         cache: cache folder (Sentinel Hub downloads go to ``cache/sentinelhub``).
     """
@@ -47,6 +48,7 @@ class SourceChoice:
     eodata: str = "auto"
     s1_assets: str | None = None
     s1_collection: str | None = None
+    s2_collection: str | None = None
     sh_profile: str | None = None
     cache: Path = Path(".")
 
@@ -133,6 +135,7 @@ def _open_one(
         from pipeline.sources.stac import (
             CDSE_STAC_URL,
             S1_COLLECTIONS,
+            S2_COLLECTIONS,
             open_stac_source,
             parse_asset_map,
         )
@@ -141,6 +144,7 @@ def _open_one(
             choice.stac_url or CDSE_STAC_URL,
             access=resolve_access(choice.eodata),
             s1_collections=(choice.s1_collection,) if choice.s1_collection else S1_COLLECTIONS,
+            s2_collections=(choice.s2_collection,) if choice.s2_collection else S2_COLLECTIONS,
             s1_assets=parse_asset_map(choice.s1_assets),
         )
     from pipeline.sources.sentinelhub import SentinelHubSource, load_config

@@ -11,7 +11,7 @@ unchanged except for two things, both data and both done here once:
 
 Reading the assets is ingestion's job (odc-stac / rasterio), identical for every
 source; offsets stay in the assets' ``raster:bands`` where the catalog put them and
-are applied once, by :func:`pipeline.s2.reflectance_scaling`.
+are applied once, by the rule of :func:`pipeline.s2.reflectance_scaling`.
 """
 
 from __future__ import annotations

@@ -3,13 +3,15 @@ collections and item search (GET and POST) with paging, plus the archive's files
 with range requests, as pystac-client and GDAL expect from e.g. the CDSE STAC.
 
 ``page_size`` caps every page, so a search over a season must follow ``next`` links.
+``items`` adds real item JSON, served exactly as given (their collections are listed
+too); a function of the server's base URL, so the items' hrefs can point at it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,15 +34,31 @@ CONFORMS = [
 class StacApiServer(RangeServer):
     """Serves ``root`` (a static catalog folder) as a STAC API."""
 
-    def __init__(self, root: Path, page_size: int = 5) -> None:
+    def __init__(self, root: Path, page_size: int = 5,
+                 items: Callable[[str], list[dict[str, Any]]] | None = None) -> None:
         super().__init__(root)
         self.RequestHandlerClass = _ApiHandler
         self.page_size = page_size
         self.searches: list[dict[str, Any]] = []
+        self.collections: dict[str, dict[str, Any]] = {}
+        self.items: list[dict[str, Any]] = []
+        if (root / "catalog.json").is_file():
+            self._add_catalog(root)
+        for raw in items(self.url) if items else []:
+            cid = raw["collection"]
+            self.collections.setdefault(cid, {
+                "type": "Collection", "id": cid, "stac_version": "1.0.0",
+                "description": cid, "license": "other", "links": [],
+                "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
+                           "temporal": {"interval": [[None, None]]}},
+            })
+            self.items.append(raw)
+
+    def _add_catalog(self, root: Path) -> None:
         cat = pystac.Catalog.from_file(str(root / "catalog.json"))
         cat.make_all_asset_hrefs_absolute()
-        self.collections = {c.id: c for c in cat.get_children()}
-        self.items: list[dict[str, Any]] = []
+        for c in cat.get_children():
+            self.collections[c.id] = c.to_dict(include_self_link=False, transform_hrefs=False)
         prefix = str(self.root)
         for item in cat.get_items(recursive=True):
             d = item.to_dict(include_self_link=False, transform_hrefs=False)
@@ -127,8 +145,7 @@ class _ApiHandler(_Handler):
         self._search(json.loads(self.rfile.read(n) or b"{}"))
 
     def _collection(self, cid: str) -> dict[str, Any]:
-        d = self.server.collections[cid].to_dict(include_self_link=False,
-                                                  transform_hrefs=False)
+        d = dict(self.server.collections[cid])
         d["links"] = [{"rel": "self", "href": f"{self.server.url}/collections/{cid}"},
                       {"rel": "items", "href": f"{self.server.url}/collections/{cid}/items"}]
         return d
@@ -165,7 +182,9 @@ class _ApiHandler(_Handler):
 
 
 @contextmanager
-def serve_api(root: Path, page_size: int = 5) -> Iterator[StacApiServer]:
+def serve_api(root: Path, page_size: int = 5,
+              items: Callable[[str], list[dict[str, Any]]] | None = None
+              ) -> Iterator[StacApiServer]:
     """Run a :class:`StacApiServer` over ``root`` for the duration of the block."""
-    with running(StacApiServer(root, page_size)) as server:
+    with running(StacApiServer(root, page_size, items)) as server:
         yield server
