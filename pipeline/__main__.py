@@ -7,11 +7,11 @@ errors to exit codes (0 success, 2 bad input, 1 failure), draw progress bars.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline import __version__
 
@@ -25,11 +25,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2023-04-01") from None
+def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` as an argparse type: its ValueError message becomes the usage error."""
+    if parse in (str, int, float, Path):
+        return parse  # argparse's own message names the type ("invalid int value")
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """The ``run`` options, from their one definition (:class:`pipeline.request.RunRequest`)."""
+    from pipeline.request import run_options
+
+    for o in run_options():
+        if o.parse is None:  # a switch
+            action = "store_false" if o.default else "store_true"
+            p.add_argument(o.flag, dest=o.field, action=action, help=o.help)
+            continue
+        p.add_argument(o.flag, dest=o.field, type=_argtype(o.parse), default=o.default,
+                       choices=o.choices, metavar=o.metavar, help=o.help)
 
 
 def _add_table_io(p: argparse.ArgumentParser) -> None:
@@ -48,13 +68,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (every option documented in --help)."""
-    from pipeline.aoi import DEFAULT_MAX_AREA_KM2
-    from pipeline.ingest import CHUNK
-    from pipeline.run import METHODS, SOURCES, default_cache
-    from pipeline.tiles import DEFAULT_TILE_M
-
+def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The CLI's argument parser (every option documented in --help); ``run_defaults``
+    (e.g. from ``--config``) replace the defaults of ``run`` options."""
     parser = _Parser(
         prog="python -m pipeline",
         description="Gap-free 6-day NDVI from Sentinel-1 and Sentinel-2.",
@@ -75,150 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="TOML run config: keys are option names (aoi, out, start, source, tile-size, ...); "
         "options given on the command line win",
     )
-    run.add_argument(
-        "--aoi",
-        type=Path,
-        help="area of interest: GeoJSON in EPSG:4326 (or any vector file with a CRS); required",
-    )
-    run.add_argument(
-        "--out",
-        help="output folder (created if missing), or s3://bucket/prefix for object storage "
-        "(credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-        "AWS_ENDPOINT_URL); required",
-    )
-    run.add_argument(
-        "--start",
-        type=_date,
-        default=dt.date(2023, 4, 1),
-        help="first day of the period, YYYY-MM-DD (default 2023-04-01)",
-    )
-    run.add_argument(
-        "--end",
-        type=_date,
-        default=dt.date(2023, 10, 31),
-        help="last day of the period, inclusive (default 2023-10-31)",
-    )
-    run.add_argument(
-        "--source",
-        choices=SOURCES,
-        default="demo",
-        help="where scenes come from: 'demo' = built-in simulated archive "
-        "(no account, no internet), 'stac' = a STAC API or static catalog (--stac-url), "
-        "'sentinelhub' = Sentinel Hub Process API on CDSE (SH_CLIENT_ID/SH_CLIENT_SECRET)",
-    )
-    run.add_argument(
-        "--s2-source",
-        choices=SOURCES,
-        help="source of Sentinel-2 scenes (default: --source)",
-    )
-    run.add_argument(
-        "--s1-source",
-        choices=SOURCES,
-        help="source of Sentinel-1 scenes (default: --source)",
-    )
-    run.add_argument(
-        "--stac-url",
-        help="with the stac source: STAC API root or catalog.json (local path, http(s):// or "
-        "s3://; default: the CDSE STAC API https://stac.dataspace.copernicus.eu/v1)",
-    )
-    run.add_argument(
-        "--eodata",
-        choices=("auto", "mount", "s3", "https"),
-        default="auto",
-        help="how EODATA assets (s3://eodata/...) are read: 'mount' = /eodata on a CreoDIAS "
-        "VM, 's3' = GDAL /vsis3 with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, 'https' = the "
-        "https alternate; 'auto' = mount if /eodata exists, else https (default: auto)",
-    )
-    run.add_argument(
-        "--s1-collection",
-        help="with the stac source: collection id of calibrated S1 backscatter "
-        "(default: sentinel-1-grd-backscatter, sentinel-1-rtc, sentinel-1-global-mosaics)",
-    )
-    run.add_argument(
-        "--s1-assets",
-        help="with the stac source: S1 asset keys as 'vv=KEY,vh=KEY' (linear gamma0 COGs)",
-    )
-    run.add_argument(
-        "--s1-processing",
-        choices=("local", "sentinelhub"),
-        default="local",
-        help="who turns Sentinel-1 GRD products (radar geometry, e.g. --s1-collection "
-        "sentinel-1-grd) into backscatter: 'local' = calibrate, denoise and terrain-correct "
-        "them here (needs a DEM; free, CPU time), 'sentinelhub' = leave it to Sentinel Hub "
-        "(--s1-source sentinelhub; metered processing units); see README (default: local)",
-    )
-    run.add_argument(
-        "--dem",
-        type=Path,
-        help="with --s1-processing local: DEM raster (any CRS, ellipsoidal or geoid heights) "
-        "for terrain correction (default: Copernicus DEM GLO-30 on the /eodata mount)",
-    )
-    run.add_argument(
-        "--sh-profile",
-        help="with the sentinelhub source: sentinelhub config profile holding the "
-        "credentials (default: SH_CLIENT_ID/SH_CLIENT_SECRET, else the default profile)",
-    )
-    run.add_argument(
-        "--cache",
-        type=Path,
-        default=default_cache(),
-        help="cache folder for the demo archive (default: %(default)s, or $S1S2_CACHE)",
-    )
-    run.add_argument(
-        "--method",
-        choices=METHODS,
-        default="sf",
-        help="gap filler: 'sf' = the shipped Sentinel-1/2 fusion CNN-RNN, "
-        "'linear' = linear interpolation (default: %(default)s)",
-    )
-    run.add_argument(
-        "--no-dates",
-        dest="sf_dates",
-        action="store_false",
-        help="fill with SF without its day-of-year input: the seasonal prior was learned on "
-        "grassland; without it SF is better on crops and built-up land, worse on grassland",
-    )
-    run.add_argument(
-        "--model",
-        type=Path,
-        help="weights (.safetensors) for --method sf (default: the shipped weights)",
-    )
-    run.add_argument("--crs", help="output CRS, e.g. EPSG:32634 (default: UTM zone of the AOI)")
-    run.add_argument(
-        "--max-area-km2",
-        type=float,
-        default=DEFAULT_MAX_AREA_KM2,
-        help="refuse AOIs larger than this (default: %(default)s km²)",
-    )
-    run.add_argument(
-        "--chunk",
-        type=int,
-        default=CHUNK,
-        help="spatial chunk edge in pixels (default: %(default)s)",
-    )
-    run.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="parallel chunk workers (default: number of cores)",
-    )
-    run.add_argument("--seed", type=int, default=0, help="demo world seed (default: 0)")
-    run.add_argument(
-        "--scheduler",
-        help="dask scheduler: tcp://HOST:PORT of an existing "
-        "cluster, 'threads' for in-process threads; default: a LocalCluster "
-        "sized to this machine",
-    )
-    run.add_argument(
-        "--tile-size",
-        type=float,
-        default=DEFAULT_TILE_M,
-        metavar="METRES",
-        help="split the AOI into tiles of this edge (independent, resumable "
-        "units, mosaicked at the end; default: %(default)g m)",
-    )
+    _add_run_options(run)
     _add_common(run)
-    run.set_defaults(handler=_cmd_run)
+    run.set_defaults(handler=_cmd_run, **(run_defaults or {}))
 
     ft = sub.add_parser(
         "fill-table",
@@ -264,7 +139,7 @@ def _cmd_fill_table(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.evaluate import run_evaluation
-    from pipeline.run import check_writable_dir
+    from pipeline.storage import check_writable_dir
 
     check_writable_dir(args.out)
     if not args.data.is_dir():
@@ -340,7 +215,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_mowing(args: argparse.Namespace) -> int:
     from pipeline.mowing.raster import write_mowing
-    from pipeline.run import check_writable_dir
+    from pipeline.storage import check_writable_dir
 
     check_writable_dir(args.out)
     r = write_mowing(
@@ -357,16 +232,12 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
 
 def _cmd_mowing_table(args: argparse.Namespace) -> int:
     from pipeline.errors import InputError
-    from pipeline.fill import default_filler
+    from pipeline.fill import available_method, default_filler
     from pipeline.mowing.series import mowing_table
 
     if args.model is not None and not args.model.is_file():
         raise InputError(f"--model: file not found: {args.model}")
-    method = args.method
-    if method is None:
-        import model
-
-        method = "sf" if (args.model or model.default_weights()).is_file() else "linear"
+    method = args.method or available_method(args.model)
     filler = None if method == "raw" else default_filler(args.model, method)
     n = mowing_table(args.input, args.output, filler, args.detector)
     print(f"{n} cuts ({method} {'series' if method == 'raw' else 'fill'}, {args.detector}) "
@@ -398,52 +269,11 @@ def _progress_factory(quiet: bool) -> Callable[[str], Callable[[int, int], None]
     return factory
 
 
-def _remote_work_dir(args: argparse.Namespace) -> Path:
-    """Local working folder of a run whose --out is on object storage."""
-    import hashlib
-
-    key = hashlib.sha256(args.out.rstrip("/").encode()).hexdigest()[:12]
-    return Path(args.cache) / "remote-runs" / key
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    import os
+    from pipeline.request import request_from_options
+    from pipeline.run import run_pipeline
 
-    from pipeline.errors import InputError
-    from pipeline.run import RunRequest, run_pipeline
-    from pipeline.storage import is_remote
-
-    for opt in ("aoi", "out"):
-        if getattr(args, opt) is None:
-            raise InputError(f"--{opt} is required (on the command line or in --config)")
-    req = RunRequest(
-        aoi=args.aoi,
-        out=Path(args.out) if not is_remote(args.out) else _remote_work_dir(args),
-        remote=args.out.rstrip("/") if is_remote(args.out) else None,
-        start=args.start,
-        end=args.end,
-        source=args.source,
-        stac_url=args.stac_url,
-        s2_source=args.s2_source,
-        s1_source=args.s1_source,
-        eodata=args.eodata,
-        s1_assets=args.s1_assets,
-        s1_collection=args.s1_collection,
-        sh_profile=args.sh_profile,
-        cache=args.cache,
-        method=args.method,
-        model=args.model,
-        crs=args.crs,
-        max_area_km2=args.max_area_km2,
-        chunk=args.chunk,
-        workers=args.workers or max(1, os.cpu_count() or 1),
-        seed=args.seed,
-        tile_m=args.tile_size,
-        sf_dates=args.sf_dates,
-        scheduler=args.scheduler,
-        s1_processing=args.s1_processing,
-        dem=args.dem,
-    )
+    req = request_from_options(vars(args))
     s = run_pipeline(req, progress=_progress_factory(args.quiet))
     print(
         f"done in {s.seconds:.1f} s: {s.pixels_in_aoi:,} pixels in the AOI "
@@ -459,19 +289,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
+    # dask.distributed sets up its own loggers on import, unless the root logger has a
+    # handler by then: imported first, its scheduler and worker INFO lines stay out of ours
+    import distributed  # noqa: F401
+
     level = logging.WARNING if quiet or verbose == 0 else logging.INFO
     if verbose >= 2:
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _apply_config(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None, path: Path
-) -> argparse.Namespace:
-    """Re-parse with the TOML file's values as defaults of the ``run`` subcommand."""
+def _config_defaults(path: Path) -> dict[str, Any]:
+    """The ``run`` option values of a TOML file, converted as on the command line."""
     import tomllib
 
     from pipeline.errors import InputError
+    from pipeline.request import run_options
 
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -479,28 +312,27 @@ def _apply_config(
         raise InputError(f"--config: file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"--config: {path} is not valid TOML ({exc})") from None
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
-        "run"
-    ]
-    known = {a.dest: a for a in sub._actions}
-    defaults = {}
+    known = {o.key.replace("-", "_"): o for o in run_options()}
+    defaults: dict[str, Any] = {}
     for key, value in values.items():
-        dest = key.replace("-", "_")
-        if dest not in known or dest in ("config", "help"):
+        name = key.replace("-", "_")
+        if name in ("verbose", "quiet"):
+            defaults[name] = value
+            continue
+        if name not in known:
             raise InputError(f"--config: unknown option {key!r} in {path}")
-        action = known[dest]
-        if action.type is not None and not isinstance(value, bool):
+        o = known[name]
+        if o.parse is not None and not isinstance(value, bool):
             try:
-                value = action.type(str(value))
-            except (argparse.ArgumentTypeError, ValueError) as exc:
+                value = o.parse(str(value))
+            except ValueError as exc:
                 raise InputError(f"--config: {key} = {value!r} in {path}: {exc}") from None
-        if action.choices is not None and value not in action.choices:
+        if o.choices is not None and value not in o.choices:
             raise InputError(
-                f"--config: {key} = {value!r} in {path}; choose from {sorted(action.choices)}"
+                f"--config: {key} = {value!r} in {path}; choose from {sorted(o.choices)}"
             )
-        defaults[dest] = value
-    sub.set_defaults(**defaults)
-    return parser.parse_args(argv)
+        defaults[o.field] = value
+    return defaults
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -511,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if getattr(args, "config", None) is not None:
-            args = _apply_config(parser, argv, args.config)
+            args = build_parser(_config_defaults(args.config)).parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except InputError as exc:

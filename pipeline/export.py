@@ -1,19 +1,15 @@
 """Products in ``--out``: COG stacks with dates on the bands, QGIS styles, run record.
 
-Every file is written into a staging folder inside ``--out`` and moved into
-place with ``os.replace`` once complete, so a crash never leaves a
-half-written product where a user (or QGIS) would open it.
+Every file is written into a staging folder inside ``--out`` and moved into place
+once complete (:func:`pipeline.storage.staging` and :func:`~pipeline.storage.publish`),
+so a crash never leaves a half-written product where a user (or QGIS) would open it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,8 @@ import rasterio
 import rasterio.shutil
 import xarray as xr
 from odc.geo.geobox import GeoBox
+
+from pipeline.storage import publish, staging
 
 log = logging.getLogger(__name__)
 
@@ -85,37 +83,6 @@ PRODUCTS: tuple[StackSpec, ...] = (
         "cloud-masked NDVI, mean of clear observations per bin (gaps = nodata)",
     ),
 )
-
-
-@contextmanager
-def staging(out: Path) -> Iterator[Path]:
-    """A temporary folder inside ``out``; removed afterwards whatever happens."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def publish(staged: Path, out: Path) -> list[Path]:
-    """Move every staged file (or folder) into ``out`` atomically (same file system).
-
-    A folder that exists from an earlier run is renamed aside first and removed
-    after the new one is in place (``os.replace`` cannot replace a non-empty folder).
-    """
-    moved = []
-    for f in sorted(staged.iterdir()):
-        target = out / f.name
-        old = None
-        if f.is_dir() and target.exists():
-            old = staged / f".old-{f.name}"
-            os.replace(target, old)
-        os.replace(f, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        moved.append(target)
-    return moved
 
 
 def write_stack(

@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import odc.stac
@@ -320,3 +321,47 @@ def make_cube(
     ds["aoi_mask"] = mask
     ds = ds.chunk({"time": -1, "y": chunk, "x": chunk})
     return ds
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How a tile's scenes become its cube.
+
+    Attributes:
+        chunk: spatial chunk edge in pixels.
+        grd_cache: folder for backscatter computed here from GRD products.
+        dem: DEM raster for terrain correction (None: the default on the EODATA mount).
+        eodata: the ``--eodata`` mode or mount path.
+        s1_processing: who turns GRD products into backscatter (``local``, ``sentinelhub``).
+    """
+
+    chunk: int = CHUNK
+    grd_cache: Path = Path("grd")
+    dem: Path | None = None
+    eodata: str | None = None
+    s1_processing: str = "local"
+
+
+def ingest_tile(
+    s2_items: Sequence[pystac.Item],
+    s1_items: Sequence[pystac.Item],
+    aoi: AOI,
+    geobox: GeoBox,
+    grid: TimeGrid,
+    scenes: SceneLog,
+    options: IngestOptions,
+) -> xr.Dataset:
+    """The lazy cube of one tile; GRD products in radar geometry become calibrated
+    backscatter on the tile's grid first."""
+    from pipeline.grd import grd_options, process_grd_items  # grd imports this module
+
+    s1 = process_grd_items(
+        list(s1_items),
+        geobox,
+        options.grd_cache,
+        options.dem,
+        grd_options(options.eodata),
+        scenes,
+        processing=options.s1_processing,
+    )
+    return make_cube(list(s2_items), s1, aoi, geobox, grid, scenes, chunk=options.chunk)

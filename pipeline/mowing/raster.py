@@ -28,9 +28,10 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from pipeline.errors import InputError
-from pipeline.export import StackSpec, publish, staging, write_stack
+from pipeline.export import StackSpec, write_stack
 from pipeline.mowing.detect import MAX_EVENTS, DetectParams, default_params, detect
 from pipeline.mowing.series import days_to_dates, grid_axes
+from pipeline.storage import publish, staging
 from pipeline.tables import write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
 
