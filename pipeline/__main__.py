@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -55,6 +56,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def _add_table_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=Path, required=True, help="input CSV")
     p.add_argument("--output", type=Path, required=True, help="output CSV (written atomically)")
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+
+
+def _model(args: argparse.Namespace) -> Path | None:
+    """``--model``, checked."""
+    if args.model is not None and not args.model.is_file():
+        raise InputError(f"--model: file not found: {args.model}")
+    model: Path | None = args.model
+    return model
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -103,7 +116,7 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
         "orbit column). OUT columns id,date,ndvi_filled,ndvi_std for every input row.",
     )
     _add_table_io(ft)
-    ft.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+    _add_model(ft)
     _add_common(ft)
     ft.set_defaults(handler=_cmd_fill_table)
 
@@ -117,7 +130,7 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
     )
     ev.add_argument("--data", type=Path, required=True, help="data folder")
     ev.add_argument("--out", type=Path, required=True, help="report folder")
-    ev.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+    _add_model(ev)
     ev.add_argument("--seed", type=int, default=0, help="seed of the artificial gaps")
     _add_common(ev)
     ev.set_defaults(handler=_cmd_evaluate)
@@ -128,11 +141,7 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
 def _cmd_fill_table(args: argparse.Namespace) -> int:
     from pipeline.filltable import fill_table
 
-    if args.model is not None and not args.model.is_file():
-        from pipeline.errors import InputError
-
-        raise InputError(f"--model: file not found: {args.model}")
-    fill_table(args.input, args.output, model_path=args.model)
+    fill_table(args.input, args.output, model_path=_model(args))
     print(f"wrote {args.output}")
     return EXIT_OK
 
@@ -143,8 +152,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     check_writable_dir(args.out)
     if not args.data.is_dir():
-        from pipeline.errors import InputError
-
         raise InputError(f"--data: not a folder: {args.data}")
     run_evaluation(args.data, args.out, model_path=args.model, seed=args.seed)
     print(f"report in {args.out}/")
@@ -207,7 +214,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         help="gap filler: sf, linear, or raw = no fill, detect on the binned observations "
         "(default: sf when its weights exist, else linear)",
     )
-    mt.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+    _add_model(mt)
     detector_options(mt)
     _add_common(mt)
     mt.set_defaults(handler=_cmd_mowing_table)
@@ -223,22 +230,18 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
         series=args.series,
     )
     extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if args.parcels else ""
-    print(
-        f"{r.pixels_with_cuts:,} pixels with cuts{extra}; wrote "
-        + ", ".join(p.name for p in r.paths)
-    )
+    names = ", ".join(p.name for p in r.paths)
+    print(f"{r.pixels_with_cuts:,} pixels with cuts{extra}; wrote {names}")
     return EXIT_OK
 
 
 def _cmd_mowing_table(args: argparse.Namespace) -> int:
-    from pipeline.errors import InputError
     from pipeline.fill import available_method, default_filler
     from pipeline.mowing.series import mowing_table
 
-    if args.model is not None and not args.model.is_file():
-        raise InputError(f"--model: file not found: {args.model}")
-    method = args.method or available_method(args.model)
-    filler = None if method == "raw" else default_filler(args.model, method)
+    model = _model(args)
+    method = args.method or available_method(model)
+    filler = None if method == "raw" else default_filler(model, method)
     n = mowing_table(args.input, args.output, filler, args.detector)
     print(f"{n} cuts ({method} {'series' if method == 'raw' else 'fill'}, {args.detector}) "
           f"-> {args.output}")
@@ -293,9 +296,8 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     # handler by then: imported first, its scheduler and worker INFO lines stay out of ours
     import distributed  # noqa: F401
 
-    level = logging.WARNING if quiet or verbose == 0 else logging.INFO
-    if verbose >= 2:
-        level = logging.DEBUG
+    info = logging.INFO if verbose and not quiet else logging.WARNING
+    level = logging.DEBUG if verbose >= 2 else info
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
@@ -303,8 +305,7 @@ def _config_defaults(path: Path) -> dict[str, Any]:
     """The ``run`` option values of a TOML file, converted as on the command line."""
     import tomllib
 
-    from pipeline.errors import InputError
-    from pipeline.request import run_options
+    from pipeline.request import config_values
 
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -312,47 +313,21 @@ def _config_defaults(path: Path) -> dict[str, Any]:
         raise InputError(f"--config: file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"--config: {path} is not valid TOML ({exc})") from None
-    known = {o.key.replace("-", "_"): o for o in run_options()}
-    defaults: dict[str, Any] = {}
-    for key, value in values.items():
-        name = key.replace("-", "_")
-        if name in ("verbose", "quiet"):
-            defaults[name] = value
-            continue
-        if name not in known:
-            raise InputError(f"--config: unknown option {key!r} in {path}")
-        o = known[name]
-        if o.parse is not None and not isinstance(value, bool):
-            try:
-                value = o.parse(str(value))
-            except ValueError as exc:
-                raise InputError(f"--config: {key} = {value!r} in {path}: {exc}") from None
-        if o.choices is not None and value not in o.choices:
-            raise InputError(
-                f"--config: {key} = {value!r} in {path}; choose from {sorted(o.choices)}"
-            )
-        defaults[o.field] = value
-    return defaults
+    return config_values(values, str(path))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    from pipeline.errors import InputError
-
-    parser = build_parser()
+    verbose = 0
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         if getattr(args, "config", None) is not None:
             args = build_parser(_config_defaults(args.config)).parse_args(argv)
+        verbose = args.verbose
+        _configure_logging(args.verbose, args.quiet)
+        return int(args.handler(args))
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    _configure_logging(args.verbose, args.quiet)
-    try:
-        code: int = args.handler(args)
-        return code
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -360,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as exc:
-        if args.verbose >= 2:
+        if verbose >= 2:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
         print(

@@ -278,6 +278,36 @@ def run_options() -> list[Option]:
     return opts
 
 
+def config_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Option values of a run config (keys as :attr:`Option.key`, ``-`` or ``_``; values
+    as TOML gives them), converted as on the command line and keyed by field.
+
+    ``verbose`` and ``quiet``, the CLI's own switches, pass through. InputError names
+    the key, the value and ``where`` (the file).
+    """
+    known = {o.key.replace("-", "_"): o for o in run_options()}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name in ("verbose", "quiet"):
+            out[name] = value
+            continue
+        if name not in known:
+            raise InputError(f"--config: unknown option {key!r} in {where}")
+        o = known[name]
+        if o.parse is not None and not isinstance(value, bool):
+            try:
+                value = o.parse(str(value))
+            except ValueError as exc:
+                raise InputError(f"--config: {key} = {value!r} in {where}: {exc}") from None
+        if o.choices is not None and value not in o.choices:
+            raise InputError(
+                f"--config: {key} = {value!r} in {where}; choose from {sorted(o.choices)}"
+            )
+        out[o.field] = value
+    return out
+
+
 def _remote_work_dir(url: str, cache: Path) -> Path:
     """Local working folder of a run whose --out is on object storage."""
     key = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:12]
