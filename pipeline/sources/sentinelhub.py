@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import InputError
+from pipeline.storage import atomic_dir, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -477,9 +477,8 @@ class SentinelHubSource:
             return f"Sentinel Hub response is not a readable GeoTIFF ({reason})"
         path = self._tile_path(tile.key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".part-{os.getpid()}")
-        tmp.write_bytes(resp.content)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(resp.content)
         return None
 
     def _fetch(self, scenes: list[Scene], collection: Any,
@@ -525,10 +524,13 @@ class SentinelHubSource:
 
     def _assemble(self, scene: Scene, tiles: list[_Tile], scene_dir: Path) -> None:
         """One GeoTIFF per band on the whole grid from the cached tiles (atomic)."""
+        with atomic_dir(scene_dir) as tmp:
+            self._write_scene(scene, tiles, tmp)
+        for tile in tiles:  # the assembled scene is the cache from now on
+            self._tile_path(tile.key).unlink(missing_ok=True)
+
+    def _write_scene(self, scene: Scene, tiles: list[_Tile], tmp: Path) -> None:
         gb = self.geobox
-        tmp = scene_dir.with_name(scene_dir.name + f".tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         h, w = gb.shape
         profiles = {
             key: dict(driver="GTiff", width=w, height=h, count=1, dtype=dtype, nodata=nodata,
@@ -549,10 +551,6 @@ class SentinelHubSource:
             for dst in outs.values():
                 dst.close()
         (tmp / "done").write_text(json.dumps({"products": scene.products}))
-        shutil.rmtree(scene_dir, ignore_errors=True)
-        os.replace(tmp, scene_dir)
-        for tile in tiles:  # the assembled scene is the cache from now on
-            self._tile_path(tile.key).unlink(missing_ok=True)
 
     def _item(self, scene: Scene, scene_dir: Path) -> pystac.Item:
         gb = self.geobox
