@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -529,9 +528,3 @@ def _write_manifest(path: Path, item: pystac.Item, direction: str, start: str, s
     for pattern, repl in subs:
         text = re.sub(pattern, repl, text)
     path.write_text(text)
-
-
-def demo_start(item: pystac.Item) -> dt.datetime:
-    """Acquisition time of a demo item (UTC)."""
-    assert item.datetime is not None
-    return item.datetime
