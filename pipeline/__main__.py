@@ -70,7 +70,10 @@ def _model(args: argparse.Namespace) -> Path | None:
     return model
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int],
+                **defaults: Any) -> None:
+    """The options every command has, and the command's handler."""
+    p.set_defaults(handler=handler, **defaults)
     p.add_argument(
         "-v",
         "--verbose",
@@ -105,8 +108,7 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
         "options given on the command line win",
     )
     _add_run_options(run)
-    _add_common(run)
-    run.set_defaults(handler=_cmd_run, **(run_defaults or {}))
+    _add_common(run, _cmd_run, **(run_defaults or {}))
 
     ft = sub.add_parser(
         "fill-table",
@@ -117,8 +119,7 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
     )
     _add_table_io(ft)
     _add_model(ft)
-    _add_common(ft)
-    ft.set_defaults(handler=_cmd_fill_table)
+    _add_common(ft, _cmd_fill_table)
 
     ev = sub.add_parser(
         "evaluate",
@@ -132,8 +133,7 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
     ev.add_argument("--out", type=Path, required=True, help="report folder")
     _add_model(ev)
     ev.add_argument("--seed", type=int, default=0, help="seed of the artificial gaps")
-    _add_common(ev)
-    ev.set_defaults(handler=_cmd_evaluate)
+    _add_common(ev, _cmd_evaluate)
     _add_mowing_parsers(sub)
     return parser
 
@@ -196,8 +196,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     detector_options(mw)
-    _add_common(mw)
-    mw.set_defaults(handler=_cmd_mowing)
+    _add_common(mw, _cmd_mowing)
 
     mt = sub.add_parser(
         "mowing-table",
@@ -216,8 +215,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
     )
     _add_model(mt)
     detector_options(mt)
-    _add_common(mt)
-    mt.set_defaults(handler=_cmd_mowing_table)
+    _add_common(mt, _cmd_mowing_table)
 
 
 def _cmd_mowing(args: argparse.Namespace) -> int:

@@ -342,21 +342,15 @@ class IngestOptions:
     s1_processing: str = "local"
 
 
-def ingest_tile(
-    s2_items: Sequence[pystac.Item],
-    s1_items: Sequence[pystac.Item],
-    aoi: AOI,
-    geobox: GeoBox,
-    grid: TimeGrid,
-    scenes: SceneLog,
-    options: IngestOptions,
-) -> xr.Dataset:
-    """The lazy cube of one tile; GRD products in radar geometry become calibrated
-    backscatter on the tile's grid first."""
+def backscatter_items(
+    s1_items: list[pystac.Item], geobox: GeoBox, scenes: SceneLog, options: IngestOptions
+) -> list[pystac.Item]:
+    """S1 items as :func:`make_cube` reads them: GRD products in radar geometry are
+    calibrated and terrain-corrected on ``geobox`` first (others pass through)."""
     from pipeline.grd import grd_options, process_grd_items  # grd imports this module
 
-    s1 = process_grd_items(
-        list(s1_items),
+    return process_grd_items(
+        s1_items,
         geobox,
         options.grd_cache,
         options.dem,
@@ -364,4 +358,3 @@ def ingest_tile(
         scenes,
         processing=options.s1_processing,
     )
-    return make_cube(list(s2_items), s1, aoi, geobox, grid, scenes, chunk=options.chunk)

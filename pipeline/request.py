@@ -53,14 +53,22 @@ def option(
     flag: str,
     help: str,
     *,
-    default: Any = dataclasses.MISSING,
-    default_factory: Any = dataclasses.MISSING,
+    default: Any = None,
+    default_factory: Callable[[], Any] | None = None,
     choices: tuple[str, ...] | None = None,
     metavar: str | None = None,
+    required: bool = False,
 ) -> Any:
-    """A request field that is also a ``run`` option (``help`` may use ``%(default)s``)."""
+    """A request field that is also a ``run`` option (``help`` may use ``%(default)s``).
+
+    ``required`` options have no default (the CLI says so when one is missing).
+    """
     meta = {"flag": flag, "help": help, "choices": choices, "metavar": metavar}
-    return field(default=default, default_factory=default_factory, metadata=meta)
+    if required:
+        return field(metadata=meta)
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -74,12 +82,14 @@ class RunRequest:
     aoi: Path = option(
         "--aoi",
         "area of interest: GeoJSON in EPSG:4326 (or any vector file with a CRS); required",
+        required=True,
     )
     out: Path = option(
         "--out",
         "output folder (created if missing), or s3://bucket/prefix for object storage "
         "(credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
         "AWS_ENDPOINT_URL); required",
+        required=True,
     )
     start: dt.date = option(
         "--start",
@@ -102,19 +112,16 @@ class RunRequest:
     stac_url: str | None = option(
         "--stac-url",
         "with the stac source: STAC API root or catalog.json (local path, http(s):// or "
-        "s3://; default: the CDSE STAC API https://stac.dataspace.copernicus.eu/v1)",
-        default=None,
+        "s3://; default: the CDSE STAC API https://stac.dataspace.copernicus.eu/v1)"
     )
     s2_source: str | None = option(
         "--s2-source",
         "source of Sentinel-2 scenes (default: --source)",
-        default=None,
         choices=SOURCE_NAMES,
     )
     s1_source: str | None = option(
         "--s1-source",
         "source of Sentinel-1 scenes (default: --source)",
-        default=None,
         choices=SOURCE_NAMES,
     )
     eodata: str = option(
@@ -127,20 +134,17 @@ class RunRequest:
     )
     s1_assets: str | None = option(
         "--s1-assets",
-        "with the stac source: S1 asset keys as 'vv=KEY,vh=KEY' (linear gamma0 COGs)",
-        default=None,
+        "with the stac source: S1 asset keys as 'vv=KEY,vh=KEY' (linear gamma0 COGs)"
     )
     s1_collection: str | None = option(
         "--s1-collection",
         "with the stac source: collection id of calibrated S1 backscatter "
-        "(default: sentinel-1-grd-backscatter, sentinel-1-rtc, sentinel-1-global-mosaics)",
-        default=None,
+        "(default: sentinel-1-grd-backscatter, sentinel-1-rtc, sentinel-1-global-mosaics)"
     )
     sh_profile: str | None = option(
         "--sh-profile",
         "with the sentinelhub source: sentinelhub config profile holding the "
-        "credentials (default: SH_CLIENT_ID/SH_CLIENT_SECRET, else the default profile)",
-        default=None,
+        "credentials (default: SH_CLIENT_ID/SH_CLIENT_SECRET, else the default profile)"
     )
     cache: Path = option(
         "--cache",
@@ -156,11 +160,10 @@ class RunRequest:
     )
     model: Path | None = option(
         "--model",
-        "weights (.safetensors) for --method sf (default: the shipped weights)",
-        default=None,
+        "weights (.safetensors) for --method sf (default: the shipped weights)"
     )
     crs: str | None = option(
-        "--crs", "output CRS, e.g. EPSG:32634 (default: UTM zone of the AOI)", default=None
+        "--crs", "output CRS, e.g. EPSG:32634 (default: UTM zone of the AOI)"
     )
     max_area_km2: float = option(
         "--max-area-km2",
@@ -195,8 +198,7 @@ class RunRequest:
         "--scheduler",
         "dask scheduler: tcp://HOST:PORT of an existing "
         "cluster, 'threads' for in-process threads; default: a LocalCluster "
-        "sized to this machine",
-        default=None,
+        "sized to this machine"
     )
     s1_processing: str = option(
         "--s1-processing",
@@ -210,8 +212,7 @@ class RunRequest:
     dem: Path | None = option(
         "--dem",
         "with --s1-processing local: DEM raster (any CRS, ellipsoidal or geoid heights) "
-        "for terrain correction (default: Copernicus DEM GLO-30 on the /eodata mount)",
-        default=None,
+        "for terrain correction (default: Copernicus DEM GLO-30 on the /eodata mount)"
     )
 
 

@@ -34,7 +34,7 @@ from pipeline.cube import (
 from pipeline.errors import NoDataError
 from pipeline.export import PRODUCTS, write_products
 from pipeline.fill import Filler, compute_filled, default_filler
-from pipeline.ingest import IngestOptions, SceneLog, ingest_tile
+from pipeline.ingest import IngestOptions, SceneLog, backscatter_items, make_cube
 from pipeline.provenance import TileEntry, add_skipped, run_record
 from pipeline.request import RunRequest, request_parameters, source_choice, validate
 from pipeline.sources.demo import check_demo_extent
@@ -222,7 +222,8 @@ def run_tile(
     s2 = _items_over(plan.s2_items, footprint)
     s1 = _items_over(plan.s1_items, footprint)
     tile_scenes = SceneLog()
-    cube = ingest_tile(s2, s1, plan.aoi, geobox, plan.grid, tile_scenes, plan.ingest)
+    s1 = backscatter_items(s1, geobox, tile_scenes, plan.ingest)
+    cube = make_cube(s2, s1, plan.aoi, geobox, plan.grid, tile_scenes, chunk=plan.ingest.chunk)
     scenes.used.extend(tile_scenes.used)
     scenes.skipped.extend(tile_scenes.skipped)
     if not any(u["sensor"] == "sentinel-2" for u in tile_scenes.used):
