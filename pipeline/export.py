@@ -21,6 +21,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from pipeline.storage import publish, staging
+from pipeline.timegrid import TimeGrid
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def write_json(obj: dict[str, Any], path: Path) -> None:
 def write_products(
     ds: xr.Dataset,
     geobox: GeoBox,
-    dates: Sequence[str],
+    grid: TimeGrid,
     out: Path,
     record: dict[str, Any],
     specs: Sequence[StackSpec] = PRODUCTS,
@@ -239,6 +240,7 @@ def write_products(
     A stack whose values are all NaN (``ndvi_std`` of a filler without
     uncertainty) is left out and noted in the record.
     """
+    dates = grid.iso_dates()
     written: list[Path] = []
     with staging(out) as tmp:
         for spec in specs:
@@ -261,7 +263,7 @@ def write_products(
             if spec.style:
                 (tmp / spec.filename.replace(".tif", ".qml")).write_text(make_qml(spec.style))
         record["products"] = sorted(p.name for p in tmp.iterdir() if p.suffix == ".tif")
-        write_extras(ds, geobox, dates, tmp, record, specs)
+        write_extras(ds, geobox, grid, tmp, record, specs)
         write_json(record, tmp / "run.json")
         written = publish(tmp, out)
     return written
@@ -270,7 +272,7 @@ def write_products(
 def write_extras(
     ds: xr.Dataset,
     geobox: GeoBox,
-    dates: Sequence[str],
+    grid: TimeGrid,
     tmp: Path,
     record: dict[str, Any],
     specs: Sequence[StackSpec],
@@ -285,25 +287,24 @@ def write_extras(
     from pipeline.quicklook import write_quicklook
 
     written = [s for s in specs if (tmp / s.filename).exists()]
-    step = int(record.get("time_grid", {}).get("step_days", 6))
     left_out = record.setdefault("products_left_out", {})
     try:
         stacks = [(s.filename, s.filename.removesuffix(".tif"), s.style or "ndvi")
                   for s in written]
         (tmp / "products.qgs").write_text(
-            make_project(geobox, dates, stacks, make_renderer, step_days=step), encoding="utf-8")
+            make_project(geobox, grid, stacks, make_renderer), encoding="utf-8")
     except Exception as exc:
         log.warning("QGIS project not written: %s", exc)
         left_out["products.qgs"] = f"{type(exc).__name__}: {exc}"
     try:
-        write_stac(tmp / "stac", geobox, dates, [(s.filename, s.description) for s in written],
-                   step_days=step, extra={"s1s2:fill_method": record.get("fill_method")})
+        write_stac(tmp / "stac", geobox, grid, [(s.filename, s.description) for s in written],
+                   extra={"s1s2:fill_method": record.get("fill_method")})
     except Exception as exc:
         log.warning("STAC catalog not written: %s", exc)
         left_out["stac/"] = f"{type(exc).__name__}: {exc}"
     if {"ndvi_filled", "observed", "ndvi"} <= set(ds.data_vars):
         try:
-            record["quicklook_date"] = write_quicklook(ds, dates, tmp / "quicklook.png")
+            record["quicklook_date"] = write_quicklook(ds, grid.iso_dates(), tmp / "quicklook.png")
         except Exception as exc:
             log.warning("quicklook not written: %s", exc)
             left_out["quicklook.png"] = f"{type(exc).__name__}: {exc}"

@@ -159,7 +159,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
         record = run_record(plan.parameters, grid, scenes, filler, [s.entry for s in stats])
         if len(tiles) > 1:
             products = mosaic_products(
-                req.out, [s.directory for s in stats], record, geobox, grid.iso_dates()
+                req.out, [s.directory for s in stats], record, geobox, grid
             )
         else:
             add_skipped(req.out / "run.json", source.skipped)
@@ -257,7 +257,7 @@ def run_tile(
                           {"ingest": t1 - t0, "fill": t2 - t1}, pixels)
         record = run_record(plan.parameters, plan.grid, tile_scenes, plan.filler, [entry])
         record["tile"] = tile.id
-        write_products(open_cube(store), geobox, plan.grid.iso_dates(), place.local, record)
+        write_products(open_cube(store), geobox, plan.grid, place.local, record)
         entry = replace(entry, seconds={**entry.seconds, "export": time.perf_counter() - t2})
         if place.remote is not None and plan.tiled:
             upload_products(place.local, place.remote)  # tile products of a multi-tile run

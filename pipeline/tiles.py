@@ -24,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline.export import PRODUCTS, make_qml, write_extras, write_json
 from pipeline.storage import atomic_write
+from pipeline.timegrid import TimeGrid
 
 #: Default tile edge in metres (1000 pixels at 10 m).
 DEFAULT_TILE_M = 10_000
@@ -157,7 +158,7 @@ def mosaic_cog(sources: Sequence[Path], out: Path, resampling: str = "AVERAGE") 
 
 
 def mosaic_products(
-    out: Path, tile_dirs: list[Path], record: dict[str, Any], geobox: GeoBox, dates: list[str]
+    out: Path, tile_dirs: list[Path], record: dict[str, Any], geobox: GeoBox, grid: TimeGrid
 ) -> list[Path]:
     """Mosaic every product the tiles share into ``out``, with styles, the QGIS project,
     the STAC catalog and run.json (the quicklook stays per tile)."""
@@ -175,7 +176,7 @@ def mosaic_products(
                 tmp.write_text(make_qml(spec.style))
             written.append(qml)
     record["products"] = sorted(p.name for p in written if p.suffix == ".tif")
-    write_extras(xr.Dataset(), geobox, dates, out, record, PRODUCTS)
+    write_extras(xr.Dataset(), geobox, grid, out, record, PRODUCTS)
     written += [p for p in (out / "products.qgs", out / "stac") if p.exists()]
     with atomic_write(out / "run.json") as tmp:
         write_json(record, tmp)

@@ -105,8 +105,7 @@ def open_filled_cube(path: Path, series: str = "filled") -> xr.Dataset:
 
 def cube_grid(cube: xr.Dataset) -> TimeGrid:
     """The :class:`TimeGrid` of a cube's time axis."""
-    times = pd.DatetimeIndex(cube["time"].values)
-    return TimeGrid.covering(times[0], times[-1])
+    return TimeGrid.of_starts(cube["time"].values)
 
 
 def _yyyymmdd(days: np.ndarray) -> np.ndarray:
