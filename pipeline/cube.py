@@ -29,6 +29,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from pipeline import __version__
+from pipeline.blocks import blocks, chunk_edges
 from pipeline.storage import Loc
 from pipeline.timegrid import EPOCH, TimeGrid
 
@@ -131,18 +132,8 @@ def n_regions(ds: xr.Dataset) -> int:
 
 
 def _regions(ds: xr.Dataset) -> Iterator[tuple[str, dict[str, slice]]]:
-    chunks = ds.chunks
-    ys = np.cumsum((0, *chunks["y"]))
-    xs = np.cumsum((0, *chunks["x"]))
-    for iy in range(len(ys) - 1):
-        for ix in range(len(xs) - 1):
-            yield (
-                f"{iy}-{ix}",
-                {
-                    "y": slice(int(ys[iy]), int(ys[iy + 1])),
-                    "x": slice(int(xs[ix]), int(xs[ix + 1])),
-                },
-            )
+    for b in blocks(chunk_edges(ds.chunks["y"]), chunk_edges(ds.chunks["x"])):
+        yield b.key, {"y": b.rows, "x": b.cols}
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ import rasterio.shutil
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
+from pipeline.blocks import blocks, chunk_edges
 from pipeline.storage import publish, staging
 from pipeline.timegrid import TimeGrid
 
@@ -118,24 +119,19 @@ def write_stack(
         "BIGTIFF": "IF_SAFER",
     }
     chunks = da.chunksizes if da.chunks else {"y": (h,), "x": (w,)}
-    ys = np.cumsum((0, *chunks["y"]))
-    xs = np.cumsum((0, *chunks["x"]))
     with rasterio.open(tmp, "w", **profile) as dst:
         for i, d in enumerate(dates, start=1):
             dst.set_band_description(i, d)
             dst.update_tags(i, DATE=d)
         dst.update_tags(DESCRIPTION=spec.description, TIME_DIMENSION="band", **(tags or {}))
-        for iy in range(len(ys) - 1):
-            for ix in range(len(xs) - 1):
-                block = da.isel(
-                    y=slice(int(ys[iy]), int(ys[iy + 1])), x=slice(int(xs[ix]), int(xs[ix + 1]))
-                ).values
-                if np.issubdtype(block.dtype, np.floating):
-                    block = np.where(np.isfinite(block), block, spec.nodata)
-                window = rasterio.windows.Window(
-                    int(xs[ix]), int(ys[iy]), block.shape[2], block.shape[1]
-                )
-                dst.write(block.astype(spec.dtype), window=window)
+        for b in blocks(chunk_edges(chunks["y"]), chunk_edges(chunks["x"])):
+            block = da.isel(y=b.rows, x=b.cols).values
+            if np.issubdtype(block.dtype, np.floating):
+                block = np.where(np.isfinite(block), block, spec.nodata)
+            window = rasterio.windows.Window(
+                b.cols.start, b.rows.start, block.shape[2], block.shape[1]
+            )
+            dst.write(block.astype(spec.dtype), window=window)
     rasterio.shutil.copy(
         tmp,
         path,

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pystac
 import rasterio
 from odc.geo.geobox import GeoBox
@@ -49,6 +48,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
+from pipeline.blocks import blocks, even_edges
 from pipeline.errors import InputError
 from pipeline.storage import atomic_dir, atomic_write
 
@@ -169,14 +169,8 @@ def estimate_pu(width: int, height: int, product: Product) -> float:
 def make_tiles(geobox: GeoBox, max_px: int = MAX_TILE_PX) -> list[tuple[int, int, int, int]]:
     """(row0, col0, height, width) tiles covering the grid, none larger than ``max_px``."""
     h, w = geobox.shape
-    ny, nx = math.ceil(h / max_px), math.ceil(w / max_px)
-    rows = np.linspace(0, h, ny + 1).round().astype(int)
-    cols = np.linspace(0, w, nx + 1).round().astype(int)
-    return [
-        (int(rows[i]), int(cols[j]), int(rows[i + 1] - rows[i]), int(cols[j + 1] - cols[j]))
-        for i in range(ny)
-        for j in range(nx)
-    ]
+    return [(b.rows.start, b.cols.start, *b.shape)
+            for b in blocks(even_edges(h, max_px), even_edges(w, max_px))]
 
 
 def load_config(profile: str | None = None, *, base_url: str | None = None,
