@@ -70,6 +70,15 @@ def _model(args: argparse.Namespace) -> Path | None:
     return model
 
 
+def _command(sub: argparse._SubParsersAction, handler: Callable[[argparse.Namespace], int],
+             help: str) -> argparse.ArgumentParser:
+    """The subparser of ``handler`` (``_cmd_fill_table`` -> ``fill-table``); its docstring
+    is the command's description in --help."""
+    name = handler.__name__.removeprefix("_cmd_").replace("_", "-")
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=handler.__doc__)
+    return parser
+
+
 def _add_common(p: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int],
                 **defaults: Any) -> None:
     """The options every command has, and the command's handler."""
@@ -94,13 +103,7 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser(
-        "run",
-        help="ingest scenes, fill gaps and write GeoTIFF stacks for an AOI",
-        description="Search scenes for the AOI and period, build the 6-day Zarr cube "
-        "(OUT/cube.zarr), fill NDVI gaps and write COG stacks, QGIS styles and run.json "
-        "into OUT. A killed run resumes where it stopped when started again.",
-    )
+    run = _command(sub, _cmd_run, "ingest scenes, fill gaps and write GeoTIFF stacks for an AOI")
     run.add_argument(
         "--config",
         type=Path,
@@ -110,25 +113,13 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
     _add_run_options(run)
     _add_common(run, _cmd_run, **(run_defaults or {}))
 
-    ft = sub.add_parser(
-        "fill-table",
-        help="fill NDVI gaps in a CSV table of per-series 6-day values",
-        description="IN columns id,date,ndvi,vv,vh (one row per series and date, each "
-        "series' dates 6 days apart; empty ndvi = gap; vv/vh in dB, may be empty; optional "
-        "orbit column). OUT columns id,date,ndvi_filled,ndvi_std for every input row.",
-    )
+    ft = _command(sub, _cmd_fill_table, "fill NDVI gaps in a CSV table of per-series 6-day values")
     _add_table_io(ft)
     _add_model(ft)
     _add_common(ft, _cmd_fill_table)
 
-    ev = sub.add_parser(
-        "evaluate",
-        help="benchmark the SF model against classic interpolators on real plot series",
-        description="DIR has the layout of the slovak-grassland data (train/S1/*.csv, "
-        "train/S2/*.csv). Hides contiguous runs of clear observations (6, 12-18, 24-30, "
-        "36-60 days) and scores SF, linear, Akima, quadratic and Whittaker: MAE, RMSE, R² "
-        "per gap bucket and the coverage of SF's 90%% interval. Writes JSON, Markdown, PNG.",
-    )
+    ev = _command(sub, _cmd_evaluate,
+                  "benchmark the SF model against classic interpolators on real plot series")
     ev.add_argument("--data", type=Path, required=True, help="data folder")
     ev.add_argument("--out", type=Path, required=True, help="report folder")
     _add_model(ev)
@@ -139,6 +130,9 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
 
 
 def _cmd_fill_table(args: argparse.Namespace) -> int:
+    """IN columns id,date,ndvi,vv,vh (one row per series and date, each series' dates 6
+    days apart; empty ndvi = gap; vv/vh in dB, may be empty; optional orbit column). OUT
+    columns id,date,ndvi_filled,ndvi_std for every input row."""
     from pipeline.filltable import fill_table
 
     fill_table(args.input, args.output, model_path=_model(args))
@@ -147,6 +141,10 @@ def _cmd_fill_table(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """DIR has the layout of the slovak-grassland data (train/S1/*.csv, train/S2/*.csv).
+    Hides contiguous runs of clear observations (6, 12-18, 24-30, 36-60 days) and scores
+    SF, linear, Akima, quadratic and Whittaker: MAE, RMSE, R² per gap bucket and the
+    coverage of SF's 90%% interval. Writes JSON, Markdown, PNG."""
     from pipeline.evaluate import run_evaluation
     from pipeline.storage import check_writable_dir
 
@@ -170,13 +168,8 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
             "drop tested against the fill uncertainty (default: %(default)s)",
         )
 
-    mw = sub.add_parser(
-        "mowing",
-        help="detect grassland cuts on a filled cube: per-pixel rasters, per-parcel events",
-        description="Writes OUT/mowing_count.tif (cuts per pixel) and OUT/mowing_dates.tif "
-        "(one band per cut, YYYYMMDD, 0 = none); with --parcels also mowing_parcels.csv "
-        "and mowing_events.gpkg from each parcel's mean filled series.",
-    )
+    mw = _command(sub, _cmd_mowing,
+                  "detect grassland cuts on a filled cube: per-pixel rasters, per-parcel events")
     mw.add_argument(
         "--cube", type=Path, required=True, help="the --out folder of a run, or its cube.zarr"
     )
@@ -198,13 +191,8 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
     detector_options(mw)
     _add_common(mw, _cmd_mowing)
 
-    mt = sub.add_parser(
-        "mowing-table",
-        help="detect grassland cuts in a CSV table of raw NDVI (and S1) acquisitions",
-        description="IN columns id,date,ndvi (one row per acquisition on its own date; empty "
-        "ndvi = cloudy) and optional vv,vh in dB. Each series is binned onto the 6-day grid, "
-        "gap-filled and searched for cuts. OUT columns id,event_date, one row per cut.",
-    )
+    mt = _command(sub, _cmd_mowing_table,
+                  "detect grassland cuts in a CSV table of raw NDVI (and S1) acquisitions")
     _add_table_io(mt)
     mt.add_argument(
         "--method",
@@ -219,6 +207,9 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_mowing(args: argparse.Namespace) -> int:
+    """Writes OUT/mowing_count.tif (cuts per pixel) and OUT/mowing_dates.tif (one band per
+    cut, YYYYMMDD, 0 = none); with --parcels also mowing_parcels.csv and
+    mowing_events.gpkg from each parcel's mean filled series."""
     from pipeline.mowing.raster import write_mowing
     from pipeline.storage import check_writable_dir
 
@@ -234,6 +225,9 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
 
 
 def _cmd_mowing_table(args: argparse.Namespace) -> int:
+    """IN columns id,date,ndvi (one row per acquisition on its own date; empty ndvi =
+    cloudy) and optional vv,vh in dB. Each series is binned onto the 6-day grid,
+    gap-filled and searched for cuts. OUT columns id,event_date, one row per cut."""
     from pipeline.fill import available_method, default_filler
     from pipeline.mowing.series import mowing_table
 
@@ -271,6 +265,9 @@ def _progress_factory(quiet: bool) -> Callable[[str], Callable[[int, int], None]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    """Search scenes for the AOI and period, build the 6-day Zarr cube (OUT/cube.zarr),
+    fill NDVI gaps and write COG stacks, QGIS styles and run.json into OUT. A killed run
+    resumes where it stopped when started again."""
     from pipeline.request import request_from_options
     from pipeline.run import run_pipeline
 

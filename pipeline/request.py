@@ -92,13 +92,11 @@ class RunRequest:
         required=True,
     )
     start: dt.date = option(
-        "--start",
-        "first day of the period, YYYY-MM-DD (default 2023-04-01)",
+        "--start", "first day of the period, YYYY-MM-DD (default 2023-04-01)",
         default=dt.date(2023, 4, 1),
     )
     end: dt.date = option(
-        "--end",
-        "last day of the period, inclusive (default 2023-10-31)",
+        "--end", "last day of the period, inclusive (default 2023-10-31)",
         default=dt.date(2023, 10, 31),
     )
     source: str = option(
@@ -115,13 +113,11 @@ class RunRequest:
         "s3://; default: the CDSE STAC API https://stac.dataspace.copernicus.eu/v1)"
     )
     s2_source: str | None = option(
-        "--s2-source",
-        "source of Sentinel-2 scenes (default: --source)",
+        "--s2-source", "source of Sentinel-2 scenes (default: --source)",
         choices=SOURCE_NAMES,
     )
     s1_source: str | None = option(
-        "--s1-source",
-        "source of Sentinel-1 scenes (default: --source)",
+        "--s1-source", "source of Sentinel-1 scenes (default: --source)",
         choices=SOURCE_NAMES,
     )
     eodata: str = option(
@@ -159,8 +155,7 @@ class RunRequest:
         choices=METHODS,
     )
     model: Path | None = option(
-        "--model",
-        "weights (.safetensors) for --method sf (default: the shipped weights)"
+        "--model", "weights (.safetensors) for --method sf (default: the shipped weights)"
     )
     crs: str | None = option(
         "--crs", "output CRS, e.g. EPSG:32634 (default: UTM zone of the AOI)"
@@ -174,8 +169,7 @@ class RunRequest:
         "--chunk", "spatial chunk edge in pixels (default: %(default)s)", default=CHUNK
     )
     workers: int = option(
-        "--workers",
-        "parallel chunk workers (default: number of cores)",
+        "--workers", "parallel chunk workers (default: number of cores)",
         default=max(1, os.cpu_count() or 1),
     )
     seed: int = option("--seed", "demo world seed (default: 0)", default=0)
