@@ -7,13 +7,14 @@ errors to exit codes (0 success, 2 bad input, 1 failure), draw progress bars.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline import __version__
+from pipeline.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -25,11 +26,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2023-04-01") from None
+def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` as an argparse type: its ValueError message becomes the usage error."""
+    if parse in (str, int, float, Path):
+        return parse  # argparse's own message names the type ("invalid int value")
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """The ``run`` options, from their one definition (:class:`pipeline.request.RunRequest`)."""
+    from pipeline.request import run_options
+
+    for o in run_options():
+        if o.parse is None:  # a switch
+            action = "store_false" if o.default else "store_true"
+            p.add_argument(o.flag, dest=o.field, action=action, help=o.help)
+            continue
+        p.add_argument(o.flag, dest=o.field, type=_argtype(o.parse), default=o.default,
+                       choices=o.choices, metavar=o.metavar, help=o.help)
 
 
 def _add_table_io(p: argparse.ArgumentParser) -> None:
@@ -37,7 +58,31 @@ def _add_table_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", type=Path, required=True, help="output CSV (written atomically)")
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+
+
+def _model(args: argparse.Namespace) -> Path | None:
+    """``--model``, checked."""
+    if args.model is not None and not args.model.is_file():
+        raise InputError(f"--model: file not found: {args.model}")
+    model: Path | None = args.model
+    return model
+
+
+def _command(sub: argparse._SubParsersAction, handler: Callable[[argparse.Namespace], int],
+             help: str) -> argparse.ArgumentParser:
+    """The subparser of ``handler`` (``_cmd_fill_table`` -> ``fill-table``); its docstring
+    is the command's description in --help."""
+    name = handler.__name__.removeprefix("_cmd_").replace("_", "-")
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=handler.__doc__)
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int],
+                **defaults: Any) -> None:
+    """The options every command has, and the command's handler."""
+    p.set_defaults(handler=handler, **defaults)
     p.add_argument(
         "-v",
         "--verbose",
@@ -48,13 +93,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (every option documented in --help)."""
-    from pipeline.aoi import DEFAULT_MAX_AREA_KM2
-    from pipeline.ingest import CHUNK
-    from pipeline.run import METHODS, SOURCES, default_cache
-    from pipeline.tiles import DEFAULT_TILE_M
-
+def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The CLI's argument parser (every option documented in --help); ``run_defaults``
+    (e.g. from ``--config``) replace the defaults of ``run`` options."""
     parser = _Parser(
         prog="python -m pipeline",
         description="Gap-free 6-day NDVI from Sentinel-1 and Sentinel-2.",
@@ -62,219 +103,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser(
-        "run",
-        help="ingest scenes, fill gaps and write GeoTIFF stacks for an AOI",
-        description="Search scenes for the AOI and period, build the 6-day Zarr cube "
-        "(OUT/cube.zarr), fill NDVI gaps and write COG stacks, QGIS styles and run.json "
-        "into OUT. A killed run resumes where it stopped when started again.",
-    )
+    run = _command(sub, _cmd_run, "ingest scenes, fill gaps and write GeoTIFF stacks for an AOI")
     run.add_argument(
         "--config",
         type=Path,
         help="TOML run config: keys are option names (aoi, out, start, source, tile-size, ...); "
         "options given on the command line win",
     )
-    run.add_argument(
-        "--aoi",
-        type=Path,
-        help="area of interest: GeoJSON in EPSG:4326 (or any vector file with a CRS); required",
-    )
-    run.add_argument(
-        "--out",
-        help="output folder (created if missing), or s3://bucket/prefix for object storage "
-        "(credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-        "AWS_ENDPOINT_URL); required",
-    )
-    run.add_argument(
-        "--start",
-        type=_date,
-        default=dt.date(2023, 4, 1),
-        help="first day of the period, YYYY-MM-DD (default 2023-04-01)",
-    )
-    run.add_argument(
-        "--end",
-        type=_date,
-        default=dt.date(2023, 10, 31),
-        help="last day of the period, inclusive (default 2023-10-31)",
-    )
-    run.add_argument(
-        "--source",
-        choices=SOURCES,
-        default="demo",
-        help="where scenes come from: 'demo' = built-in simulated archive "
-        "(no account, no internet), 'stac' = a STAC API or static catalog (--stac-url), "
-        "'sentinelhub' = Sentinel Hub Process API on CDSE (SH_CLIENT_ID/SH_CLIENT_SECRET)",
-    )
-    run.add_argument(
-        "--s2-source",
-        choices=SOURCES,
-        help="source of Sentinel-2 scenes (default: --source)",
-    )
-    run.add_argument(
-        "--s1-source",
-        choices=SOURCES,
-        help="source of Sentinel-1 scenes (default: --source)",
-    )
-    run.add_argument(
-        "--stac-url",
-        help="with the stac source: STAC API root or catalog.json (local path, http(s):// or "
-        "s3://; default: the CDSE STAC API https://stac.dataspace.copernicus.eu/v1)",
-    )
-    run.add_argument(
-        "--eodata",
-        choices=("auto", "mount", "s3", "https"),
-        default="auto",
-        help="how EODATA assets (s3://eodata/...) are read: 'mount' = /eodata on a CreoDIAS "
-        "VM, 's3' = GDAL /vsis3 with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, 'https' = the "
-        "https alternate; 'auto' = mount if /eodata exists, else https (default: auto)",
-    )
-    run.add_argument(
-        "--s2-collection",
-        help="with the stac source: collection id of Sentinel-2 L2A (default: sentinel-2-l2a; "
-        "e.g. sentinel-2-c1-l2a on Earth Search)",
-    )
-    run.add_argument(
-        "--s1-collection",
-        help="with the stac source: collection id of calibrated S1 backscatter "
-        "(default: sentinel-1-grd-backscatter, sentinel-1-rtc, sentinel-1-global-mosaics)",
-    )
-    run.add_argument(
-        "--s1-assets",
-        help="with the stac source: S1 asset keys as 'vv=KEY,vh=KEY' (linear gamma0 COGs)",
-    )
-    run.add_argument(
-        "--s1-processing",
-        choices=("local", "sentinelhub"),
-        default="local",
-        help="who turns Sentinel-1 GRD products (radar geometry, e.g. --s1-collection "
-        "sentinel-1-grd) into backscatter: 'local' = calibrate, denoise and terrain-correct "
-        "them here (needs a DEM; free, CPU time), 'sentinelhub' = leave it to Sentinel Hub "
-        "(--s1-source sentinelhub; metered processing units); see README (default: local)",
-    )
-    run.add_argument(
-        "--dem",
-        type=Path,
-        help="with --s1-processing local: DEM raster (any CRS, ellipsoidal or geoid heights) "
-        "for terrain correction (default: Copernicus DEM GLO-30 on the /eodata mount)",
-    )
-    run.add_argument(
-        "--sh-profile",
-        help="with the sentinelhub source: sentinelhub config profile holding the "
-        "credentials (default: SH_CLIENT_ID/SH_CLIENT_SECRET, else the default profile)",
-    )
-    run.add_argument(
-        "--cache",
-        type=Path,
-        default=default_cache(),
-        help="cache folder for the demo archive (default: %(default)s, or $S1S2_CACHE)",
-    )
-    run.add_argument(
-        "--method",
-        choices=METHODS,
-        default="sf",
-        help="gap filler: 'sf' = the shipped Sentinel-1/2 fusion CNN-RNN, "
-        "'linear' = linear interpolation (default: %(default)s)",
-    )
-    run.add_argument(
-        "--no-dates",
-        dest="sf_dates",
-        action="store_false",
-        help="fill with SF without its day-of-year input: the seasonal prior was learned on "
-        "grassland; without it SF is better on crops and built-up land, worse on grassland",
-    )
-    run.add_argument(
-        "--model",
-        type=Path,
-        help="weights (.safetensors) for --method sf (default: the shipped weights)",
-    )
-    run.add_argument("--crs", help="output CRS, e.g. EPSG:32634 (default: UTM zone of the AOI)")
-    run.add_argument(
-        "--max-area-km2",
-        type=float,
-        default=DEFAULT_MAX_AREA_KM2,
-        help="refuse AOIs larger than this (default: %(default)s km²)",
-    )
-    run.add_argument(
-        "--chunk",
-        type=int,
-        default=CHUNK,
-        help="spatial chunk edge in pixels (default: %(default)s)",
-    )
-    run.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="parallel chunk workers (default: number of cores)",
-    )
-    run.add_argument("--seed", type=int, default=0, help="demo world seed (default: 0)")
-    run.add_argument(
-        "--scheduler",
-        help="dask scheduler: tcp://HOST:PORT of an existing "
-        "cluster, 'threads' for in-process threads; default: a LocalCluster "
-        "sized to this machine",
-    )
-    run.add_argument(
-        "--tile-size",
-        type=float,
-        default=DEFAULT_TILE_M,
-        metavar="METRES",
-        help="split the AOI into tiles of this edge (independent, resumable "
-        "units, mosaicked at the end; default: %(default)g m)",
-    )
-    _add_common(run)
-    run.set_defaults(handler=_cmd_run)
+    _add_run_options(run)
+    _add_common(run, _cmd_run, **(run_defaults or {}))
 
-    ft = sub.add_parser(
-        "fill-table",
-        help="fill NDVI gaps in a CSV table of per-series 6-day values",
-        description="IN columns id,date,ndvi,vv,vh (one row per series and date, each "
-        "series' dates 6 days apart; empty ndvi = gap; vv/vh in dB, may be empty; optional "
-        "orbit column). OUT columns id,date,ndvi_filled,ndvi_std for every input row.",
-    )
+    ft = _command(sub, _cmd_fill_table, "fill NDVI gaps in a CSV table of per-series 6-day values")
     _add_table_io(ft)
-    ft.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
-    _add_common(ft)
-    ft.set_defaults(handler=_cmd_fill_table)
+    _add_model(ft)
+    _add_common(ft, _cmd_fill_table)
 
-    ev = sub.add_parser(
-        "evaluate",
-        help="benchmark the SF model against classic interpolators on real plot series",
-        description="DIR has the layout of the slovak-grassland data (train/S1/*.csv, "
-        "train/S2/*.csv). Hides contiguous runs of clear observations (6, 12-18, 24-30, "
-        "36-60 days) and scores SF, linear, Akima, quadratic and Whittaker: MAE, RMSE, R² "
-        "per gap bucket and the coverage of SF's 90%% interval. Writes JSON, Markdown, PNG.",
-    )
+    ev = _command(sub, _cmd_evaluate,
+                  "benchmark the SF model against classic interpolators on real plot series")
     ev.add_argument("--data", type=Path, required=True, help="data folder")
     ev.add_argument("--out", type=Path, required=True, help="report folder")
-    ev.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+    _add_model(ev)
     ev.add_argument("--seed", type=int, default=0, help="seed of the artificial gaps")
-    _add_common(ev)
-    ev.set_defaults(handler=_cmd_evaluate)
+    _add_common(ev, _cmd_evaluate)
     _add_mowing_parsers(sub)
     return parser
 
 
 def _cmd_fill_table(args: argparse.Namespace) -> int:
+    """IN columns id,date,ndvi,vv,vh (one row per series and date, each series' dates 6
+    days apart; empty ndvi = gap; vv/vh in dB, may be empty; optional orbit column). OUT
+    columns id,date,ndvi_filled,ndvi_std for every input row."""
     from pipeline.filltable import fill_table
 
-    if args.model is not None and not args.model.is_file():
-        from pipeline.errors import InputError
-
-        raise InputError(f"--model: file not found: {args.model}")
-    fill_table(args.input, args.output, model_path=args.model)
+    fill_table(args.input, args.output, model_path=_model(args))
     print(f"wrote {args.output}")
     return EXIT_OK
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """DIR has the layout of the slovak-grassland data (train/S1/*.csv, train/S2/*.csv).
+    Hides contiguous runs of clear observations (6, 12-18, 24-30, 36-60 days) and scores
+    SF, linear, Akima, quadratic and Whittaker: MAE, RMSE, R² per gap bucket and the
+    coverage of SF's 90%% interval. Writes JSON, Markdown, PNG."""
     from pipeline.evaluate import run_evaluation
-    from pipeline.run import check_writable_dir
+    from pipeline.storage import check_writable_dir
 
     check_writable_dir(args.out)
     if not args.data.is_dir():
-        from pipeline.errors import InputError
-
         raise InputError(f"--data: not a folder: {args.data}")
     run_evaluation(args.data, args.out, model_path=args.model, seed=args.seed)
     print(f"report in {args.out}/")
@@ -293,13 +168,8 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
             "drop tested against the fill uncertainty (default: %(default)s)",
         )
 
-    mw = sub.add_parser(
-        "mowing",
-        help="detect grassland cuts on a filled cube: per-pixel rasters, per-parcel events",
-        description="Writes OUT/mowing_count.tif (cuts per pixel) and OUT/mowing_dates.tif "
-        "(one band per cut, YYYYMMDD, 0 = none); with --parcels also mowing_parcels.csv "
-        "and mowing_events.gpkg from each parcel's mean filled series.",
-    )
+    mw = _command(sub, _cmd_mowing,
+                  "detect grassland cuts on a filled cube: per-pixel rasters, per-parcel events")
     mw.add_argument(
         "--cube", type=Path, required=True, help="the --out folder of a run, or its cube.zarr"
     )
@@ -319,16 +189,10 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     detector_options(mw)
-    _add_common(mw)
-    mw.set_defaults(handler=_cmd_mowing)
+    _add_common(mw, _cmd_mowing)
 
-    mt = sub.add_parser(
-        "mowing-table",
-        help="detect grassland cuts in a CSV table of raw NDVI (and S1) acquisitions",
-        description="IN columns id,date,ndvi (one row per acquisition on its own date; empty "
-        "ndvi = cloudy) and optional vv,vh in dB. Each series is binned onto the 6-day grid, "
-        "gap-filled and searched for cuts. OUT columns id,event_date, one row per cut.",
-    )
+    mt = _command(sub, _cmd_mowing_table,
+                  "detect grassland cuts in a CSV table of raw NDVI (and S1) acquisitions")
     _add_table_io(mt)
     mt.add_argument(
         "--method",
@@ -337,15 +201,17 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         help="gap filler: sf, linear, or raw = no fill, detect on the binned observations "
         "(default: sf when its weights exist, else linear)",
     )
-    mt.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
+    _add_model(mt)
     detector_options(mt)
-    _add_common(mt)
-    mt.set_defaults(handler=_cmd_mowing_table)
+    _add_common(mt, _cmd_mowing_table)
 
 
 def _cmd_mowing(args: argparse.Namespace) -> int:
+    """Writes OUT/mowing_count.tif (cuts per pixel) and OUT/mowing_dates.tif (one band per
+    cut, YYYYMMDD, 0 = none); with --parcels also mowing_parcels.csv and
+    mowing_events.gpkg from each parcel's mean filled series."""
     from pipeline.mowing.raster import write_mowing
-    from pipeline.run import check_writable_dir
+    from pipeline.storage import check_writable_dir
 
     check_writable_dir(args.out)
     r = write_mowing(
@@ -353,26 +219,21 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
         series=args.series,
     )
     extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if args.parcels else ""
-    print(
-        f"{r.pixels_with_cuts:,} pixels with cuts{extra}; wrote "
-        + ", ".join(p.name for p in r.paths)
-    )
+    names = ", ".join(p.name for p in r.paths)
+    print(f"{r.pixels_with_cuts:,} pixels with cuts{extra}; wrote {names}")
     return EXIT_OK
 
 
 def _cmd_mowing_table(args: argparse.Namespace) -> int:
-    from pipeline.errors import InputError
-    from pipeline.fill import default_filler
+    """IN columns id,date,ndvi (one row per acquisition on its own date; empty ndvi =
+    cloudy) and optional vv,vh in dB. Each series is binned onto the 6-day grid,
+    gap-filled and searched for cuts. OUT columns id,event_date, one row per cut."""
+    from pipeline.fill import available_method, default_filler
     from pipeline.mowing.series import mowing_table
 
-    if args.model is not None and not args.model.is_file():
-        raise InputError(f"--model: file not found: {args.model}")
-    method = args.method
-    if method is None:
-        import model
-
-        method = "sf" if (args.model or model.default_weights()).is_file() else "linear"
-    filler = None if method == "raw" else default_filler(args.model, method)
+    model = _model(args)
+    method = args.method or available_method(model)
+    filler = None if method == "raw" else default_filler(model, method)
     n = mowing_table(args.input, args.output, filler, args.detector)
     print(f"{n} cuts ({method} {'series' if method == 'raw' else 'fill'}, {args.detector}) "
           f"-> {args.output}")
@@ -403,53 +264,14 @@ def _progress_factory(quiet: bool) -> Callable[[str], Callable[[int, int], None]
     return factory
 
 
-def _remote_work_dir(args: argparse.Namespace) -> Path:
-    """Local working folder of a run whose --out is on object storage."""
-    import hashlib
-
-    key = hashlib.sha256(args.out.rstrip("/").encode()).hexdigest()[:12]
-    return Path(args.cache) / "remote-runs" / key
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    import os
+    """Search scenes for the AOI and period, build the 6-day Zarr cube (OUT/cube.zarr),
+    fill NDVI gaps and write COG stacks, QGIS styles and run.json into OUT. A killed run
+    resumes where it stopped when started again."""
+    from pipeline.request import request_from_options
+    from pipeline.run import run_pipeline
 
-    from pipeline.errors import InputError
-    from pipeline.run import RunRequest, run_pipeline
-    from pipeline.storage import is_remote
-
-    for opt in ("aoi", "out"):
-        if getattr(args, opt) is None:
-            raise InputError(f"--{opt} is required (on the command line or in --config)")
-    req = RunRequest(
-        aoi=args.aoi,
-        out=Path(args.out) if not is_remote(args.out) else _remote_work_dir(args),
-        remote=args.out.rstrip("/") if is_remote(args.out) else None,
-        start=args.start,
-        end=args.end,
-        source=args.source,
-        stac_url=args.stac_url,
-        s2_source=args.s2_source,
-        s1_source=args.s1_source,
-        eodata=args.eodata,
-        s1_assets=args.s1_assets,
-        s1_collection=args.s1_collection,
-        s2_collection=args.s2_collection,
-        sh_profile=args.sh_profile,
-        cache=args.cache,
-        method=args.method,
-        model=args.model,
-        crs=args.crs,
-        max_area_km2=args.max_area_km2,
-        chunk=args.chunk,
-        workers=args.workers or max(1, os.cpu_count() or 1),
-        seed=args.seed,
-        tile_m=args.tile_size,
-        sf_dates=args.sf_dates,
-        scheduler=args.scheduler,
-        s1_processing=args.s1_processing,
-        dem=args.dem,
-    )
+    req = request_from_options(vars(args))
     s = run_pipeline(req, progress=_progress_factory(args.quiet))
     print(
         f"done in {s.seconds:.1f} s: {s.pixels_in_aoi:,} pixels in the AOI "
@@ -465,19 +287,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet or verbose == 0 else logging.INFO
-    if verbose >= 2:
-        level = logging.DEBUG
+    # dask.distributed sets up its own loggers on import, unless the root logger has a
+    # handler by then: imported first, its scheduler and worker INFO lines stay out of ours
+    import distributed  # noqa: F401
+
+    info = logging.INFO if verbose and not quiet else logging.WARNING
+    level = logging.DEBUG if verbose >= 2 else info
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _apply_config(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None, path: Path
-) -> argparse.Namespace:
-    """Re-parse with the TOML file's values as defaults of the ``run`` subcommand."""
+def _config_defaults(path: Path) -> dict[str, Any]:
+    """The ``run`` option values of a TOML file, converted as on the command line."""
     import tomllib
 
-    from pipeline.errors import InputError
+    from pipeline.request import config_values
 
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -485,48 +308,21 @@ def _apply_config(
         raise InputError(f"--config: file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"--config: {path} is not valid TOML ({exc})") from None
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[
-        "run"
-    ]
-    known = {a.dest: a for a in sub._actions}
-    defaults = {}
-    for key, value in values.items():
-        dest = key.replace("-", "_")
-        if dest not in known or dest in ("config", "help"):
-            raise InputError(f"--config: unknown option {key!r} in {path}")
-        action = known[dest]
-        if action.type is not None and not isinstance(value, bool):
-            try:
-                value = action.type(str(value))
-            except (argparse.ArgumentTypeError, ValueError) as exc:
-                raise InputError(f"--config: {key} = {value!r} in {path}: {exc}") from None
-        if action.choices is not None and value not in action.choices:
-            raise InputError(
-                f"--config: {key} = {value!r} in {path}; choose from {sorted(action.choices)}"
-            )
-        defaults[dest] = value
-    sub.set_defaults(**defaults)
-    return parser.parse_args(argv)
+    return config_values(values, str(path))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    from pipeline.errors import InputError
-
-    parser = build_parser()
+    verbose = 0
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         if getattr(args, "config", None) is not None:
-            args = _apply_config(parser, argv, args.config)
+            args = build_parser(_config_defaults(args.config)).parse_args(argv)
+        verbose = args.verbose
+        _configure_logging(args.verbose, args.quiet)
+        return int(args.handler(args))
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    _configure_logging(args.verbose, args.quiet)
-    try:
-        code: int = args.handler(args)
-        return code
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -534,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as exc:
-        if args.verbose >= 2:
+        if verbose >= 2:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
         print(

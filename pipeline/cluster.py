@@ -97,6 +97,19 @@ def open_client(spec: ClusterSpec) -> Iterator[Client]:
         yield client
 
 
+@contextmanager
+def client_for(spec: ClusterSpec) -> Iterator[Client | None]:
+    """A dask.distributed client, or None for ``--scheduler threads`` (in-process threads)."""
+    if spec.scheduler == "threads":
+        yield None
+        return
+    with open_client(spec) as client:
+        link = dashboard_link(client)
+        if link:
+            log.warning("dask dashboard: %s", link)
+        yield client
+
+
 def dashboard_link(client: Client) -> str | None:
     """The dashboard URL, if one is served."""
     try:

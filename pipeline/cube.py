@@ -14,12 +14,13 @@ are tied to a signature of the inputs, so a changed run never reuses stale data.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ import numpy as np
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
+from pipeline import __version__
+from pipeline.blocks import blocks, chunk_edges
 from pipeline.storage import Loc
+from pipeline.timegrid import EPOCH, TimeGrid
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +74,66 @@ def add_grid_mapping(ds: xr.Dataset, geobox: GeoBox) -> xr.Dataset:
     return ds
 
 
+def describe_cube(
+    cube: xr.Dataset,
+    geobox: GeoBox,
+    grid: TimeGrid,
+    source: str,
+    tile: str,
+    scenes: tuple[list[Any], list[Any]],
+) -> xr.Dataset:
+    """The tile cube with its CF grid mapping and attributes: source, tile, time grid,
+    the (used, skipped) scene lists and a history line."""
+    cube = add_grid_mapping(cube, geobox)
+    cube.attrs.update(
+        Conventions="CF-1.10",
+        title="Sentinel-1/2 cube on a 6-day grid",
+        source=source,
+        tile=tile,
+        time_grid=f"{grid.step_days}-day bins from epoch {EPOCH}, first bin {grid.start}",
+        scenes_json=json.dumps(scenes[0], default=str),
+        skipped_json=json.dumps(scenes[1], default=str),
+        history=f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} s1s2-gapfill "
+        f"{__version__} ingest",
+    )
+    return cube
+
+
+@dataclass(frozen=True)
+class TileSignatures:
+    """Signatures of a tile's inputs: a changed input never resumes from stale chunks.
+
+    Attributes:
+        ingest: of the grid, time grid, scene ids and software version.
+        fill: of ``ingest`` and the filler.
+    """
+
+    ingest: str
+    fill: str
+
+    @classmethod
+    def of(
+        cls, geobox: GeoBox, grid: TimeGrid, scene_ids: Sequence[str], filler: object
+    ) -> TileSignatures:
+        """The signatures of a tile's cube and fill."""
+        sig = signature(
+            geobox=str(geobox), grid=asdict(grid), scenes=list(scene_ids), version=__version__
+        )
+        return cls(ingest=sig, fill=signature(ingest=sig, filler=repr(filler)))
+
+    def done_marker(self, store: Loc) -> Loc:
+        """The marker a finished tile (cube, fill and products) leaves beside its store."""
+        return _progress_dir(store, "") / f"tile-{self.fill}.done"
+
+
+def n_regions(ds: xr.Dataset) -> int:
+    """Number of spatial chunks of a cube."""
+    return int(len(ds.chunks["y"]) * len(ds.chunks["x"]))
+
+
 def _regions(ds: xr.Dataset) -> Iterator[tuple[str, dict[str, slice]]]:
-    chunks = ds.chunks
-    ys = np.cumsum((0, *chunks["y"]))
-    xs = np.cumsum((0, *chunks["x"]))
-    for iy in range(len(ys) - 1):
-        for ix in range(len(xs) - 1):
-            yield (
-                f"{iy}-{ix}",
-                {
-                    "y": slice(int(ys[iy]), int(ys[iy + 1])),
-                    "x": slice(int(xs[ix]), int(xs[ix + 1])),
-                },
-            )
+    for b in blocks(chunk_edges(ds.chunks["y"]), chunk_edges(ds.chunks["x"])):
+        yield b.key, {"y": b.rows, "x": b.cols}
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:

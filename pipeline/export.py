@@ -1,19 +1,15 @@
 """Products in ``--out``: COG stacks with dates on the bands, QGIS styles, run record.
 
-Every file is written into a staging folder inside ``--out`` and moved into
-place with ``os.replace`` once complete, so a crash never leaves a
-half-written product where a user (or QGIS) would open it.
+Every file is written into a staging folder inside ``--out`` and moved into place
+once complete (:func:`pipeline.storage.staging` and :func:`~pipeline.storage.publish`),
+so a crash never leaves a half-written product where a user (or QGIS) would open it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,10 @@ import rasterio
 import rasterio.shutil
 import xarray as xr
 from odc.geo.geobox import GeoBox
+
+from pipeline.blocks import blocks, chunk_edges
+from pipeline.storage import publish, staging
+from pipeline.timegrid import TimeGrid
 
 log = logging.getLogger(__name__)
 
@@ -87,37 +87,6 @@ PRODUCTS: tuple[StackSpec, ...] = (
 )
 
 
-@contextmanager
-def staging(out: Path) -> Iterator[Path]:
-    """A temporary folder inside ``out``; removed afterwards whatever happens."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def publish(staged: Path, out: Path) -> list[Path]:
-    """Move every staged file (or folder) into ``out`` atomically (same file system).
-
-    A folder that exists from an earlier run is renamed aside first and removed
-    after the new one is in place (``os.replace`` cannot replace a non-empty folder).
-    """
-    moved = []
-    for f in sorted(staged.iterdir()):
-        target = out / f.name
-        old = None
-        if f.is_dir() and target.exists():
-            old = staged / f".old-{f.name}"
-            os.replace(target, old)
-        os.replace(f, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        moved.append(target)
-    return moved
-
-
 def write_stack(
     da: xr.DataArray,
     path: Path,
@@ -150,24 +119,19 @@ def write_stack(
         "BIGTIFF": "IF_SAFER",
     }
     chunks = da.chunksizes if da.chunks else {"y": (h,), "x": (w,)}
-    ys = np.cumsum((0, *chunks["y"]))
-    xs = np.cumsum((0, *chunks["x"]))
     with rasterio.open(tmp, "w", **profile) as dst:
         for i, d in enumerate(dates, start=1):
             dst.set_band_description(i, d)
             dst.update_tags(i, DATE=d)
         dst.update_tags(DESCRIPTION=spec.description, TIME_DIMENSION="band", **(tags or {}))
-        for iy in range(len(ys) - 1):
-            for ix in range(len(xs) - 1):
-                block = da.isel(
-                    y=slice(int(ys[iy]), int(ys[iy + 1])), x=slice(int(xs[ix]), int(xs[ix + 1]))
-                ).values
-                if np.issubdtype(block.dtype, np.floating):
-                    block = np.where(np.isfinite(block), block, spec.nodata)
-                window = rasterio.windows.Window(
-                    int(xs[ix]), int(ys[iy]), block.shape[2], block.shape[1]
-                )
-                dst.write(block.astype(spec.dtype), window=window)
+        for b in blocks(chunk_edges(chunks["y"]), chunk_edges(chunks["x"])):
+            block = da.isel(y=b.rows, x=b.cols).values
+            if np.issubdtype(block.dtype, np.floating):
+                block = np.where(np.isfinite(block), block, spec.nodata)
+            window = rasterio.windows.Window(
+                b.cols.start, b.rows.start, block.shape[2], block.shape[1]
+            )
+            dst.write(block.astype(spec.dtype), window=window)
     rasterio.shutil.copy(
         tmp,
         path,
@@ -262,7 +226,7 @@ def write_json(obj: dict[str, Any], path: Path) -> None:
 def write_products(
     ds: xr.Dataset,
     geobox: GeoBox,
-    dates: Sequence[str],
+    grid: TimeGrid,
     out: Path,
     record: dict[str, Any],
     specs: Sequence[StackSpec] = PRODUCTS,
@@ -272,6 +236,7 @@ def write_products(
     A stack whose values are all NaN (``ndvi_std`` of a filler without
     uncertainty) is left out and noted in the record.
     """
+    dates = grid.iso_dates()
     written: list[Path] = []
     with staging(out) as tmp:
         for spec in specs:
@@ -294,7 +259,7 @@ def write_products(
             if spec.style:
                 (tmp / spec.filename.replace(".tif", ".qml")).write_text(make_qml(spec.style))
         record["products"] = sorted(p.name for p in tmp.iterdir() if p.suffix == ".tif")
-        write_extras(ds, geobox, dates, tmp, record, specs)
+        write_extras(ds, geobox, grid, tmp, record, specs)
         write_json(record, tmp / "run.json")
         written = publish(tmp, out)
     return written
@@ -303,7 +268,7 @@ def write_products(
 def write_extras(
     ds: xr.Dataset,
     geobox: GeoBox,
-    dates: Sequence[str],
+    grid: TimeGrid,
     tmp: Path,
     record: dict[str, Any],
     specs: Sequence[StackSpec],
@@ -318,25 +283,24 @@ def write_extras(
     from pipeline.quicklook import write_quicklook
 
     written = [s for s in specs if (tmp / s.filename).exists()]
-    step = int(record.get("time_grid", {}).get("step_days", 6))
     left_out = record.setdefault("products_left_out", {})
     try:
         stacks = [(s.filename, s.filename.removesuffix(".tif"), s.style or "ndvi")
                   for s in written]
         (tmp / "products.qgs").write_text(
-            make_project(geobox, dates, stacks, make_renderer, step_days=step), encoding="utf-8")
+            make_project(geobox, grid, stacks, make_renderer), encoding="utf-8")
     except Exception as exc:
         log.warning("QGIS project not written: %s", exc)
         left_out["products.qgs"] = f"{type(exc).__name__}: {exc}"
     try:
-        write_stac(tmp / "stac", geobox, dates, [(s.filename, s.description) for s in written],
-                   step_days=step, extra={"s1s2:fill_method": record.get("fill_method")})
+        write_stac(tmp / "stac", geobox, grid, [(s.filename, s.description) for s in written],
+                   extra={"s1s2:fill_method": record.get("fill_method")})
     except Exception as exc:
         log.warning("STAC catalog not written: %s", exc)
         left_out["stac/"] = f"{type(exc).__name__}: {exc}"
     if {"ndvi_filled", "observed", "ndvi"} <= set(ds.data_vars):
         try:
-            record["quicklook_date"] = write_quicklook(ds, dates, tmp / "quicklook.png")
+            record["quicklook_date"] = write_quicklook(ds, grid.iso_dates(), tmp / "quicklook.png")
         except Exception as exc:
             log.warning("quicklook not written: %s", exc)
             left_out["quicklook.png"] = f"{type(exc).__name__}: {exc}"

@@ -6,15 +6,14 @@ arrays, :func:`compute_filled` maps it over a dask-backed cube with
 
 A filler sees one series per pixel: ``ndvi`` (N, T) with NaN gaps, ``vv`` and
 ``vh`` (N, T, 2) in dB with the last axis (ascending, descending), NaN where
-no acquisition. It returns NDVI mean and std, both (N, T). A filler whose ``fill``
-also takes a ``doy`` keyword (day of year of each date's bin centre, (T,)) gets the
-cube's dates; others are called with the three arrays only.
+no acquisition, and ``doy`` (T,), the day of year of each date's bin centre (None when
+the dates are unknown; a filler that has no use for dates ignores it). It returns NDVI
+mean and std, both (N, T).
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -38,9 +37,10 @@ class Filler(Protocol):
         ...
 
     def fill(
-        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray
+        self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray, doy: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(N, T) NDVI + (N, T, 2) VV/VH in dB -> (mean, std), each (N, T) float32."""
+        """(N, T) NDVI + (N, T, 2) VV/VH in dB (+ (T,) day of year) -> (mean, std), each
+        (N, T) float32."""
         ...
 
 
@@ -112,7 +112,7 @@ def fill_block(
 
     Observed NDVI is never replaced by a NaN, and pixels without any clear
     observation stay NaN (there is nothing to anchor a fill to). ``doy`` ((T,) day of
-    year of each date) goes to fillers that take it (see :func:`takes_doy`).
+    year of each date) goes to the filler.
     """
     shape = ndvi.shape
     t = shape[-1]
@@ -123,21 +123,8 @@ def fill_block(
     std = np.full(flat.shape, np.nan, np.float32)
     rows = np.isfinite(flat).any(axis=1)
     if rows.any():
-        if doy is not None and takes_doy(filler):
-            m, s = filler.fill(flat[rows], vv[rows], vh[rows], doy=doy)  # type: ignore[call-arg]
-        else:
-            m, s = filler.fill(flat[rows], vv[rows], vh[rows])
-        mean[rows], std[rows] = m, s
+        mean[rows], std[rows] = filler.fill(flat[rows], vv[rows], vh[rows], doy=doy)
     return mean.reshape(shape), std.reshape(shape)
-
-
-def takes_doy(filler: object) -> bool:
-    """Whether ``filler.fill`` accepts a ``doy`` keyword (older fillers do not)."""
-    try:
-        params = inspect.signature(filler.fill).parameters  # type: ignore[attr-defined]
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return "doy" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def cube_doy(times: np.ndarray, step_days: int = STEP_DAYS) -> np.ndarray | None:
@@ -194,3 +181,10 @@ def default_filler(model_path: str | Path | None, method: str, use_dates: bool =
     if method == "linear":
         return LinearFiller()
     return ModelFiller(path=None if model_path is None else str(model_path), use_dates=use_dates)
+
+
+def available_method(model_path: str | Path | None) -> str:
+    """``sf`` when its weights exist (``model_path``, else the shipped ones), else ``linear``."""
+    import model
+
+    return "sf" if Path(model_path or model.default_weights()).is_file() else "linear"

@@ -20,6 +20,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import odc.stac
@@ -372,3 +373,40 @@ def make_cube(
     ds["aoi_mask"] = mask
     ds = ds.chunk({"time": -1, "y": chunk, "x": chunk})
     return ds
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How a tile's scenes become its cube.
+
+    Attributes:
+        chunk: spatial chunk edge in pixels.
+        grd_cache: folder for backscatter computed here from GRD products.
+        dem: DEM raster for terrain correction (None: the default on the EODATA mount).
+        eodata: the ``--eodata`` mode or mount path.
+        s1_processing: who turns GRD products into backscatter (``local``, ``sentinelhub``).
+    """
+
+    chunk: int = CHUNK
+    grd_cache: Path = Path("grd")
+    dem: Path | None = None
+    eodata: str | None = None
+    s1_processing: str = "local"
+
+
+def backscatter_items(
+    s1_items: list[pystac.Item], geobox: GeoBox, scenes: SceneLog, options: IngestOptions
+) -> list[pystac.Item]:
+    """S1 items as :func:`make_cube` reads them: GRD products in radar geometry are
+    calibrated and terrain-corrected on ``geobox`` first (others pass through)."""
+    from pipeline.grd import grd_options, process_grd_items  # grd imports this module
+
+    return process_grd_items(
+        s1_items,
+        geobox,
+        options.grd_cache,
+        options.dem,
+        grd_options(options.eodata),
+        scenes,
+        processing=options.s1_processing,
+    )

@@ -19,6 +19,8 @@ import pystac
 from odc.geo.geobox import GeoBox
 from shapely.geometry import mapping
 
+from pipeline.timegrid import TimeGrid
+
 PROJ_EXT = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 
 
@@ -30,15 +32,16 @@ def _utc(day: str, offset_days: int = 0) -> dt.datetime:
 def write_stac(
     root: Path,
     geobox: GeoBox,
-    dates: Sequence[str],
+    grid: TimeGrid,
     stacks: Sequence[tuple[str, str]],
-    step_days: int = 6,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``root/collection.json`` and its items; return the collection path.
+    """Write ``root/collection.json`` and one item per date of ``grid``; return the
+    collection path.
 
     ``stacks`` are ``(file name, description)`` of GeoTIFFs in ``root.parent``.
     """
+    dates, step_days = grid.iso_dates(), grid.step_days
     footprint = geobox.extent.to_crs("EPSG:4326").geom
     bbox = list(footprint.bounds)
     geom = mapping(footprint)

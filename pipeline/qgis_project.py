@@ -16,6 +16,8 @@ from xml.sax.saxutils import escape, quoteattr
 import pandas as pd
 from odc.geo.geobox import GeoBox
 
+from pipeline.timegrid import TimeGrid
+
 
 def _srs(geobox: GeoBox) -> str:
     assert geobox.crs is not None
@@ -31,13 +33,14 @@ def _iso(ts: pd.Timestamp) -> str:
 
 def make_project(
     geobox: GeoBox,
-    dates: Sequence[str],
+    grid: TimeGrid,
     stacks: Sequence[tuple[str, str, str]],
     renderer: Callable[[str, int], str],
-    step_days: int = 6,
 ) -> str:
-    """Project XML. ``stacks`` = ``(file name, group title, style kind)``; ``renderer``
-    is ``make_renderer(kind, band) -> str`` (the pipe's renderer element)."""
+    """Project XML: one layer per stack and date of ``grid``, each with its bin as time
+    range. ``stacks`` = ``(file name, group title, style kind)``; ``renderer`` is
+    ``make_renderer(kind, band) -> str`` (the pipe's renderer element)."""
+    dates, step_days = grid.iso_dates(), grid.step_days
     x0, y0, x1, y1 = geobox.extent.boundingbox
     extent = (f"<extent><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
               f"<ymax>{y1}</ymax></extent>")

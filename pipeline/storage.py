@@ -1,7 +1,9 @@
 """Local folders and object storage (``s3://``) behind one small path-like value.
 
 Only what the cube and the products need: join, exists, read/write small text
-files, remove a tree, upload/download a file. Remote access goes through
+files, remove a tree, upload/download a file. Also the one way files and folders
+appear here atomically (:func:`atomic_write`, :func:`atomic_dir`, :func:`staging`
+with :func:`publish`) and the checks of an output place. Remote access goes through
 fsspec (s3fs for ``s3://``); credentials come from the environment
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` or
 ``S3_ENDPOINT_URL`` for S3-compatible services such as CreoDIAS object storage).
@@ -11,11 +13,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import fsspec
+
+from pipeline.errors import InputError
 
 
 def is_remote(url: str | Path) -> bool:
@@ -101,9 +109,8 @@ class Loc:
         if not self.remote:
             p = Path(self.url)
             p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(p.name + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, p)
+            with atomic_write(p) as tmp:
+                tmp.write_text(text)
             return
         self._fs().pipe_file(self.url, text.encode())  # one PUT: atomic on object storage
 
@@ -138,3 +145,146 @@ class Loc:
             shutil.copyfile(self.url, local)
             return
         self._fs().get(self.url, str(local))
+
+
+@dataclass(frozen=True)
+class OutputPlace:
+    """Where a run, or one tile of it, writes.
+
+    Attributes:
+        local: folder of the products (with ``--out s3://...`` a local working folder).
+        remote: the object-storage location of ``--out``, or None. The cube lives there
+            (workers write to it directly, so any machine can resume) and the products
+            are uploaded there.
+    """
+
+    local: Path
+    remote: Loc | None = None
+
+    def tile(self, rel: str) -> OutputPlace:
+        """The place of a tile at ``rel`` below this one ("" = this place)."""
+        if not rel:
+            return self
+        return OutputPlace(self.local / rel, None if self.remote is None else self.remote / rel)
+
+    @property
+    def cube(self) -> Loc:
+        """The Zarr store."""
+        return self.remote / "cube.zarr" if self.remote is not None else Loc.of(
+            self.local / "cube.zarr"
+        )
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` on success.
+
+    The name keeps the suffix (writers that infer the format from it still work) and
+    holds the process and thread, so concurrent writers never share a temporary file.
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _replace(src: Path, target: Path, aside: Path) -> None:
+    """Move ``src`` onto ``target``; a folder already there is renamed to ``aside`` first
+    and removed once the new one is in place (``os.replace`` keeps no non-empty folder)."""
+    old = None
+    if src.is_dir() and target.exists():
+        os.replace(target, aside)
+        old = aside
+    os.replace(src, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_dir(path: Path, replace: bool = True) -> Iterator[Path]:
+    """A temporary folder beside ``path`` to fill; renamed onto ``path`` on success.
+
+    ``replace=False`` only takes the place of a missing or empty folder (OSError
+    otherwise, e.g. when a concurrent writer finished first). The temporary folder is
+    removed whatever happens.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-partial-", dir=path.parent))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+        if replace:
+            _replace(tmp, path, tmp.with_name(tmp.name + "-old"))
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp.with_name(tmp.name + "-old"), ignore_errors=True)
+
+
+@contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A temporary folder inside ``out`` for files that :func:`publish` moves into ``out``;
+    removed afterwards whatever happens."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(staged: Path, out: Path) -> list[Path]:
+    """Move every staged file (or folder) into ``out`` atomically (same file system)."""
+    moved = []
+    for f in sorted(staged.iterdir()):
+        _replace(f, out / f.name, staged / f".old-{f.name}")
+        moved.append(out / f.name)
+    return moved
+
+
+def check_writable_dir(path: Path, option: str = "--out") -> None:
+    """InputError unless ``path`` is (or can be created as) a writable folder."""
+    p = path.absolute()
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{option}: {path} exists and is not a folder; pass a folder path")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"{option}: cannot create {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{option}: cannot write to {path} (no write permission on {probe})")
+
+
+def check_remote_out(url: str) -> None:
+    """InputError unless the object-storage location can be listed and written."""
+    if not url.startswith("s3://"):
+        raise InputError(f"--out: unsupported URL scheme in {url}; use a local folder or s3://")
+    loc = Loc(url) / ".write-test"
+    try:
+        loc.write_text("ok")
+        loc.rmtree()
+    except Exception as exc:  # botocore/s3fs raise many types
+        raise InputError(
+            f"--out: cannot write to {url} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "check the bucket and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_ENDPOINT_URL"
+        ) from None
+
+
+def upload_products(local: Path, remote: Loc) -> None:
+    """Copy the products of ``local`` (not the cube, already remote) to ``remote``;
+    run.json goes last, so its presence means the upload is complete."""
+    names = sorted(
+        p.name
+        for p in local.iterdir()
+        if p.name not in ("run.json", "cube.zarr", "cube.zarr.progress", "tiles")
+        and not p.name.startswith(".staging-")
+    )
+    for name in names:
+        (remote / name).upload(local / name)
+    if (local / "run.json").exists():
+        (remote / "run.json").upload(local / "run.json")

@@ -7,8 +7,6 @@ numeric columns hold numbers or empty cells; outputs appear atomically.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
+from pipeline.storage import atomic_write
 
 #: Cell values read as "no value".
 EMPTY = ("", "nan", "na", "null", "none")
@@ -71,11 +70,5 @@ def numeric_column(df: pd.DataFrame, col: str, path: Path, gap: str) -> np.ndarr
 def write_csv_atomic(df: pd.DataFrame, output: Path, float_format: str | None = None) -> None:
     """Write a CSV through a temporary file in the same folder, then rename."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False, float_format=float_format)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(output) as tmp, open(tmp, "w", newline="") as fh:
+        df.to_csv(fh, index=False, float_format=float_format)

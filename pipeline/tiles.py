@@ -9,17 +9,22 @@ its own products, its own completion marker.
 from __future__ import annotations
 
 import math
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import rasterio
 import rasterio.shutil
+import xarray as xr
 from odc.geo.geobox import GeoBox
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
+
+from pipeline.export import PRODUCTS, make_qml, write_extras, write_json
+from pipeline.storage import atomic_write
+from pipeline.timegrid import TimeGrid
 
 #: Default tile edge in metres (1000 pixels at 10 m).
 DEFAULT_TILE_M = 10_000
@@ -135,20 +140,45 @@ def write_vrt(sources: Sequence[Path], path: Path) -> None:
 def mosaic_cog(sources: Sequence[Path], out: Path, resampling: str = "AVERAGE") -> None:
     """Mosaic tile products into one COG (through a VRT), written atomically."""
     vrt = out.with_name(out.name + ".vrt")
-    tmp = out.with_name(out.name + ".part")
     write_vrt(sources, vrt)
     try:
-        rasterio.shutil.copy(
-            vrt,
-            tmp,
-            driver="COG",
-            compress="DEFLATE",
-            predictor="YES",
-            blocksize=256,
-            overview_resampling=resampling,
-            BIGTIFF="IF_SAFER",
-        )
-        os.replace(tmp, out)
+        with atomic_write(out) as tmp:
+            rasterio.shutil.copy(
+                vrt,
+                tmp,
+                driver="COG",
+                compress="DEFLATE",
+                predictor="YES",
+                blocksize=256,
+                overview_resampling=resampling,
+                BIGTIFF="IF_SAFER",
+            )
     finally:
         vrt.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
+
+
+def mosaic_products(
+    out: Path, tile_dirs: list[Path], record: dict[str, Any], geobox: GeoBox, grid: TimeGrid
+) -> list[Path]:
+    """Mosaic every product the tiles share into ``out``, with styles, the QGIS project,
+    the STAC catalog and run.json (the quicklook stays per tile)."""
+    written = []
+    for spec in PRODUCTS:
+        sources = [d / spec.filename for d in tile_dirs]
+        if not all(p.exists() for p in sources):
+            continue
+        target = out / spec.filename
+        mosaic_cog(sources, target, resampling="NEAREST" if spec.dtype == "uint8" else "AVERAGE")
+        written.append(target)
+        if spec.style:
+            qml = out / spec.filename.replace(".tif", ".qml")
+            with atomic_write(qml) as tmp:
+                tmp.write_text(make_qml(spec.style))
+            written.append(qml)
+    record["products"] = sorted(p.name for p in written if p.suffix == ".tif")
+    write_extras(xr.Dataset(), geobox, grid, out, record, PRODUCTS)
+    written += [p for p in (out / "products.qgs", out / "stac") if p.exists()]
+    with atomic_write(out / "run.json") as tmp:
+        write_json(record, tmp)
+    written.append(out / "run.json")
+    return sorted(written)

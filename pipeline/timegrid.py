@@ -68,6 +68,14 @@ class TimeGrid:
         """Last day covered (inclusive)."""
         return (self.starts[-1] + pd.Timedelta(days=self.step_days - 1)).date()
 
+    @classmethod
+    def of_starts(cls, starts: object) -> TimeGrid:
+        """The grid whose bins start at ``starts`` (e.g. a cube's ``time`` values)."""
+        times = pd.DatetimeIndex(np.atleast_1d(np.asarray(starts)))
+        grid = cls.covering(times[0], times[-1])
+        assert grid.count == len(times), "the times are not consecutive 6-day bin starts"
+        return grid
+
     def iso_dates(self) -> list[str]:
         """Bin labels as ISO dates (used for band descriptions)."""
         return [d.strftime("%Y-%m-%d") for d in self.starts]

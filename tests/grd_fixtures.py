@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import functools
 import gzip
 import re
@@ -556,9 +555,3 @@ def _write_manifest(path: Path, item: pystac.Item, direction: str, start: str, s
     for pattern, repl in subs:
         text = re.sub(pattern, repl, text)
     path.write_text(text)
-
-
-def demo_start(item: pystac.Item) -> dt.datetime:
-    """Acquisition time of a demo item (UTC)."""
-    assert item.datetime is not None
-    return item.datetime

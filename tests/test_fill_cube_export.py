@@ -104,7 +104,7 @@ def test_export_cog_with_dates_on_bands(tmp_path):
     dates = [str(t)[:10] for t in ds["time"].values]
     out = tmp_path / "out"
     record: dict = {"version": "test"}
-    written = write_products(ds, gb, dates, out, record)
+    written = write_products(ds, gb, TimeGrid.of_starts(ds["time"].values), out, record)
     names = {p.name for p in written}
     assert {"ndvi_filled.tif", "observed.tif", "ndvi_observed.tif", "run.json",
             "ndvi_filled.qml"} <= names

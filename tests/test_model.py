@@ -197,21 +197,15 @@ def test_doy_features_are_a_unit_circle_or_zero() -> None:
     assert (s[:, 1] == 0).all() and (c[:, 1] == 0).all()
 
 
-def test_fill_block_passes_cube_dates_to_fillers_that_take_them() -> None:
-    from pipeline.fill import LinearFiller, cube_doy, fill_block, takes_doy
+def test_fill_block_passes_cube_dates_to_the_filler() -> None:
+    from pipeline.fill import LinearFiller, cube_doy, fill_block
 
     seen: dict[str, object] = {}
 
-    class Legacy:
-        name = "legacy"
+    class Dated:
+        name = "dated"
 
-        def fill(self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-            seen["legacy"] = True
-            return ndvi, ndvi
-
-    class Dated(Legacy):
-        def fill(self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray,  # type: ignore[override]
+        def fill(self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray,
                  doy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
             seen["doy"] = doy
             return ndvi, ndvi
@@ -223,11 +217,10 @@ def test_fill_block_passes_cube_dates_to_fillers_that_take_them() -> None:
     assert cube_doy(np.arange(2)) is None
     ndvi = np.full((3, 2), 0.5, np.float32)
     s1 = np.full((3, 2), np.nan, np.float32)
-    assert not takes_doy(Legacy()) and takes_doy(Dated()) and takes_doy(LinearFiller())
-    fill_block(Legacy(), ndvi, s1, s1, s1, s1, doy=doy)
-    assert seen["legacy"] is True
     fill_block(Dated(), ndvi, s1, s1, s1, s1, doy=doy)
     np.testing.assert_array_equal(np.asarray(seen["doy"]), doy)
+    fill_block(Dated(), ndvi, s1, s1, s1, s1)
+    assert seen["doy"] is None
     m, _ = fill_block(LinearFiller(), ndvi, s1, s1, s1, s1, doy=doy)
     np.testing.assert_array_equal(m, ndvi)
     assert LinearFiller().fill(ndvi, s1[..., None], s1[..., None])[0].shape == (3, 2)

@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -51,6 +50,7 @@ from pipeline.grd.radiometry import (
     filter_speckle,
 )
 from pipeline.ingest import SceneLog
+from pipeline.storage import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -226,17 +226,15 @@ def compute_backscatter(
 
 
 def _write_tif(path: Path, data: np.ndarray, geobox: GeoBox, tags: dict[str, str]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     profile = {
         "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
         "dtype": "float32", "crs": str(geobox.crs), "transform": geobox.transform,
         "nodata": float("nan"), "compress": "DEFLATE", "tiled": True,
         "blockxsize": 256, "blockysize": 256,
     }
-    with rasterio.open(tmp, "w", **profile) as dst:
+    with atomic_write(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(data, 1)
         dst.update_tags(**tags)
-    os.replace(tmp, path)
 
 
 def _cache_key(product: GrdProduct, geobox: GeoBox, dem: Path | None, options: GrdOptions) -> str:

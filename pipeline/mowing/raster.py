@@ -28,9 +28,10 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 
 from pipeline.errors import InputError
-from pipeline.export import StackSpec, publish, staging, write_stack
+from pipeline.export import StackSpec, write_stack
 from pipeline.mowing.detect import MAX_EVENTS, DetectParams, default_params, detect
 from pipeline.mowing.series import days_to_dates, grid_axes
+from pipeline.storage import publish, staging
 from pipeline.tables import write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
 
@@ -104,8 +105,7 @@ def open_filled_cube(path: Path, series: str = "filled") -> xr.Dataset:
 
 def cube_grid(cube: xr.Dataset) -> TimeGrid:
     """The :class:`TimeGrid` of a cube's time axis."""
-    times = pd.DatetimeIndex(cube["time"].values)
-    return TimeGrid.covering(times[0], times[-1])
+    return TimeGrid.of_starts(cube["time"].values)
 
 
 def _yyyymmdd(days: np.ndarray) -> np.ndarray:

@@ -9,9 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +48,7 @@ from pipeline.simulate.spec import (
     scl_geobox,
     stream,
 )
+from pipeline.storage import atomic_dir
 from pipeline.timegrid import TimeGrid
 
 log = logging.getLogger(__name__)
@@ -281,19 +279,12 @@ def write_archive(root: Path, spec: WorldSpec) -> Path:
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} exists, is not empty and holds no catalog.json: "
                               "remove it or pass another folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-partial-", dir=root.parent))
-    tmp.chmod(0o755)
     try:
-        log.info("simulating demo archive into %s", root)
-        _build(tmp, spec)
-        try:
-            os.replace(tmp, root)  # atomic; replaces an empty folder
-        except OSError:
-            if catalog.exists():  # another writer finished first: keep theirs
-                return catalog
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_dir(root, replace=False) as tmp:  # takes the place of an empty folder
+            log.info("simulating demo archive into %s", root)
+            _build(tmp, spec)
+    except OSError:
+        if catalog.exists():  # another writer finished first: keep theirs
+            return catalog
+        raise
     return catalog

@@ -21,7 +21,6 @@ from pipeline.simulate import calibration as cal
 from pipeline.simulate.fields import gaussian_field, powerlaw_field
 from pipeline.simulate.spec import WorldSpec
 
-CLOUD_STREAM = 5
 NOISE_STREAM = 4
 #: Opacity at the flagging threshold (thin haze below it is missed by SCL).
 THIN_MAX = 0.10

@@ -20,6 +20,11 @@ class Source(Protocol):
 
     name: str
 
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """Scenes found but not delivered, each ``{"id", "reason"}`` (to run.json)."""
+        ...
+
     def search_s2(self, aoi: BaseGeometry, start: dt.date, end: dt.date) -> list[pystac.Item]:
         """Sentinel-2 L2A items intersecting ``aoi`` (EPSG:4326) within the period."""
         ...

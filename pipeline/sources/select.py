@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pystac
@@ -23,6 +22,7 @@ from pipeline.sources.base import Source
 
 log = logging.getLogger(__name__)
 
+#: The sources a run can use (``--source``, ``--s2-source``, ``--s1-source``).
 SOURCE_NAMES = ("demo", "stac", "sentinelhub")
 
 
@@ -39,7 +39,8 @@ class SourceChoice:
         s1_collection: STAC collection id of the S1 backscatter (None: the known ids).
         s2_collection: STAC collection id of the S2 L2A items (None: ``sentinel-2-l2a``).
         sh_profile: sentinelhub config profile (None: env variables / default profile).
-        cache: cache folder (Sentinel Hub downloads go to ``cache/sentinelhub``).
+        cache: cache folder (the demo archive, Sentinel Hub downloads in ``cache/sentinelhub``).
+        seed: seed of the demo world.
     """
 
     s2: str
@@ -51,6 +52,7 @@ class SourceChoice:
     s2_collection: str | None = None
     sh_profile: str | None = None
     cache: Path = Path(".")
+    seed: int = 0
 
     @property
     def name(self) -> str:
@@ -89,7 +91,6 @@ class SplitSource:
     s2_source: Source
     s1_source: Source
     name: str
-    _skipped: list[dict[str, str]] = field(default_factory=list, repr=False)
 
     def search_s2(self, aoi: BaseGeometry, start: dt.date, end: dt.date) -> list[pystac.Item]:
         """Sentinel-2 items from the S2 source."""
@@ -104,19 +105,23 @@ class SplitSource:
         """Scenes either source could not deliver, with the reason."""
         out: list[dict[str, str]] = []
         for src in {id(s): s for s in (self.s2_source, self.s1_source)}.values():
-            out.extend(getattr(src, "skipped", []))
+            out.extend(src.skipped)
         return out
 
 
-def open_sources(
-    choice: SourceChoice, geobox: GeoBox | None, demo: Callable[[], Source]
-) -> Source:
-    """The source(s) of a run; ``demo`` builds the demo source when one is asked for."""
+_: type[Source] = SplitSource
+
+
+def open_sources(choice: SourceChoice, geobox: GeoBox | None) -> Source:
+    """The source(s) of a run (the demo archive is generated if missing).
+
+    ``geobox`` is the run's grid; sources that download (Sentinel Hub) request on it.
+    """
     opened: dict[str, Source] = {}
 
     def get(kind: str) -> Source:
         if kind not in opened:
-            opened[kind] = _open_one(kind, choice, geobox, demo)
+            opened[kind] = _open_one(kind, choice, geobox)
         return opened[kind]
 
     s2, s1 = get(choice.s2), get(choice.s1)
@@ -125,11 +130,11 @@ def open_sources(
     return SplitSource(s2, s1, choice.name)
 
 
-def _open_one(
-    kind: str, choice: SourceChoice, geobox: GeoBox | None, demo: Callable[[], Source]
-) -> Source:
+def _open_one(kind: str, choice: SourceChoice, geobox: GeoBox | None) -> Source:
     if kind == "demo":
-        return demo()
+        from pipeline.sources.demo import open_demo_source
+
+        return open_demo_source(choice.cache, choice.seed)
     if kind == "stac":
         from pipeline.sources.eodata import resolve_access
         from pipeline.sources.stac import (

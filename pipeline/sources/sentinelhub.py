@@ -34,14 +34,12 @@ import json
 import logging
 import math
 import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pystac
 import rasterio
 from odc.geo.geobox import GeoBox
@@ -50,7 +48,9 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
+from pipeline.blocks import blocks, even_edges
 from pipeline.errors import InputError
+from pipeline.storage import atomic_dir, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +169,8 @@ def estimate_pu(width: int, height: int, product: Product) -> float:
 def make_tiles(geobox: GeoBox, max_px: int = MAX_TILE_PX) -> list[tuple[int, int, int, int]]:
     """(row0, col0, height, width) tiles covering the grid, none larger than ``max_px``."""
     h, w = geobox.shape
-    ny, nx = math.ceil(h / max_px), math.ceil(w / max_px)
-    rows = np.linspace(0, h, ny + 1).round().astype(int)
-    cols = np.linspace(0, w, nx + 1).round().astype(int)
-    return [
-        (int(rows[i]), int(cols[j]), int(rows[i + 1] - rows[i]), int(cols[j + 1] - cols[j]))
-        for i in range(ny)
-        for j in range(nx)
-    ]
+    return [(b.rows.start, b.cols.start, *b.shape)
+            for b in blocks(even_edges(h, max_px), even_edges(w, max_px))]
 
 
 def load_config(profile: str | None = None, *, base_url: str | None = None,
@@ -477,9 +471,8 @@ class SentinelHubSource:
             return f"Sentinel Hub response is not a readable GeoTIFF ({reason})"
         path = self._tile_path(tile.key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".part-{os.getpid()}")
-        tmp.write_bytes(resp.content)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(resp.content)
         return None
 
     def _fetch(self, scenes: list[Scene], collection: Any,
@@ -525,10 +518,13 @@ class SentinelHubSource:
 
     def _assemble(self, scene: Scene, tiles: list[_Tile], scene_dir: Path) -> None:
         """One GeoTIFF per band on the whole grid from the cached tiles (atomic)."""
+        with atomic_dir(scene_dir) as tmp:
+            self._write_scene(scene, tiles, tmp)
+        for tile in tiles:  # the assembled scene is the cache from now on
+            self._tile_path(tile.key).unlink(missing_ok=True)
+
+    def _write_scene(self, scene: Scene, tiles: list[_Tile], tmp: Path) -> None:
         gb = self.geobox
-        tmp = scene_dir.with_name(scene_dir.name + f".tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         h, w = gb.shape
         profiles = {
             key: dict(driver="GTiff", width=w, height=h, count=1, dtype=dtype, nodata=nodata,
@@ -549,10 +545,6 @@ class SentinelHubSource:
             for dst in outs.values():
                 dst.close()
         (tmp / "done").write_text(json.dumps({"products": scene.products}))
-        shutil.rmtree(scene_dir, ignore_errors=True)
-        os.replace(tmp, scene_dir)
-        for tile in tiles:  # the assembled scene is the cache from now on
-            self._tile_path(tile.key).unlink(missing_ok=True)
 
     def _item(self, scene: Scene, scene_dir: Path) -> pystac.Item:
         gb = self.geobox

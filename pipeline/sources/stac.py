@@ -143,6 +143,8 @@ class StaticCatalogSource:
         s1_collections: collection ids holding Sentinel-1 backscatter items.
         adapter: href rewrite and S1 asset mapping applied to every found item.
         stac_io: how the catalog's JSON is read (None: pystac's default, urllib/files).
+        skipped: scenes not delivered (none: a catalog skips nothing; ingestion records
+            unreadable assets itself).
     """
 
     url: str
@@ -151,6 +153,7 @@ class StaticCatalogSource:
     name: str = "stac"
     adapter: ItemAdapter = field(default_factory=ItemAdapter)
     stac_io: pystac.StacIO | None = field(default=None, repr=False)
+    skipped: list[dict[str, str]] = field(default_factory=list)
     _items: dict[str, list[pystac.Item]] | None = field(default=None, repr=False)
 
     def _load(self) -> dict[str, list[pystac.Item]]:
@@ -198,6 +201,7 @@ class StacApiSource:
             API may not have any; then ``search_s1`` finds nothing).
         adapter: href rewrite and S1 asset mapping applied to every found item.
         max_items: upper bound on items per search (CDSE stops paging at 10,000).
+        skipped: scenes not delivered (none: ingestion records unreadable assets itself).
     """
 
     url: str
@@ -206,6 +210,7 @@ class StacApiSource:
     name: str = "stac"
     adapter: ItemAdapter = field(default_factory=ItemAdapter)
     max_items: int = MAX_ITEMS
+    skipped: list[dict[str, str]] = field(default_factory=list)
     _collections: set[str] | None = field(default=None, repr=False)
     _client: Any = field(default=None, repr=False)
 
