@@ -259,7 +259,7 @@ def run_cv(
         reuse: score fold networks already in ``out_dir/folds`` instead of training
             them again (calibration and scoring are redone).
     """
-    from model.train import Recipe
+    from model.train import Recipe, write_text
 
     recipe = recipe or Recipe()
     domains = discover_domains(Path(data_dir))
@@ -286,15 +286,9 @@ def run_cv(
               "std_shift_factor": factors,
               "seeds": list(seeds), "repeats": repeats, "wall_seconds":
               round(time.perf_counter() - t0, 1), "workers": workers, "folds": folds}
-    _write(out_dir / "cv.json", json.dumps(report, indent=2) + "\n")
-    _write(out_dir / "cv.md", markdown(report))
+    write_text(out_dir / "cv.json", json.dumps(report, indent=2) + "\n")
+    write_text(out_dir / "cv.md", markdown(report))
     return report
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -485,9 +485,14 @@ def train(
     return card
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temporary file beside it, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_card(path: Path, card: dict[str, Any]) -> None:
     """Write the model card atomically."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(card, indent=2) + "\n")
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from pipeline import baselines
 from pipeline.errors import InputError
+from pipeline.storage import atomic_write
 from pipeline.timegrid import EPOCH, STEP_DAYS
 
 if TYPE_CHECKING:
@@ -223,9 +224,8 @@ def run_evaluation(
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def _markdown(result: dict[str, Any]) -> str:
@@ -290,7 +290,6 @@ def _plot_samples(
             ax.set_ylabel("NDVI")
     axes[0, 0].legend(fontsize=7, ncol=4, loc="lower center")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
-    tmp.replace(path)
