@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.checks import check_table_output, check_weights
 from pipeline.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -64,8 +65,8 @@ def _add_model(p: argparse.ArgumentParser) -> None:
 
 def _model(args: argparse.Namespace) -> Path | None:
     """``--model``, checked."""
-    if args.model is not None and not args.model.is_file():
-        raise InputError(f"--model: file not found: {args.model}")
+    if args.model is not None:
+        check_weights(args.model)
     model: Path | None = args.model
     return model
 
@@ -135,6 +136,7 @@ def _cmd_fill_table(args: argparse.Namespace) -> int:
     columns id,date,ndvi_filled,ndvi_std for every input row."""
     from pipeline.filltable import fill_table
 
+    check_table_output(args.input, args.output)
     fill_table(args.input, args.output, model_path=_model(args))
     print(f"wrote {args.output}")
     return EXIT_OK
@@ -231,6 +233,7 @@ def _cmd_mowing_table(args: argparse.Namespace) -> int:
     from pipeline.fill import available_method, default_filler
     from pipeline.mowing.series import mowing_table
 
+    check_table_output(args.input, args.output)
     model = _model(args)
     method = args.method or available_method(model)
     filler = None if method == "raw" else default_filler(model, method)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.aoi import DEFAULT_MAX_AREA_KM2
+from pipeline.checks import check_crs, check_weights
 from pipeline.errors import InputError
 from pipeline.grd.process import S1_PROCESSING
 from pipeline.ingest import CHUNK
@@ -356,8 +357,12 @@ def validate(req: RunRequest) -> None:
     check_sources(source_choice(req))
     if req.method not in METHODS:
         raise InputError(f"--method: unknown method {req.method!r}; choose one of {METHODS}")
-    if req.model is not None and not req.model.is_file():
-        raise InputError(f"--model: file not found: {req.model}")
+    if req.model is not None:
+        check_weights(req.model)
+    if req.crs is not None:
+        check_crs(req.crs)
+    if req.workers < 0:
+        raise InputError(f"--workers {req.workers}: pass 0 (one per core) or a positive count")
     if req.s1_processing not in S1_PROCESSING:
         raise InputError(f"--s1-processing {req.s1_processing!r}: choose one of {S1_PROCESSING}")
     if req.dem is not None and not req.dem.is_file():
