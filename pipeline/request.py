@@ -27,7 +27,7 @@ from pipeline.grd.process import S1_PROCESSING
 from pipeline.ingest import CHUNK
 from pipeline.sources.eodata import MODES as EODATA_MODES
 from pipeline.sources.select import SOURCE_NAMES, SourceChoice, check_sources
-from pipeline.storage import check_remote_out, check_writable_dir, is_remote
+from pipeline.storage import check_out_owned, check_remote_out, check_writable_dir, is_remote
 from pipeline.tiles import DEFAULT_TILE_M
 
 METHODS = ("sf", "linear")
@@ -185,6 +185,12 @@ class RunRequest:
         "units, mosaicked at the end; default: %(default)g m)",
         default=DEFAULT_TILE_M,
         metavar="METRES",
+    )
+    overwrite: bool = option(
+        "--overwrite",
+        "write into a non-empty --out that no run of this pipeline made (its files of the "
+        "same names are replaced)",
+        default=False,
     )
     #: ``--out`` when it is a URL (then ``out`` is a local working folder); no option.
     remote: str | None = None
@@ -375,6 +381,7 @@ def validate(req: RunRequest) -> None:
     if req.chunk < 16 or req.chunk > 4096:
         raise InputError(f"--chunk {req.chunk} is out of range; pass 16..4096 pixels")
     check_writable_dir(req.out)
+    check_out_owned(req.out, req.overwrite, inputs=(req.aoi,))
     if req.remote is not None:
         check_remote_out(req.remote)
 

@@ -39,7 +39,7 @@ from pipeline.provenance import TileEntry, add_skipped, run_record
 from pipeline.request import RunRequest, request_parameters, source_choice, validate
 from pipeline.sources.demo import check_demo_extent
 from pipeline.sources.select import open_sources
-from pipeline.storage import Loc, OutputPlace, upload_products
+from pipeline.storage import Loc, OutputPlace, claim_out, upload_products
 from pipeline.tiles import Tile, make_tiles, mosaic_products
 from pipeline.timegrid import TimeGrid
 
@@ -144,13 +144,13 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     assert geobox.crs is not None
     tiles = make_tiles(geobox, aoi_in_crs(aoi, geobox.crs.to_wkt()), req.tile_m)
 
-    req.out.mkdir(parents=True, exist_ok=True)
     scenes = SceneLog()
     scenes.skipped.extend(source.skipped)  # scenes a source could not deliver
     stats: list[TileResult] = []
     plan = TilePlan(aoi, grid, filler, ingest, source.name, s2_items, s1_items,
                     request_parameters(req))
-    with client_for(ClusterSpec(scheduler=req.scheduler, workers=req.workers)) as client:
+    spec = ClusterSpec(scheduler=req.scheduler, workers=req.workers)
+    with claim_out(req.out), client_for(spec) as client:
         plan = replace(plan, workers=req.workers if client is None else 1, tiled=len(tiles) > 1)
         for n, tile in enumerate(tiles, start=1):
             log.info("tile %s (%d of %d)", tile.id, n, len(tiles))

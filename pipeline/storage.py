@@ -11,8 +11,10 @@ fsspec (s3fs for ``s3://``); credentials come from the environment
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -258,6 +260,69 @@ def check_writable_dir(path: Path, option: str = "--out") -> None:
         raise InputError(f"{option}: cannot create {path}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(f"{option}: cannot write to {path} (no write permission on {probe})")
+
+
+#: Marker a run writes into the ``--out`` folder it creates or finds empty (it owns it).
+OWNER_MARKER = ".s1s2-gapfill-out"
+#: Lock file a run holds (OS lock) for its whole life; it names the holder.
+LOCK_NAME = ".s1s2-gapfill.lock"
+
+
+def check_out_owned(path: Path, overwrite: bool = False, inputs: tuple[Path, ...] = ()) -> None:
+    """InputError unless a run may write into ``path`` (no file is touched).
+
+    Never ``/`` or the home folder, never a folder that holds one of ``inputs``; a
+    non-empty folder must carry the marker of an earlier run unless ``overwrite``.
+    """
+    p = path.expanduser().absolute()
+    if p.resolve() in {Path("/"), Path.home().resolve()}:
+        raise InputError(f"--out {path} is {'/' if p.resolve() == Path('/') else 'the home folder'}"
+                         "; pass a folder of its own, e.g. out/")
+    for f in inputs:
+        if f.exists() and f.resolve().is_relative_to(p.resolve()):
+            raise InputError(f"--out {path} holds the input {f}; pass a folder of its own")
+    if p.is_dir() and not (p / OWNER_MARKER).exists() and not overwrite:
+        names = sorted(q.name for q in p.iterdir())
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise InputError(f"--out {path} is not empty ({shown}) and no run of this pipeline "
+                             "made it; pass an empty or new folder, or --overwrite to write there")
+
+
+@contextmanager
+def claim_out(path: Path) -> Iterator[None]:
+    """Own and lock ``path`` for the life of a run.
+
+    Creates the folder, writes the owner marker and holds an exclusive OS lock on the
+    lock file (released by the OS when the process ends, so a dead run's lock is taken
+    over). A second run into the same folder gets an InputError naming the holder. If
+    the run fails and the folder it created holds nothing but marker and lock, the
+    folder is removed again.
+    """
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    ok = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read_text().strip() or "another process"
+            raise InputError(f"--out {path} is in use by another run ({holder}); wait for it "
+                             "to end or pass another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}\n".encode())
+        marker = path / OWNER_MARKER
+        if not marker.exists():
+            with atomic_write(marker) as tmp:
+                tmp.write_text("written by s1s2-gapfill: this folder holds a run's outputs\n")
+        yield
+        ok = True
+    finally:
+        if not ok and created and {q.name for q in path.iterdir()} <= {LOCK_NAME, OWNER_MARKER}:
+            shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
 
 
 def check_remote_out(url: str) -> None:
