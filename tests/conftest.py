@@ -91,3 +91,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_cache: Path, small_a
     )
     assert code == 0
     return out
+
+
+def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI; assert exit 2 with a one-line message, which is returned."""
+    from pipeline.__main__ import main
+
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    return err

@@ -9,17 +9,9 @@ from pathlib import Path
 import pytest
 
 from model import default_weights
-from pipeline.__main__ import main
 from pipeline.checks import check_crs, check_table_output, check_weights
 from pipeline.errors import InputError
-
-
-def _one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    return err
+from tests.conftest import refused
 
 
 def _safetensors(path: Path, names: list[str]) -> Path:
@@ -71,10 +63,10 @@ def test_run_refuses_bad_model_crs_and_workers_before_any_work(
             "--cache", str(tmp_path / "no-cache")]
     junk = tmp_path / "junk.safetensors"
     junk.write_text("junk")
-    assert "--model" in _one_line_exit_2([*base, "--model", str(junk)], capsys)
-    assert "geographic" in _one_line_exit_2([*base, "--crs", "EPSG:4326"], capsys)
-    assert "--crs" in _one_line_exit_2([*base, "--crs", "garbage"], capsys)
-    assert "--workers -1" in _one_line_exit_2([*base, "--workers", "-1"], capsys)
+    assert "--model" in refused([*base, "--model", str(junk)], capsys)
+    assert "geographic" in refused([*base, "--crs", "EPSG:4326"], capsys)
+    assert "--crs" in refused([*base, "--crs", "garbage"], capsys)
+    assert "--workers -1" in refused([*base, "--workers", "-1"], capsys)
     assert not out.exists() and not (tmp_path / "no-cache").exists()
 
 
@@ -84,9 +76,9 @@ def test_table_commands_keep_their_input(tmp_path: Path,
     text = "id,date,ndvi,vv,vh\na,2023-05-01,0.5,,\na,2023-05-07,,,\na,2023-05-13,0.6,,\n"
     table.write_text(text)
     for cmd in ("fill-table", "mowing-table"):
-        err = _one_line_exit_2([cmd, "--input", str(table), "--output", str(table)], capsys)
+        err = refused([cmd, "--input", str(table), "--output", str(table)], capsys)
         assert "is the --input file" in err
-        err = _one_line_exit_2([cmd, "--input", str(table), "--output", str(tmp_path)], capsys)
+        err = refused([cmd, "--input", str(table), "--output", str(tmp_path)], capsys)
         assert "is a folder" in err
     assert table.read_text() == text
     with pytest.raises(InputError):

@@ -12,7 +12,7 @@ import pytest
 from pipeline.__main__ import main
 from pipeline.errors import InputError
 from pipeline.storage import LOCK_NAME, OWNER_MARKER, check_out_owned, claim_out
-from tests.conftest import END, START
+from tests.conftest import END, START, refused
 
 
 def _args(aoi: Path, cache: Path, out: Path | str) -> list[str]:
@@ -20,24 +20,17 @@ def _args(aoi: Path, cache: Path, out: Path | str) -> list[str]:
             "--start", START, "--end", END, "--method", "linear", "--scheduler", "threads"]
 
 
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    return err
 
-
-def test_root_home_and_input_folders_are_refused(
+def test_root_home_and_input_folders_arerefused(
     small_aoi: Path, demo_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert "is /" in _refused(_args(small_aoi, demo_cache, "/"), capsys)
+    assert "is /" in refused(_args(small_aoi, demo_cache, "/"), capsys)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    assert "home folder" in _refused(_args(small_aoi, demo_cache, home), capsys)
-    assert "holds the input" in _refused(_args(small_aoi, demo_cache, small_aoi.parent),
+    assert "home folder" in refused(_args(small_aoi, demo_cache, home), capsys)
+    assert "holds the input" in refused(_args(small_aoi, demo_cache, small_aoi.parent),
                                          capsys)
     assert sorted(p.name for p in home.iterdir()) == []
 
@@ -49,7 +42,7 @@ def test_a_folder_it_did_not_make_is_refused_unless_overwrite(
     (mine / "stac").mkdir(parents=True)
     (mine / "stac" / "notes.txt").write_text("keep")
     (mine / "run.json").write_text("{}")
-    err = _refused(_args(small_aoi, demo_cache, mine), capsys)
+    err = refused(_args(small_aoi, demo_cache, mine), capsys)
     assert "not empty (run.json, stac)" in err and "--overwrite" in err
     assert (mine / "run.json").read_text() == "{}"
     assert main([*_args(small_aoi, demo_cache, mine), "--overwrite"]) == 0
