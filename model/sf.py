@@ -67,6 +67,19 @@ YEAR_DAYS = 365.25
 CURVATURE_SCALE = 10.0
 
 
+def _neighbours(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of the last observation at or before / first at or after each date.
+
+    -1 / T where there is none (``valid`` is ``(B, T)`` boolean).
+    """
+    t = valid.shape[-1]
+    pos = torch.arange(t, device=valid.device).expand_as(valid)
+    prev = torch.where(valid, pos, torch.full_like(pos, -1)).cummax(dim=-1).values
+    rev = torch.where(valid, pos, torch.full_like(pos, t)).flip(-1)
+    nxt = (-(-rev).cummax(dim=-1).values).flip(-1)
+    return prev, nxt
+
+
 def _linear_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Linear interpolation along the last axis, nearest value beyond the ends.
 
@@ -75,9 +88,7 @@ def _linear_fill(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, ..
     """
     t = x.shape[-1]
     pos = torch.arange(t, device=x.device).expand_as(x)
-    prev = torch.where(valid, pos, torch.full_like(pos, -1)).cummax(dim=-1).values
-    rev = torch.where(valid, pos, torch.full_like(pos, t)).flip(-1)
-    nxt = (-(-rev).cummax(dim=-1).values).flip(-1)
+    prev, nxt = _neighbours(valid)
     has_prev, has_next = prev >= 0, nxt < t
     y_prev = x.gather(-1, prev.clamp(0, t - 1))
     y_next = x.gather(-1, nxt.clamp(0, t - 1))
@@ -125,9 +136,7 @@ def akima_fill(
     """
     t = x.shape[-1]
     pos = torch.arange(t, device=x.device).expand_as(x)
-    last_valid = torch.where(valid, pos, torch.full_like(pos, -1)).cummax(dim=-1).values
-    rev = torch.where(valid, pos, torch.full_like(pos, t)).flip(-1)
-    first_valid = (-(-rev).cummax(dim=-1).values).flip(-1)
+    last_valid, first_valid = _neighbours(valid)
     p1, n1 = last_valid, first_valid
     p2 = _gather_prev(last_valid, p1)
     p3 = _gather_prev(last_valid, p2)
