@@ -41,6 +41,7 @@ class StackSpec:
         nodata: nodata value written where the variable is NaN.
         style: QML style kind (``ndvi``, ``std``, ``flag``) or None.
         description: dataset-level description tag.
+        unit: UDUNITS unit of the values (``"1"`` = dimensionless), ``""`` for flags.
     """
 
     variable: str
@@ -49,6 +50,7 @@ class StackSpec:
     nodata: float
     style: str | None
     description: str
+    unit: str = "1"
 
 
 PRODUCTS: tuple[StackSpec, ...] = (
@@ -75,6 +77,7 @@ PRODUCTS: tuple[StackSpec, ...] = (
         FLAG_NODATA,
         "flag",
         "1 = clear Sentinel-2 observation in the bin, 0 = filled",
+        "",
     ),
     StackSpec(
         "ndvi",
@@ -293,7 +296,7 @@ def write_extras(
         log.warning("QGIS project not written: %s", exc)
         left_out["products.qgs"] = f"{type(exc).__name__}: {exc}"
     try:
-        write_stac(tmp / "stac", geobox, grid, [(s.filename, s.description) for s in written],
+        write_stac(tmp / "stac", geobox, grid, written,
                    extra={"s1s2:fill_method": record.get("fill_method")})
     except Exception as exc:
         log.warning("STAC catalog not written: %s", exc)
