@@ -7,6 +7,7 @@ Prints one JSON object with what QGIS saw. Two parts:
 - the single stack: ``OUT/ndvi_filled.tif`` opened as a layer, which must pick up
   ``ndvi_filled.qml`` as its default style by itself; band BAND rendered to
   ``WORKDIR/stack.png``.
+- the netCDF product: ``OUT/ndvi_filled.nc``'s ``ndvi_filled`` opened as a layer.
 - the project: ``OUT/products.qgs`` read, re-saved by QGIS as ``WORKDIR/resaved.qgs``
   (the caller compares the two files), then a ``QgsTemporalNavigationObject`` set
   up from the project's time settings, as the temporal controller does, steps
@@ -108,6 +109,11 @@ def main(out: Path, work: Path, band: int) -> dict:
     ms.setOutputSize(QSize(600, 600))
     ms.setBackgroundColor(QColor(Qt.white))
     res["png_saved"] = _render(ms, QgsMapRendererParallelJob).save(str(work / "stack.png"), "PNG")
+
+    # the netCDF product's filled NDVI, one band per date
+    nc = QgsRasterLayer(f'NETCDF:"{out / "ndvi_filled.nc"}":ndvi_filled', "nc", "gdal")
+    res["nc"] = {"valid": nc.isValid(), "crs": nc.crs().authid(), "bands": nc.bandCount(),
+                 "band_names": [nc.bandName(i) for i in range(1, nc.bandCount() + 1)]}
 
     # the project, as QGIS reads it and would save it
     proj = QgsProject.instance()

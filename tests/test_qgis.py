@@ -72,6 +72,15 @@ def test_stack_opens_with_its_default_style(demo_run: Path, seen: tuple[dict, Pa
     assert green.mean() > 0.05 or len(np.unique(img.reshape(-1, 3), axis=0)) > 20
 
 
+@pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
+def test_netcdf_opens_with_a_band_per_date(demo_run: Path, seen: tuple[dict, Path]) -> None:
+    nc = seen[0]["nc"]
+    assert nc["valid"] and nc["crs"] == "EPSG:32634"
+    dates = [n.split(": ", 1)[1] for n in seen[0]["band_names"]]
+    days = [int(n.split("time=")[1].split()[0]) for n in nc["band_names"]]
+    assert [(dt.date(2015, 1, 1) + dt.timedelta(days=d)).isoformat() for d in days] == dates
+
+
 def _summary(path: Path) -> dict:
     """The parts of a project file that carry its CRS, time range and per-date layers."""
     root = ET.parse(path).getroot()
