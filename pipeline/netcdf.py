@@ -6,7 +6,7 @@ GDAL 3.6 and QGIS 3.22 (the netCDF driver lists the variables as subdatasets
 and ``time`` as an extra dimension with its values), and xarray:
 
     ds = xr.open_dataset("ndvi_filled.nc", decode_coords="all")
-    ds.ndvi_filled.sel(time="2023-07-19")
+    ds.ndvi_filled.sel(time="2023-07-18")
 
 It is built from the finished stacks (so a multi-tile mosaic gets one too),
 NaN where a stack has nodata, deflate-compressed in chunks of whole series.
