@@ -4,6 +4,7 @@ and Debian's GDAL (``gdalinfo``, skipped where absent)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -97,8 +98,9 @@ def test_netcdf_is_cf_and_time_indexed_in_xarray(demo_run: Path) -> None:
 
 
 def _gdalinfo(*args: str) -> dict:
+    env = {**os.environ, "GDAL_PAM_ENABLED": "NO"}  # no .aux.xml beside the products
     out = subprocess.run(["gdalinfo", "-json", *args], capture_output=True, text=True,
-                         check=True, timeout=60)
+                         check=True, timeout=60, env=env)
     return dict(json.loads(out.stdout))
 
 
