@@ -73,5 +73,10 @@ def write_netcdf(folder: Path, grid: TimeGrid, specs: Sequence[StackSpec],
                                "chunksizes": (var.shape[0], min(h, 256), min(w, 256)),
                                "_FillValue": var.encoding.get("_FillValue")}
     path = folder / NETCDF_NAME
-    ds.to_netcdf(path, engine="netcdf4", format="NETCDF4", encoding=encoding)
+    part = path.with_name(path.name + ".part")  # never a half-written file under the name
+    try:
+        ds.to_netcdf(part, engine="netcdf4", format="NETCDF4", encoding=encoding)
+        part.replace(path)
+    finally:
+        part.unlink(missing_ok=True)
     return path
