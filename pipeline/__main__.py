@@ -94,11 +94,17 @@ def _add_common(p: argparse.ArgumentParser, handler: Callable[[argparse.Namespac
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
 
 
+def _prog_name() -> str:
+    """``s1s2-gapfill`` when started by the installed script, else ``python -m pipeline``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m pipeline" if name in ("", "__main__.py", "-c") else name
+
+
 def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
     """The CLI's argument parser (every option documented in --help); ``run_defaults``
     (e.g. from ``--config``) replace the defaults of ``run`` options."""
     parser = _Parser(
-        prog="python -m pipeline",
+        prog=_prog_name(),
         description="Gap-free 6-day NDVI from Sentinel-1 and Sentinel-2.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -244,7 +250,8 @@ def _cmd_mowing_table(args: argparse.Namespace) -> int:
 
 
 def _progress_factory(quiet: bool) -> Callable[[str], Callable[[int, int], None]]:
-    if quiet:
+    # bars only on a terminal: in a log file or a pipe their \r frames are noise
+    if quiet or not sys.stderr.isatty():
         return lambda stage: lambda done, total: None
     from tqdm import tqdm
 
@@ -297,6 +304,9 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     info = logging.INFO if verbose and not quiet else logging.WARNING
     level = logging.DEBUG if verbose >= 2 else info
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # where the cluster runs and its dashboard (INFO lines): shown unless -q
+    cluster = logging.WARNING if quiet else min(level, logging.INFO)
+    logging.getLogger("pipeline.cluster").setLevel(cluster)
 
 
 def _config_defaults(path: Path) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def client_for(spec: ClusterSpec) -> Iterator[Client | None]:
     with open_client(spec) as client:
         link = dashboard_link(client)
         if link:
-            log.warning("dask dashboard: %s", link)
+            log.info("dask dashboard: %s", link)
         yield client
 
 

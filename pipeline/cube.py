@@ -30,6 +30,7 @@ from odc.geo.geobox import GeoBox
 
 from pipeline import __version__
 from pipeline.blocks import blocks, chunk_edges
+from pipeline.cf import GRID_MAPPING, apply_cf
 from pipeline.storage import Loc
 from pipeline.timegrid import EPOCH, TimeGrid
 
@@ -59,19 +60,14 @@ def signature(**parts: Any) -> str:
 
 
 def add_grid_mapping(ds: xr.Dataset, geobox: GeoBox) -> xr.Dataset:
-    """Attach CF grid mapping and coordinate metadata so GDAL/QGIS/rioxarray see the CRS."""
+    """Attach the CF grid mapping and the CF metadata of the variables
+    (:func:`pipeline.cf.apply_cf`) so GDAL/QGIS/rioxarray/cf-xarray see the CRS."""
     import rioxarray  # noqa: F401  (registers the .rio accessor)
 
     assert geobox.crs is not None
-    ds = ds.rio.write_crs(geobox.crs.to_wkt(), grid_mapping_name="spatial_ref")
-    ds = ds.rio.write_transform(geobox.affine, grid_mapping_name="spatial_ref")
-    ds["x"].attrs.update(standard_name="projection_x_coordinate", units="m", axis="X")
-    ds["y"].attrs.update(standard_name="projection_y_coordinate", units="m", axis="Y")
-    ds["time"].attrs.update(standard_name="time", long_name="start of 6-day bin")
-    for name in ds.data_vars:
-        if {"y", "x"} <= set(ds[name].dims):
-            ds[name].attrs["grid_mapping"] = "spatial_ref"
-    return ds
+    ds = ds.rio.write_crs(geobox.crs.to_wkt(), grid_mapping_name=GRID_MAPPING)
+    ds = ds.rio.write_transform(geobox.affine, grid_mapping_name=GRID_MAPPING)
+    return apply_cf(ds)
 
 
 def describe_cube(
@@ -84,9 +80,8 @@ def describe_cube(
 ) -> xr.Dataset:
     """The tile cube with its CF grid mapping and attributes: source, tile, time grid,
     the (used, skipped) scene lists and a history line."""
-    cube = add_grid_mapping(cube, geobox)
+    cube = apply_cf(add_grid_mapping(cube, geobox), grid)
     cube.attrs.update(
-        Conventions="CF-1.10",
         title="Sentinel-1/2 cube on a 6-day grid",
         source=source,
         tile=tile,
@@ -195,6 +190,7 @@ def write_chunked(
     with a completion marker for ``stage`` and ``sig`` are skipped.
     """
     store = Loc.of(store)
+    ds = apply_cf(ds)
     marks = _progress_dir(store, stage)
     sig_file = marks / "signature"
     if sig_file.exists() and sig_file.read_text() != sig:
@@ -206,6 +202,9 @@ def write_chunked(
             store.rmtree()
             _progress_dir(store, "").rmtree()
             ds.attrs[SIGNATURE_ATTR] = sig
+        else:
+            # xarray replaces the group's attributes with the appended dataset's
+            ds.attrs = {**open_cube(store).attrs, **ds.attrs}
         # metadata only: the arrays are filled region by region below
         ds.to_zarr(
             store.url,

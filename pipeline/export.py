@@ -41,6 +41,7 @@ class StackSpec:
         nodata: nodata value written where the variable is NaN.
         style: QML style kind (``ndvi``, ``std``, ``flag``) or None.
         description: dataset-level description tag.
+        unit: UDUNITS unit of the values (``"1"`` = dimensionless), ``""`` for flags.
     """
 
     variable: str
@@ -49,6 +50,7 @@ class StackSpec:
     nodata: float
     style: str | None
     description: str
+    unit: str = "1"
 
 
 PRODUCTS: tuple[StackSpec, ...] = (
@@ -75,6 +77,7 @@ PRODUCTS: tuple[StackSpec, ...] = (
         FLAG_NODATA,
         "flag",
         "1 = clear Sentinel-2 observation in the bin, 0 = filled",
+        "",
     ),
     StackSpec(
         "ndvi",
@@ -273,11 +276,13 @@ def write_extras(
     record: dict[str, Any],
     specs: Sequence[StackSpec],
 ) -> None:
-    """QGIS project with dates on the temporal controller, STAC catalog, quicklook PNG.
+    """QGIS project with dates on the temporal controller, STAC catalog, the CF
+    netCDF of the filled NDVI, quicklook PNG.
 
     Each is a convenience on top of the stacks: a failure is logged and recorded
     in ``record["products_left_out"]``, never fatal.
     """
+    from pipeline.netcdf import NETCDF_NAME, write_netcdf
     from pipeline.products_stac import write_stac
     from pipeline.qgis_project import make_project
     from pipeline.quicklook import write_quicklook
@@ -293,11 +298,22 @@ def write_extras(
         log.warning("QGIS project not written: %s", exc)
         left_out["products.qgs"] = f"{type(exc).__name__}: {exc}"
     try:
-        write_stac(tmp / "stac", geobox, grid, [(s.filename, s.description) for s in written],
+        write_stac(tmp / "stac", geobox, grid, written,
                    extra={"s1s2:fill_method": record.get("fill_method")})
     except Exception as exc:
         log.warning("STAC catalog not written: %s", exc)
         left_out["stac/"] = f"{type(exc).__name__}: {exc}"
+    if any(s.variable == "ndvi_filled" for s in written):
+        try:
+            write_netcdf(tmp, grid, written, {
+                "title": "Gap-free 6-day NDVI from Sentinel-1/2",
+                "source": f"s1s2-gapfill {record.get('version', '')}, "
+                          f"fill method {record.get('fill_method')}",
+                "comment": "Contains modified Copernicus Sentinel data",
+            })
+        except Exception as exc:
+            log.warning("%s not written: %s", NETCDF_NAME, exc)
+            left_out[NETCDF_NAME] = f"{type(exc).__name__}: {exc}"
     if {"ndvi_filled", "observed", "ndvi"} <= set(ds.data_vars):
         try:
             record["quicklook_date"] = write_quicklook(ds, grid.iso_dates(), tmp / "quicklook.png")

@@ -24,7 +24,8 @@ from pipeline.ingest import SceneLog
 from pipeline.storage import atomic_write
 from pipeline.timegrid import EPOCH, TimeGrid
 
-_PACKAGES = ("numpy", "xarray", "dask", "rasterio", "odc-stac", "zarr", "torch", "pystac")
+_PACKAGES = ("numpy", "xarray", "dask", "rasterio", "odc-stac", "zarr", "torch", "pystac",
+             "netCDF4")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,17 @@ date: the same GeoTIFF, rendered on that date's band with the product's style,
 and a fixed temporal range of that bin. Opening the project and pressing play
 on the temporal controller steps through the dates; with the controller off,
 the layer tree lists the dates. Paths are relative, so the folder can move.
+
+QGIS 3.22 tests a fixed range against a controller frame ``[begin, end)`` as if
+both were closed (``QgsTemporalRange::overlaps`` uses only the layer's flags),
+so a layer that starts or ends on a bin edge is also drawn in the neighbouring
+frame (and, higher in the tree, can hide the right date). Each layer therefore
+covers its bin shrunk by one second (``TICK``) at both ends: exactly one layer
+per stack meets each frame, in QGIS 3.22 as in later versions. The
+project CRS and time range use the elements QGIS 3.22 itself writes and reads
+(``<SpatialRefSys><ProjectionsEnabled>`` enables ``<projectCrs>``;
+``<TemporalRange>`` under ``<ProjectTimeSettings>``); ``tests/test_qgis.py``
+compares the file with the one PyQGIS saves after reading it.
 """
 
 from __future__ import annotations
@@ -17,6 +28,9 @@ import pandas as pd
 from odc.geo.geobox import GeoBox
 
 from pipeline.timegrid import TimeGrid
+
+#: Margin of a layer's range inside its bin, at each end (QGIS stores seconds).
+TICK = pd.Timedelta(seconds=1)
 
 
 def _srs(geobox: GeoBox) -> str:
@@ -49,8 +63,8 @@ def make_project(
     for g, (fname, title, kind) in enumerate(stacks):
         nodes = []
         for k, d in enumerate(dates, start=1):
-            start = pd.Timestamp(d)
-            end = start + pd.Timedelta(days=step_days)
+            start = pd.Timestamp(d) + TICK
+            end = pd.Timestamp(d) + pd.Timedelta(days=step_days) - TICK
             lid = f"{fname.replace('.', '_')}_{k:03d}"
             name = f"{title} {d}"
             checked = "Qt::Checked" if g == 0 else "Qt::Unchecked"
@@ -91,10 +105,11 @@ def make_project(
   </projectlayers>
   <properties>
     <Paths><Absolute type="bool">false</Absolute></Paths>
+    <SpatialRefSys><ProjectionsEnabled type="int">1</ProjectionsEnabled></SpatialRefSys>
   </properties>
   <ProjectTimeSettings cumulativeTemporalRange="0" timeStepUnit="d" timeStep="{step_days}"
       frameRate="1">
-    <temporalRange><start>{_iso(first)}</start><end>{_iso(last)}</end></temporalRange>
+    <TemporalRange><start>{_iso(first)}</start><end>{_iso(last)}</end></TemporalRange>
   </ProjectTimeSettings>
 </qgis>
 """

@@ -27,20 +27,59 @@ def test_stacks_have_iso_dates_styles_and_nodata(demo_run: Path) -> None:
         assert qml.find(".//rasterrenderer") is not None
 
 
-def test_stac_collection_has_an_item_per_date_pointing_at_the_band(demo_run: Path) -> None:
+def test_stac_collection_has_an_item_per_date_with_that_date_only(demo_run: Path) -> None:
     dates = _dates(demo_run)
     coll = pystac.Collection.from_file(str(demo_run / "stac" / "collection.json"))
+    assert coll.license == "other" and coll.get_single_link("license") is not None
     items = sorted(coll.get_items(), key=lambda i: i.id)
     assert [i.id for i in items] == dates
-    for band, item in enumerate(items, start=1):
+    for item in items:
         assert item.datetime is not None and item.datetime.date().isoformat() == item.id
         assert item.properties["start_datetime"].startswith(item.id)
-        asset = item.assets["ndvi_filled"]
-        assert Path(asset.get_absolute_href() or "").resolve() == (
-            demo_run / "ndvi_filled.tif").resolve()
-        assert asset.extra_fields["s1s2:band"] == band
         assert item.properties["proj:code"] == "EPSG:32634"
+        asset = item.assets["ndvi_filled"]
+        with rasterio.open(asset.get_absolute_href() or "") as src:
+            assert src.count == 1 and src.descriptions == (item.id,)
+        assert asset.extra_fields["raster:bands"] == [
+            {"data_type": "float32", "nodata": -9999.0, "scale": 1.0, "offset": 0.0, "unit": "1"}]
+        assert item.assets["observed"].extra_fields["raster:bands"][0]["nodata"] == 255
     assert "ndvi_filled" in coll.assets and "ndvi_filled_qml" in coll.assets
+
+
+def _plain_items(run: Path) -> list[dict]:
+    """The item JSON as written (what a static server or a STAC API hands out), hrefs
+    made absolute; pystac would migrate the projection fields on reading."""
+    items = []
+    for p in sorted((run / "stac").glob("*/*.json")):
+        d = json.loads(p.read_text())
+        for a in d["assets"].values():
+            a["href"] = str((p.parent / a["href"]).resolve())
+        items.append(d)
+    return items
+
+
+def test_odc_stac_and_stackstac_read_every_date_exactly(demo_run: Path) -> None:
+    import numpy as np
+    import odc.stac
+    import stackstac
+
+    coll = pystac.Collection.from_file(str(demo_run / "stac" / "collection.json"))
+    items = sorted(coll.get_items(), key=lambda i: i.id)
+    stacks = {"ndvi_filled": "ndvi_filled.tif", "observed": "observed.tif",
+              "ndvi_observed": "ndvi_observed.tif"}
+    odc_ds = odc.stac.load(items, bands=list(stacks), groupby="id", chunks={})
+    plain = _plain_items(demo_run)
+    assert [d["id"] for d in plain] == [i.id for i in items]
+    for name, fname in stacks.items():
+        with rasterio.open(demo_run / fname) as src:
+            want, dtype, nodata = src.read(), src.dtypes[0], src.nodata
+        got = odc_ds[name].values
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+        st = stackstac.stack(plain, assets=[name], dtype=dtype, rescale=False,
+                             fill_value=np.dtype(dtype).type(nodata), xy_coords="center")
+        assert [str(t)[:10] for t in st.time.values] == [i.id for i in items]
+        assert np.array_equal(st.sel(band=name).values, want), name
+        assert st.x.values[0] == odc_ds.x.values[0] and st.y.values[0] == odc_ds.y.values[0]
 
 
 def test_qgis_project_has_one_temporal_layer_per_date(demo_run: Path) -> None:
