@@ -129,6 +129,12 @@ class RunRequest:
         default="auto",
         choices=EODATA_MODES,
     )
+    allow_path: str | None = option(
+        "--allow-path",
+        "with a local static catalog: folders besides the catalog's own whose files its "
+        "assets may name, comma-separated (e.g. /eodata); other local files, /vsi... "
+        "paths and file:// hrefs are never opened"
+    )
     s1_assets: str | None = option(
         "--s1-assets",
         "with the stac source: S1 asset keys as 'vv=KEY,vh=KEY' (linear gamma0 COGs)"
@@ -349,6 +355,7 @@ def source_choice(req: RunRequest) -> SourceChoice:
         sh_profile=req.sh_profile,
         cache=req.cache,
         seed=req.seed,
+        allow_paths=tuple(p.strip() for p in (req.allow_path or "").split(",") if p.strip()),
     )
 
 
