@@ -194,8 +194,9 @@ class RunRequest:
     )
     overwrite: bool = option(
         "--overwrite",
-        "write into a non-empty --out that no run of this pipeline made (its files of the "
-        "same names are replaced)",
+        "write into a non-empty --out that no run of this pipeline made, or that holds a "
+        "run with other inputs (AOI, period, sources, filler, grid): its files of the same "
+        "names are replaced",
         default=False,
     )
     #: ``--out`` when it is a URL (then ``out`` is a local working folder); no option.
@@ -391,6 +392,43 @@ def validate(req: RunRequest) -> None:
     check_out_owned(req.out, req.overwrite, inputs=(req.aoi,))
     if req.remote is not None:
         check_remote_out(req.remote)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def run_signature(req: RunRequest, aoi_wkb: bytes) -> dict[str, str]:
+    """What a run's products depend on, as readable values (a rerun resumes only with the
+    same; :func:`pipeline.storage.check_resume`).
+
+    The AOI (its geometry, ``aoi_wkb``, not the file name), the period, the sources and
+    their options, the filler with the hash of its weights, and the grid options. Not in
+    it: what changes only speed or logging (``--workers``, ``--scheduler``, ``--cache``).
+    The scenes themselves are checked per tile (a catalog that changed recomputes it).
+    """
+    import model
+
+    choice = source_choice(req)
+    sources = f"s2 {choice.s2}, s1 {choice.s1}"
+    if "stac" in (choice.s2, choice.s1):
+        sources += (f", stac {choice.stac_url or 'default'}, collections "
+                    f"{choice.s2_collection or 'default'}/{choice.s1_collection or 'default'}, "
+                    f"assets {choice.s1_assets or 'default'}")
+    if "demo" in (choice.s2, choice.s1):
+        sources += f", demo seed {choice.seed}"
+    filler = req.method
+    if req.method == "sf":
+        weights = req.model or model.default_weights()
+        filler += f" weights {_sha256(weights)}" + ("" if req.sf_dates else " without dates")
+    return {
+        "aoi": hashlib.sha256(aoi_wkb).hexdigest()[:16],
+        "period": f"{req.start}..{req.end}",
+        "sources": sources,
+        "filler": filler,
+        "grid": f"crs {req.crs or 'UTM of the AOI'}, chunk {req.chunk}, tile {req.tile_m:g} m",
+        "s1 processing": f"{req.s1_processing}, dem {req.dem or 'default'}",
+    }
 
 
 def request_parameters(req: RunRequest) -> dict[str, Any]:
