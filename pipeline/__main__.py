@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.checks import check_table_output, check_weights
+from pipeline.checks import check_mowing_cube, check_table_output, check_weights
 from pipeline.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -216,6 +216,7 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
     from pipeline.storage import check_writable_dir
 
     check_writable_dir(args.out)
+    check_mowing_cube(args.cube, args.series)
     r = write_mowing(
         args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id,
         series=args.series,

@@ -22,6 +22,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.aoi import AOI, aoi_in_crs, make_geobox, read_aoi
+from pipeline.checks import check_filled_tile
 from pipeline.cluster import ClusterSpec, client_for
 from pipeline.cube import (
     TileSignatures,
@@ -263,6 +264,7 @@ def run_tile(
         t2 = time.perf_counter()
         entry = TileEntry(tile.id, False, ingested, fill_stats,
                           {"ingest": t1 - t0, "fill": t2 - t1}, pixels)
+        check_filled_tile(open_cube(store), plan.grid.count, tile.id)
         record = run_record(plan.parameters, plan.grid, tile_scenes, plan.filler, [entry])
         record["tile"] = tile.id
         write_products(open_cube(store), geobox, plan.grid, place.local, record)
