@@ -315,9 +315,31 @@ def _config_defaults(path: Path) -> dict[str, Any]:
     return config_values(values, str(path))
 
 
+def _failure(exc: BaseException, args: argparse.Namespace | None) -> str | None:
+    """One line for an expected failure midway (disk full, permission lost, scheduler
+    lost), naming the path or address; None for other errors."""
+    from concurrent.futures import CancelledError
+
+    scheduler = getattr(args, "scheduler", None)
+    lost = type(exc).__name__ in ("CommClosedError", "FutureCancelledError")
+    if lost or isinstance(exc, CancelledError):
+        where = scheduler if scheduler not in (None, "threads") else "the local dask cluster"
+        return f"lost the dask scheduler {where} ({type(exc).__name__}); check it and rerun "\
+               "the same command to resume"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        import errno
+
+        path = exc.filename or getattr(args, "out", None) or getattr(args, "output", None)
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        return f"{exc.strerror or exc} ({name}): {path}; free space or fix the "\
+               "permissions, then rerun the same command"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     verbose = 0
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "config", None) is not None:
@@ -336,6 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if verbose >= 2:
             raise
+        line = _failure(exc, args)
+        if line is not None:
+            print(f"failed: {line} (rerun with -vv for the traceback)", file=sys.stderr)
+            return EXIT_FAILURE
         msg = str(exc).splitlines()[0] if str(exc) else ""
         print(
             f"failed: {type(exc).__name__}: {msg} (rerun with -vv for the traceback)",

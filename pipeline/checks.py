@@ -8,6 +8,9 @@ checks run before any work starts.
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,32 @@ def check_crs(value: str, flag: str = "--crs") -> None:
         raise InputError(f"{flag} {value}: not a projected CRS in metres "
                          f"({'geographic' if crs.is_geographic else ', '.join(sorted(units))}); "
                          "pass a UTM zone such as EPSG:32634")
+
+
+#: ``[scheme://]host:port`` of a dask scheduler (host name, IPv4 or [IPv6]).
+_SCHEDULER = re.compile(r"^(?:(tcp|tls|ucx|ws|wss)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
+
+
+def check_scheduler(value: str | None, flag: str = "--scheduler") -> None:
+    """``value`` is None, ``threads`` or the address of a dask scheduler."""
+    if value is None or value == "threads":
+        return
+    m = _SCHEDULER.match(value)
+    if m is None or not 0 < int(m.group(3)) < 65536:
+        raise InputError(f"{flag} {value!r}: not a scheduler address; pass tcp://HOST:PORT of a "
+                         "running dask scheduler, 'threads', or leave it out for a local cluster")
+
+
+def max_workers() -> int:
+    """The most local worker processes a run may ask for (more only cost memory)."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
+def check_range(flag: str, value: float, low: float, high: float, what: str = "") -> None:
+    """``value`` is a finite number in ``[low, high]``."""
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InputError(f"{flag} {value:g} is out of range; pass {low:g}..{high:g}"
+                         + (f" {what}" if what else ""))
 
 
 def check_table_output(inp: Path, out: Path) -> None:

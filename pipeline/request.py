@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.aoi import DEFAULT_MAX_AREA_KM2
-from pipeline.checks import check_crs, check_weights
+from pipeline.checks import (
+    check_crs,
+    check_range,
+    check_scheduler,
+    check_weights,
+    max_workers,
+)
 from pipeline.errors import InputError
 from pipeline.grd.process import S1_PROCESSING
 from pipeline.ingest import CHUNK
@@ -377,6 +383,11 @@ def validate(req: RunRequest) -> None:
         check_crs(req.crs)
     if req.workers < 0:
         raise InputError(f"--workers {req.workers}: pass 0 (one per core) or a positive count")
+    check_range("--workers", req.workers, 0, max_workers(), "(0 = one per core)")
+    check_scheduler(req.scheduler)
+    check_range("--seed", req.seed, 0, 2**31 - 1)
+    check_range("--max-area-km2", req.max_area_km2, 0.0001, 1e7, "km²")
+    check_range("--tile-size", req.tile_m, 1, 1e7, "metres")
     if req.s1_processing not in S1_PROCESSING:
         raise InputError(f"--s1-processing {req.s1_processing!r}: choose one of {S1_PROCESSING}")
     if req.dem is not None and not req.dem.is_file():

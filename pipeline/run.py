@@ -46,7 +46,14 @@ from pipeline.request import (
 )
 from pipeline.sources.demo import check_demo_extent
 from pipeline.sources.select import open_sources
-from pipeline.storage import Loc, OutputPlace, check_resume, claim_out, upload_products
+from pipeline.storage import (
+    Loc,
+    OutputPlace,
+    check_disk_space,
+    check_resume,
+    claim_out,
+    upload_products,
+)
 from pipeline.tiles import Tile, make_tiles, mosaic_products
 from pipeline.timegrid import TimeGrid
 
@@ -139,6 +146,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     place = OutputPlace(req.out, None if req.remote is None else Loc(req.remote))
     sig = run_signature(req, aoi.geometry.wkb)
     check_resume(req.out, sig, req.overwrite)  # again under the lock, in claim_out
+    check_disk_space(req.out, geobox.shape[0] * geobox.shape[1], grid.count)
 
     source = open_sources(source_choice(req), geobox)
     s2_items = source.search_s2(aoi.geometry, grid.start, grid.end)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import shutil
 import sys
@@ -27,6 +28,8 @@ from typing import Any
 import fsspec
 
 from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def is_remote(url: str | Path) -> bool:
@@ -263,12 +266,38 @@ def check_writable_dir(path: Path, option: str = "--out") -> None:
         raise InputError(f"{option}: cannot write to {path} (no write permission on {probe})")
 
 
+#: Rough bytes per pixel and date of a run's outputs: the cube's float32 inputs (NDVI,
+#: four backscatter series) and fill (mean, std) plus the products' stacks, uncompressed.
+BYTES_PER_CELL = 48
+
+
+def estimated_size(pixels: int, dates: int) -> int:
+    """Rough size in bytes of what a run of ``pixels`` x ``dates`` writes (an upper bound:
+    compression usually halves it)."""
+    return pixels * dates * BYTES_PER_CELL
+
+
+def check_disk_space(path: Path, pixels: int, dates: int) -> bool:
+    """Warn (never fail) when the file system of ``path`` has less free space than the
+    run's estimated size; True when it has enough."""
+    probe = path.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = estimated_size(pixels, dates)
+    if free >= need:
+        return True
+    log.warning("--out %s: %.1f GB free, the run may write up to about %.1f GB; free space "
+                "or pass another --out if it fails", path, free / 1e9, need / 1e9)
+    return False
+
+
 #: Marker a run writes into the ``--out`` folder it creates or finds empty (it owns it).
 OWNER_MARKER = ".s1s2-gapfill-out"
 #: Lock file a run holds (OS lock) for its whole life; it names the holder.
 LOCK_NAME = ".s1s2-gapfill.lock"
 #: What the run that owns ``--out`` was asked (its signature); a rerun resumes only with it.
-SIGNATURE_NAME = ".s1s2-gapfill-run.json"
+SIGNATURE_NAME = ".s1s2-gapfill-run"
 #: Files of the run's own bookkeeping (a folder holding only these has no outputs).
 _OWN_FILES = {LOCK_NAME, OWNER_MARKER, SIGNATURE_NAME}
 
@@ -383,7 +412,7 @@ def upload_products(local: Path, remote: Loc) -> None:
     names = sorted(
         p.name
         for p in local.iterdir()
-        if p.name not in ("run.json", "cube.zarr", "cube.zarr.progress", "tiles")
+        if p.name not in ("run.json", "cube.zarr", "cube.zarr.progress", "tiles", *_OWN_FILES)
         and not p.name.startswith(".staging-")
     )
     for name in names:
