@@ -20,11 +20,17 @@ from pipeline.errors import InputError
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (a value given on
+    the command line may hold any of them; the message stays one line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that exits with 2 and a one-line message on usage errors."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -310,6 +316,9 @@ def _config_defaults(path: Path) -> dict[str, Any]:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"--config: file not found: {path}") from None
+    except OSError as exc:  # a folder, no permission
+        raise InputError(f"--config: cannot read {path} ({exc.strerror}); pass a TOML file") \
+            from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"--config: {path} is not valid TOML ({exc})") from None
     return config_values(values, str(path))
@@ -341,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = 0
     args: argparse.Namespace | None = None
     try:
+        for arg in sys.argv[1:] if argv is None else argv:
+            if "\x00" in arg:  # no file name or value holds one (only in-process callers)
+                raise InputError(f"argument {one_line(arg)!r} holds a NUL character")
         args = build_parser().parse_args(argv)
         if getattr(args, "config", None) is not None:
             args = build_parser(_config_defaults(args.config)).parse_args(argv)
@@ -350,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
@@ -360,9 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         line = _failure(exc, args)
         if line is not None:
-            print(f"failed: {line} (rerun with -vv for the traceback)", file=sys.stderr)
+            print(f"failed: {one_line(line)} (rerun with -vv for the traceback)",
+                  file=sys.stderr)
             return EXIT_FAILURE
-        msg = str(exc).splitlines()[0] if str(exc) else ""
+        msg = one_line(str(exc).splitlines()[0]) if str(exc).strip() else ""
         print(
             f"failed: {type(exc).__name__}: {msg} (rerun with -vv for the traceback)",
             file=sys.stderr,

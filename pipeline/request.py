@@ -315,6 +315,8 @@ def config_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
         if name not in known:
             raise InputError(f"--config: unknown option {key!r} in {where}")
         o = known[name]
+        if "\x00" in str(value):
+            raise InputError(f"--config: {key} in {where} holds a NUL character")
         if o.parse is not None and not isinstance(value, bool):
             try:
                 value = o.parse(str(value))

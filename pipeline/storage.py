@@ -333,7 +333,7 @@ def check_out_owned(path: Path, overwrite: bool = False, inputs: tuple[Path, ...
     Never ``/`` or the home folder, never a folder that holds one of ``inputs``; a
     non-empty folder must carry the marker of an earlier run unless ``overwrite``.
     """
-    p = path.expanduser().absolute()
+    p = path.absolute()
     if p.resolve() in {Path("/"), Path.home().resolve()}:
         raise InputError(f"--out {path} is {'/' if p.resolve() == Path('/') else 'the home folder'}"
                          "; pass a folder of its own, e.g. out/")

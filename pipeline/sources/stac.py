@@ -126,7 +126,7 @@ class HrefPolicy:
         """The policy of a catalog at ``url``: its folder and ``allow`` when it is local."""
         if urlparse(url).scheme in REMOTE_SCHEMES:
             return cls(())
-        local = Path(url.removeprefix("file://")).expanduser()
+        local = Path(url.removeprefix("file://"))
         return cls(tuple(Path(os.path.realpath(p)) for p in (local.parent, *allow)))
 
     def refusal(self, href: str) -> str | None:
