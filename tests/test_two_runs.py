@@ -21,7 +21,7 @@ PRODUCTS = ("ndvi_filled.tif", "observed.tif", "ndvi_observed.tif")
 def test_second_of_two_concurrent_runs_is_refused_and_the_first_completes(
     small_aoi: Path, demo_cache: Path, demo_run: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "shared"
+    out = tmp_path / "one-out"
     cmd = [sys.executable, "-m", "pipeline", "run", "-q", "--aoi", str(small_aoi),
            "--cache", str(demo_cache), "--out", str(out), "--start", START, "--end", END,
            "--method", "linear", "--scheduler", "threads"]
@@ -46,8 +46,8 @@ def test_second_of_two_concurrent_runs_is_refused_and_the_first_completes(
     assert ended[loser] < ended[winner]  # refused at once, not after doing the work
     # the winner's products are complete and the same as those of a run alone
     for name in PRODUCTS:
-        with rasterio.open(demo_run / name) as alone, rasterio.open(out / name) as shared:
-            np.testing.assert_array_equal(alone.read(), shared.read(), err_msg=name)
+        with rasterio.open(demo_run / name) as alone, rasterio.open(out / name) as both:
+            np.testing.assert_array_equal(alone.read(), both.read(), err_msg=name)
     record = json.loads((out / "run.json").read_text())
     alone = json.loads((demo_run / "run.json").read_text())
     assert [u["id"] for u in record["scenes"]["used"]] == [u["id"] for u in alone["scenes"]["used"]]
