@@ -154,3 +154,34 @@ def test_a_symlink_out_of_the_catalog_is_refused(tmp_path: Path) -> None:
     assert "outside the catalog's folder" in (policy.refusal_of(item) or "")
     skipped: list[dict[str, str]] = []
     assert policy.admit([item], skipped) == [] and skipped[0]["id"] == "x"
+
+
+def _api_item(iid: str, href: str) -> dict[str, object]:
+    ring = [[23.0, 55.0], [23.1, 55.0], [23.1, 55.1], [23.0, 55.1], [23.0, 55.0]]
+    return {"type": "Feature", "stac_version": "1.0.0", "id": iid, "collection": "sentinel-2-l2a",
+            "geometry": {"type": "Polygon", "coordinates": [ring]}, "bbox": [23, 55, 23.1, 55.1],
+            "links": [], "properties": {"datetime": "2023-04-02T09:50:00Z"},
+            "assets": {"B04": {"href": href, "roles": ["data"]}}}
+
+
+def test_a_stac_api_may_name_only_remote_assets(tmp_path: Path) -> None:
+    from shapely.geometry import box
+
+    from pipeline.sources.eodata import EodataAccess
+    from pipeline.sources.stac import open_stac_source
+    from tests.fakes.stacapi import serve_api
+
+    def items(base: str) -> list[dict[str, object]]:
+        return [_api_item("ok", f"{base}/B04.tif"), _api_item("local", "/etc/hostname"),
+                _api_item("vsi", f"/vsicurl/{base}/B04.tif"),
+                _api_item("file", "file:///etc/hostname")]
+
+    with serve_api(tmp_path, items=items) as server:
+        src = open_stac_source(f"{server.url}/", access=EodataAccess("https"))
+        found = src.search_s2(box(23.02, 55.02, 23.05, 55.05), dt.date(2023, 4, 1),
+                              dt.date(2023, 4, 30))
+    assert [it.id for it in found] == ["ok"]
+    reasons = {s["id"]: s["reason"] for s in src.skipped}
+    assert "a local file named by a remote catalog" in reasons["local"]
+    assert "GDAL virtual paths" in reasons["vsi"]
+    assert "file:// hrefs" in reasons["file"]
