@@ -287,9 +287,13 @@ def check_disk_space(path: Path, pixels: int, dates: int) -> bool:
     need = estimated_size(pixels, dates)
     if free >= need:
         return True
-    log.warning("--out %s: %.1f GB free, the run may write up to about %.1f GB; free space "
-                "or pass another --out if it fails", path, free / 1e9, need / 1e9)
+    log.warning("--out %s: %s free, the run may write up to about %s; free space or pass "
+                "another --out if it fails", path, _size(free), _size(need))
     return False
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 #: Marker a run writes into the ``--out`` folder it creates or finds empty (it owns it).

@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,7 +65,7 @@ def test_short_disk_space_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture
         assert check_disk_space(tmp_path / "new" / "out", 1000, dates)
         assert not caplog.records
         assert not check_disk_space(tmp_path / "new" / "out", too_many, dates)
-    assert "GB free" in caplog.text and "may write up to" in caplog.text
+    assert " free, the run may write up to about " in caplog.text
     assert not (tmp_path / "new").exists()
 
 
@@ -118,3 +120,36 @@ def test_lost_scheduler_and_permission_lines_name_the_address_and_path() -> None
     assert line == ("Permission denied (EACCES): /data/out/cube.zarr/x; free space or fix the "
                     "permissions, then rerun the same command")
     assert _failure(ValueError("a bug"), args) is None
+
+
+@contextmanager
+def _tiny_disk(where: Path) -> Iterator[Path]:
+    """A 64 kB tmpfs at ``where`` (skips unless this process may mount one)."""
+    where.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("no permission to mount a tmpfs here")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_a_really_full_disk_is_one_line_and_exit_1(
+    small_aoi: Path, demo_cache: Path, tmp_path: Path
+) -> None:
+    with _tiny_disk(tmp_path / "disk") as disk:
+        out = disk / "out"
+        proc = subprocess.run([sys.executable, "-m", "pipeline",
+                               *_base(small_aoi, demo_cache, out), "--scheduler", "threads"],
+                              capture_output=True, text=True, timeout=300, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert "free, the run may write up to" in lines[0]  # the warning at the start
+        assert lines[-1].startswith("failed: No space left on device (ENOSPC): ")
+        assert len(lines) == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert not (out / "ndvi_filled.tif").exists()
