@@ -7,6 +7,7 @@ errors to exit codes (0 success, 2 bad input, 1 failure), draw progress bars.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -335,9 +336,8 @@ def _failure(exc: BaseException, args: argparse.Namespace | None) -> str | None:
         where = scheduler if scheduler not in (None, "threads") else "the local dask cluster"
         return f"lost the dask scheduler {where} ({type(exc).__name__}); check it and rerun "\
                "the same command to resume"
-    if isinstance(exc, OSError) and exc.errno is not None:
-        import errno
-
+    disk = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS)
+    if isinstance(exc, OSError) and exc.errno in disk:
         path = exc.filename or getattr(args, "out", None) or getattr(args, "output", None)
         name = errno.errorcode.get(exc.errno, str(exc.errno))
         return f"{exc.strerror or exc} ({name}): {path}; free space or fix the "\

@@ -120,6 +120,7 @@ def test_lost_scheduler_and_permission_lines_name_the_address_and_path() -> None
     assert line == ("Permission denied (EACCES): /data/out/cube.zarr/x; free space or fix the "
                     "permissions, then rerun the same command")
     assert _failure(ValueError("a bug"), args) is None
+    assert _failure(ConnectionRefusedError(111, "Connection refused"), args) is None
 
 
 @contextmanager
