@@ -98,7 +98,8 @@ def check_table_output(inp: Path, out: Path) -> None:
 def check_filled_tile(ds: Any, dates: int, tile: str) -> None:
     """ProductError unless a tile's filled cube may become products.
 
-    Every stack has the run's ``dates`` bands; inside the AOI some cell is observed
+    Every stack has the run's ``dates`` bands; inside the AOI (if the tile holds any
+    of it) some cell is observed
     (the tile used scenes, so none observed means they were unreadable or all cloud),
     ``ndvi_filled`` has no infinite value and is finite at every date of each pixel
     with an observation (the fill of an observed series is never missing).
@@ -116,10 +117,12 @@ def check_filled_tile(ds: Any, dates: int, tile: str) -> None:
     filled = ds["ndvi_filled"]
     seen = (ds["observed"] > 0) & inside
     pixels_seen = seen.any("time")
-    n_seen, n_inf, n_missing = dask.compute(
-        seen.sum(), (np.isinf(filled) & inside).sum(),
+    n_inside, n_seen, n_inf, n_missing = dask.compute(
+        inside.sum(), seen.sum(), (np.isinf(filled) & inside).sum(),
         (filled.isnull() & pixels_seen).sum(),
     )
+    if int(n_inside) == 0:
+        return  # a tile that only touches the AOI: nodata products by design
     if int(n_seen) == 0:
         raise ProductError(f"tile {tile}: no clear observation in the AOI although scenes were "
                            "used (all cloud or unreadable); nothing published")

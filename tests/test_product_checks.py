@@ -75,6 +75,10 @@ def test_tile_checks_catch_what_would_be_a_wrong_product() -> None:
     outside["aoi_mask"][1, 1] = 0
     outside["ndvi_filled"][:, 1, 1] = np.inf  # outside the AOI: not a product value
     check_filled_tile(outside, 4, "t")
+    edge = _tile()
+    edge["aoi_mask"][:] = 0  # a tile that only touches the AOI
+    edge["observed"][:] = 0
+    check_filled_tile(edge, 4, "t")
     with pytest.raises(ProductError, match="no ndvi_filled"):
         check_filled_tile(_tile().drop_vars("ndvi_filled"), 4, "t")
 
