@@ -7,6 +7,7 @@ errors to exit codes (0 success, 2 bad input, 1 failure), draw progress bars.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -14,17 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.checks import check_table_output, check_weights
+from pipeline.checks import check_mowing_cube, check_table_output, check_weights
 from pipeline.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (a value given on
+    the command line may hold any of them; the message stays one line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that exits with 2 and a one-line message on usage errors."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -222,6 +229,7 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
     from pipeline.storage import check_writable_dir
 
     check_writable_dir(args.out)
+    check_mowing_cube(args.cube, args.series)
     r = write_mowing(
         args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id,
         series=args.series,
@@ -319,15 +327,42 @@ def _config_defaults(path: Path) -> dict[str, Any]:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"--config: file not found: {path}") from None
+    except OSError as exc:  # a folder, no permission
+        raise InputError(f"--config: cannot read {path} ({exc.strerror}); pass a TOML file") \
+            from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"--config: {path} is not valid TOML ({exc})") from None
     return config_values(values, str(path))
 
 
+def _failure(exc: BaseException, args: argparse.Namespace | None) -> str | None:
+    """One line for an expected failure midway (disk full, permission lost, scheduler
+    lost), naming the path or address; None for other errors."""
+    from concurrent.futures import CancelledError
+
+    scheduler = getattr(args, "scheduler", None)
+    lost = type(exc).__name__ in ("CommClosedError", "FutureCancelledError")
+    if lost or isinstance(exc, CancelledError):
+        where = scheduler if scheduler not in (None, "threads") else "the local dask cluster"
+        return f"lost the dask scheduler {where} ({type(exc).__name__}); check it and rerun "\
+               "the same command to resume"
+    disk = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS)
+    if isinstance(exc, OSError) and exc.errno in disk:
+        path = exc.filename or getattr(args, "out", None) or getattr(args, "output", None)
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        return f"{exc.strerror or exc} ({name}): {path}; free space or fix the "\
+               "permissions, then rerun the same command"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     verbose = 0
+    args: argparse.Namespace | None = None
     try:
+        for arg in sys.argv[1:] if argv is None else argv:
+            if "\x00" in arg:  # no file name or value holds one (only in-process callers)
+                raise InputError(f"argument {one_line(arg)!r} holds a NUL character")
         args = build_parser().parse_args(argv)
         if getattr(args, "config", None) is not None:
             args = build_parser(_config_defaults(args.config)).parse_args(argv)
@@ -337,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
@@ -345,7 +380,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if verbose >= 2:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else ""
+        line = _failure(exc, args)
+        if line is not None:
+            print(f"failed: {one_line(line)} (rerun with -vv for the traceback)",
+                  file=sys.stderr)
+            return EXIT_FAILURE
+        msg = one_line(str(exc).splitlines()[0]) if str(exc).strip() else ""
         print(
             f"failed: {type(exc).__name__}: {msg} (rerun with -vv for the traceback)",
             file=sys.stderr,

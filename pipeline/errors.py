@@ -10,3 +10,7 @@ class InputError(ValueError):
 
 class NoDataError(InputError):
     """The request is well-formed but the source holds nothing for it (exit 2)."""
+
+
+class ProductError(RuntimeError):
+    """A product failed its checks before publishing: nothing is published (exit 1)."""

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.aoi import DEFAULT_MAX_AREA_KM2
-from pipeline.checks import check_crs, check_weights
+from pipeline.checks import (
+    check_crs,
+    check_range,
+    check_scheduler,
+    check_weights,
+    max_workers,
+)
 from pipeline.errors import InputError
 from pipeline.grd.process import S1_PROCESSING
 from pipeline.ingest import CHUNK
@@ -129,6 +135,12 @@ class RunRequest:
         default="auto",
         choices=EODATA_MODES,
     )
+    allow_path: str | None = option(
+        "--allow-path",
+        "with a local static catalog: folders besides the catalog's own whose files its "
+        "assets may name, comma-separated (e.g. /eodata); other local files, /vsi... "
+        "paths and file:// hrefs are never opened"
+    )
     s1_assets: str | None = option(
         "--s1-assets",
         "with the stac source: S1 asset keys as 'vv=KEY,vh=KEY' (linear gamma0 COGs)"
@@ -188,8 +200,9 @@ class RunRequest:
     )
     overwrite: bool = option(
         "--overwrite",
-        "write into a non-empty --out that no run of this pipeline made (its files of the "
-        "same names are replaced)",
+        "write into a non-empty --out that no run of this pipeline made, or that holds a "
+        "run with other inputs (AOI, period, sources, filler, grid): its files of the same "
+        "names are replaced",
         default=False,
     )
     #: ``--out`` when it is a URL (then ``out`` is a local working folder); no option.
@@ -302,6 +315,8 @@ def config_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
         if name not in known:
             raise InputError(f"--config: unknown option {key!r} in {where}")
         o = known[name]
+        if "\x00" in str(value):
+            raise InputError(f"--config: {key} in {where} holds a NUL character")
         if o.parse is not None and not isinstance(value, bool):
             try:
                 value = o.parse(str(value))
@@ -349,6 +364,7 @@ def source_choice(req: RunRequest) -> SourceChoice:
         sh_profile=req.sh_profile,
         cache=req.cache,
         seed=req.seed,
+        allow_paths=tuple(p.strip() for p in (req.allow_path or "").split(",") if p.strip()),
     )
 
 
@@ -369,6 +385,11 @@ def validate(req: RunRequest) -> None:
         check_crs(req.crs)
     if req.workers < 0:
         raise InputError(f"--workers {req.workers}: pass 0 (one per core) or a positive count")
+    check_range("--workers", req.workers, 0, max_workers(), "(0 = one per core)")
+    check_scheduler(req.scheduler)
+    check_range("--seed", req.seed, 0, 2**31 - 1)
+    check_range("--max-area-km2", req.max_area_km2, 0.0001, 1e7, "km²")
+    check_range("--tile-size", req.tile_m, 1, 1e7, "metres")
     if req.s1_processing not in S1_PROCESSING:
         raise InputError(f"--s1-processing {req.s1_processing!r}: choose one of {S1_PROCESSING}")
     if req.dem is not None and not req.dem.is_file():
@@ -384,6 +405,43 @@ def validate(req: RunRequest) -> None:
     check_out_owned(req.out, req.overwrite, inputs=(req.aoi,))
     if req.remote is not None:
         check_remote_out(req.remote)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def run_signature(req: RunRequest, aoi_wkb: bytes) -> dict[str, str]:
+    """What a run's products depend on, as readable values (a rerun resumes only with the
+    same; :func:`pipeline.storage.check_resume`).
+
+    The AOI (its geometry, ``aoi_wkb``, not the file name), the period, the sources and
+    their options, the filler with the hash of its weights, and the grid options. Not in
+    it: what changes only speed or logging (``--workers``, ``--scheduler``, ``--cache``).
+    The scenes themselves are checked per tile (a catalog that changed recomputes it).
+    """
+    import model
+
+    choice = source_choice(req)
+    sources = f"s2 {choice.s2}, s1 {choice.s1}"
+    if "stac" in (choice.s2, choice.s1):
+        sources += (f", stac {choice.stac_url or 'default'}, collections "
+                    f"{choice.s2_collection or 'default'}/{choice.s1_collection or 'default'}, "
+                    f"assets {choice.s1_assets or 'default'}")
+    if "demo" in (choice.s2, choice.s1):
+        sources += f", demo seed {choice.seed}"
+    filler = req.method
+    if req.method == "sf":
+        weights = req.model or model.default_weights()
+        filler += f" weights {_sha256(weights)}" + ("" if req.sf_dates else " without dates")
+    return {
+        "aoi": hashlib.sha256(aoi_wkb).hexdigest()[:16],
+        "period": f"{req.start}..{req.end}",
+        "sources": sources,
+        "filler": filler,
+        "grid": f"crs {req.crs or 'UTM of the AOI'}, chunk {req.chunk}, tile {req.tile_m:g} m",
+        "s1 processing": f"{req.s1_processing}, dem {req.dem or 'default'}",
+    }
 
 
 def request_parameters(req: RunRequest) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.aoi import AOI, aoi_in_crs, make_geobox, read_aoi
+from pipeline.checks import check_filled_tile
 from pipeline.cluster import ClusterSpec, client_for
 from pipeline.cube import (
     TileSignatures,
@@ -36,10 +37,23 @@ from pipeline.export import PRODUCTS, write_products
 from pipeline.fill import Filler, compute_filled, default_filler
 from pipeline.ingest import IngestOptions, SceneLog, backscatter_items, make_cube
 from pipeline.provenance import TileEntry, add_skipped, run_record
-from pipeline.request import RunRequest, request_parameters, source_choice, validate
+from pipeline.request import (
+    RunRequest,
+    request_parameters,
+    run_signature,
+    source_choice,
+    validate,
+)
 from pipeline.sources.demo import check_demo_extent
 from pipeline.sources.select import open_sources
-from pipeline.storage import Loc, OutputPlace, claim_out, upload_products
+from pipeline.storage import (
+    Loc,
+    OutputPlace,
+    check_disk_space,
+    check_resume,
+    claim_out,
+    upload_products,
+)
 from pipeline.tiles import Tile, make_tiles, mosaic_products
 from pipeline.timegrid import TimeGrid
 
@@ -130,6 +144,9 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     filler = default_filler(req.model, req.method, use_dates=req.sf_dates)
     ingest = IngestOptions(req.chunk, req.cache / "grd", req.dem, req.eodata, req.s1_processing)
     place = OutputPlace(req.out, None if req.remote is None else Loc(req.remote))
+    sig = run_signature(req, aoi.geometry.wkb)
+    check_resume(req.out, sig, req.overwrite)  # again under the lock, in claim_out
+    check_disk_space(req.out, geobox.shape[0] * geobox.shape[1], grid.count)
 
     source = open_sources(source_choice(req), geobox)
     s2_items = source.search_s2(aoi.geometry, grid.start, grid.end)
@@ -150,7 +167,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     plan = TilePlan(aoi, grid, filler, ingest, source.name, s2_items, s1_items,
                     request_parameters(req))
     spec = ClusterSpec(scheduler=req.scheduler, workers=req.workers)
-    with claim_out(req.out), client_for(spec) as client:
+    with claim_out(req.out, sig, req.overwrite), client_for(spec) as client:
         plan = replace(plan, workers=req.workers if client is None else 1, tiled=len(tiles) > 1)
         for n, tile in enumerate(tiles, start=1):
             log.info("tile %s (%d of %d)", tile.id, n, len(tiles))
@@ -255,6 +272,7 @@ def run_tile(
         t2 = time.perf_counter()
         entry = TileEntry(tile.id, False, ingested, fill_stats,
                           {"ingest": t1 - t0, "fill": t2 - t1}, pixels)
+        check_filled_tile(open_cube(store), plan.grid.count, tile.id)
         record = run_record(plan.parameters, plan.grid, tile_scenes, plan.filler, [entry])
         record["tile"] = tile.id
         write_products(open_cube(store), geobox, plan.grid, place.local, record)

@@ -12,12 +12,14 @@ fsspec (s3fs for ``s3://``); credentials come from the environment
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ from typing import Any
 import fsspec
 
 from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def is_remote(url: str | Path) -> bool:
@@ -262,10 +266,69 @@ def check_writable_dir(path: Path, option: str = "--out") -> None:
         raise InputError(f"{option}: cannot write to {path} (no write permission on {probe})")
 
 
+#: Rough bytes per pixel and date of a run's outputs: the cube's float32 inputs (NDVI,
+#: four backscatter series) and fill (mean, std) plus the products' stacks, uncompressed.
+BYTES_PER_CELL = 48
+
+
+def estimated_size(pixels: int, dates: int) -> int:
+    """Rough size in bytes of what a run of ``pixels`` x ``dates`` writes (an upper bound:
+    compression usually halves it)."""
+    return pixels * dates * BYTES_PER_CELL
+
+
+def check_disk_space(path: Path, pixels: int, dates: int) -> bool:
+    """Warn (never fail) when the file system of ``path`` has less free space than the
+    run's estimated size; True when it has enough."""
+    probe = path.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = estimated_size(pixels, dates)
+    if free >= need:
+        return True
+    log.warning("--out %s: %s free, the run may write up to about %s; free space or pass "
+                "another --out if it fails", path, _size(free), _size(need))
+    return False
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
 #: Marker a run writes into the ``--out`` folder it creates or finds empty (it owns it).
 OWNER_MARKER = ".s1s2-gapfill-out"
 #: Lock file a run holds (OS lock) for its whole life; it names the holder.
 LOCK_NAME = ".s1s2-gapfill.lock"
+#: What the run that owns ``--out`` was asked (its signature); a rerun resumes only with it.
+SIGNATURE_NAME = ".s1s2-gapfill-run"
+#: Files of the run's own bookkeeping (a folder holding only these has no outputs).
+_OWN_FILES = {LOCK_NAME, OWNER_MARKER, SIGNATURE_NAME}
+
+
+def check_resume(path: Path, sig: Mapping[str, str], overwrite: bool = False) -> None:
+    """InputError when ``path`` holds the outputs of a run asked something else.
+
+    ``sig`` is the signature of this run (:func:`pipeline.request.run_signature`); the
+    folder's is the one recorded by the run that made it. With ``overwrite`` the new
+    run replaces the old one's outputs.
+    """
+    recorded = path / SIGNATURE_NAME
+    if overwrite or not recorded.is_file():
+        return
+    try:
+        old = json.loads(recorded.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    differs = [k for k in sig if not isinstance(old, dict) or old.get(k) != sig[k]]
+    if not differs:
+        return
+    shown = "; ".join(
+        f"{k} {old.get(k, '?')} there, {sig[k]} now" if k != "aoi" else "another AOI"
+        for k in differs
+    ) if isinstance(old, dict) else "unreadable record"
+    raise InputError(f"--out {path} holds a run with other inputs ({shown}); pass a new --out, "
+                     "or --overwrite to replace that run's outputs")
 
 
 def check_out_owned(path: Path, overwrite: bool = False, inputs: tuple[Path, ...] = ()) -> None:
@@ -274,14 +337,15 @@ def check_out_owned(path: Path, overwrite: bool = False, inputs: tuple[Path, ...
     Never ``/`` or the home folder, never a folder that holds one of ``inputs``; a
     non-empty folder must carry the marker of an earlier run unless ``overwrite``.
     """
-    p = path.expanduser().absolute()
+    p = path.absolute()
     if p.resolve() in {Path("/"), Path.home().resolve()}:
         raise InputError(f"--out {path} is {'/' if p.resolve() == Path('/') else 'the home folder'}"
                          "; pass a folder of its own, e.g. out/")
     for f in inputs:
         if f.exists() and f.resolve().is_relative_to(p.resolve()):
             raise InputError(f"--out {path} holds the input {f}; pass a folder of its own")
-    if p.is_dir() and not (p / OWNER_MARKER).exists() and not overwrite:
+    owned = (p / OWNER_MARKER).exists() or (p / LOCK_NAME).exists()  # lock: a run claiming it
+    if p.is_dir() and not owned and not overwrite:
         names = sorted(q.name for q in p.iterdir())
         if names:
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -290,14 +354,16 @@ def check_out_owned(path: Path, overwrite: bool = False, inputs: tuple[Path, ...
 
 
 @contextmanager
-def claim_out(path: Path) -> Iterator[None]:
+def claim_out(path: Path, sig: Mapping[str, str] | None = None,
+              overwrite: bool = False) -> Iterator[None]:
     """Own and lock ``path`` for the life of a run.
 
     Creates the folder, writes the owner marker and holds an exclusive OS lock on the
     lock file (released by the OS when the process ends, so a dead run's lock is taken
-    over). A second run into the same folder gets an InputError naming the holder. If
-    the run fails and the folder it created holds nothing but marker and lock, the
-    folder is removed again.
+    over). A second run into the same folder gets an InputError naming the holder.
+    With the lock held, the run's signature ``sig`` is checked against the folder's
+    (:func:`check_resume`) and recorded. If the run fails and the folder it created
+    holds nothing but this bookkeeping, the folder is removed again.
     """
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
@@ -317,10 +383,14 @@ def claim_out(path: Path) -> Iterator[None]:
         if not marker.exists():
             with atomic_write(marker) as tmp:
                 tmp.write_text("written by s1s2-gapfill: this folder holds a run's outputs\n")
+        if sig is not None:
+            check_resume(path, sig, overwrite)
+            with atomic_write(path / SIGNATURE_NAME) as tmp:
+                tmp.write_text(json.dumps(dict(sig), indent=1) + "\n")
         yield
         ok = True
     finally:
-        if not ok and created and {q.name for q in path.iterdir()} <= {LOCK_NAME, OWNER_MARKER}:
+        if not ok and created and {q.name for q in path.iterdir()} <= _OWN_FILES:
             shutil.rmtree(path, ignore_errors=True)
         os.close(fd)
 
@@ -346,7 +416,7 @@ def upload_products(local: Path, remote: Loc) -> None:
     names = sorted(
         p.name
         for p in local.iterdir()
-        if p.name not in ("run.json", "cube.zarr", "cube.zarr.progress", "tiles")
+        if p.name not in ("run.json", "cube.zarr", "cube.zarr.progress", "tiles", *_OWN_FILES)
         and not p.name.startswith(".staging-")
     )
     for name in names:

@@ -93,7 +93,8 @@ def s1_item(root: Path, when: dt.datetime, direction: str, vv: float, vh: float)
 
 def write_catalog(root: Path, s2: list[pystac.Item], s1: list[pystac.Item],
                   s1_collection: str = "sentinel-1-grd-backscatter") -> Path:
-    """Static catalog with the two collections under ``root/stac``; returns its catalog.json.
+    """Static catalog of the two collections, ``root/catalog.json`` (returned), so the
+    scenes' files under ``root`` lie inside the catalog's folder.
 
     ``s1_collection``: id of the Sentinel-1 collection (``sentinel-1-grd`` for products).
     """
@@ -105,7 +106,7 @@ def write_catalog(root: Path, s2: list[pystac.Item], s1: list[pystac.Item],
         for it in items:
             col.add_item(it)
         cat.add_child(col)
-    cat.normalize_hrefs(str(root / "stac"))
+    cat.normalize_hrefs(str(root))
     cat.make_all_asset_hrefs_absolute()
     cat.save(catalog_type=pystac.CatalogType.ABSOLUTE_PUBLISHED)
-    return root / "stac" / "catalog.json"
+    return root / "catalog.json"

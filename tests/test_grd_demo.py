@@ -63,13 +63,13 @@ def grd_catalog(tmp_path_factory: pytest.TempPathFactory, demo_archive: Path) ->
 
 @pytest.mark.slow
 def test_grd_products_give_the_demo_backscatter_cube(
-    tmp_path: Path, grd_catalog: Path, small_aoi: Path, demo_run: Path
+    tmp_path: Path, grd_catalog: Path, small_aoi: Path, demo_run: Path, demo_archive: Path
 ) -> None:
     out = tmp_path / "out"
     code = main([
         "run", "-q", "--aoi", str(small_aoi), "--out", str(out), "--start", START,
         "--end", END_GRD, "--source", "stac",
-        "--stac-url", str(grd_catalog / "stac" / "catalog.json"),
+        "--stac-url", str(grd_catalog / "catalog.json"), "--allow-path", str(demo_archive),
         "--s1-collection", "sentinel-1-grd", "--s1-processing", "local",
         "--dem", str(grd_catalog / "dem.tif"), "--cache", str(tmp_path / "cache"),
         "--method", "linear", "--workers", "1",

@@ -41,6 +41,7 @@ class SourceChoice:
         sh_profile: sentinelhub config profile (None: env variables / default profile).
         cache: cache folder (the demo archive, Sentinel Hub downloads in ``cache/sentinelhub``).
         seed: seed of the demo world.
+        allow_paths: folders besides a local catalog's own whose files its assets may name.
     """
 
     s2: str
@@ -53,6 +54,7 @@ class SourceChoice:
     sh_profile: str | None = None
     cache: Path = Path(".")
     seed: int = 0
+    allow_paths: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -72,6 +74,10 @@ def check_sources(choice: SourceChoice) -> None:
 
         parse_asset_map(choice.s1_assets)
         resolve_access(choice.eodata)
+    for folder in choice.allow_paths:
+        if not Path(folder).is_dir():
+            raise InputError(f"--allow-path: not a folder: {folder}; pass existing folders, "
+                             "comma-separated")
     if "sentinelhub" in used:
         from pipeline.sources.sentinelhub import load_config
 
@@ -151,6 +157,7 @@ def _open_one(kind: str, choice: SourceChoice, geobox: GeoBox | None) -> Source:
             s1_collections=(choice.s1_collection,) if choice.s1_collection else S1_COLLECTIONS,
             s2_collections=(choice.s2_collection,) if choice.s2_collection else S2_COLLECTIONS,
             s1_assets=parse_asset_map(choice.s1_assets),
+            allow_paths=choice.allow_paths,
         )
     from pipeline.sources.sentinelhub import SentinelHubSource, load_config
 

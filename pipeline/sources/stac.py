@@ -19,8 +19,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -48,6 +50,8 @@ S1_COLLECTIONS: tuple[str, ...] = (
     "sentinel-1-rtc",
     "sentinel-1-global-mosaics",
 )
+#: Schemes of asset hrefs that name no local file (read over the network).
+REMOTE_SCHEMES = ("http", "https", "s3")
 #: API searches stop here (CDSE pages stop at 10,000 items; a season of one tile is ~150).
 MAX_ITEMS = 10_000
 
@@ -99,6 +103,83 @@ def _sorted(items: Iterable[pystac.Item]) -> list[pystac.Item]:
     return sorted(items, key=lambda it: (when(it), it.id))
 
 
+@dataclass(frozen=True)
+class HrefPolicy:
+    """Which asset hrefs of a catalog may be opened.
+
+    GDAL opens whatever string an href holds: a local file anywhere, a virtual path
+    (``/vsicurl/``, ``/vsizip/``, ...) or a ``file://`` URL. So assets of a local
+    static catalog must be files inside the catalog's folder or one of the folders
+    passed with ``--allow-path``; virtual paths, ``file://`` and other schemes are
+    refused everywhere; ``http(s)://`` and ``s3://`` hrefs read no local file and pass.
+    A remote catalog (STAC API, catalog over http(s) or s3) may name only those.
+
+    Attributes:
+        roots: folders (resolved) that local asset files must lie in; empty for a
+            remote catalog, whose assets may not be local files at all.
+    """
+
+    roots: tuple[Path, ...] = ()
+
+    @classmethod
+    def for_catalog(cls, url: str, allow: Sequence[str | Path] = ()) -> HrefPolicy:
+        """The policy of a catalog at ``url``: its folder and ``allow`` when it is local."""
+        if urlparse(url).scheme in REMOTE_SCHEMES:
+            return cls(())
+        local = Path(url.removeprefix("file://"))
+        return cls(tuple(Path(os.path.realpath(p)) for p in (local.parent, *allow)))
+
+    def refusal(self, href: str) -> str | None:
+        """Why ``href`` may not be opened, or None when it may."""
+        if href.lower().startswith("/vsi"):
+            return "GDAL virtual paths (/vsi...) are not read from catalogs"
+        scheme = urlparse(href).scheme.lower()
+        if scheme in REMOTE_SCHEMES:
+            return None
+        if scheme == "file":
+            return "file:// hrefs are not read; name the file by its path"
+        if scheme:
+            return f"unsupported scheme {scheme!r}; assets are files, http(s):// or s3://"
+        if not self.roots:
+            return "a local file named by a remote catalog"
+        real = Path(os.path.realpath(href))
+        if not Path(href).is_absolute() or not any(real.is_relative_to(r) for r in self.roots):
+            return (f"outside the catalog's folder {self.roots[0]}"
+                    + (" and the --allow-path folders" if len(self.roots) > 1 else "")
+                    + "; pass --allow-path to read there")
+        return None
+
+    def refusal_of(self, item: pystac.Item) -> str | None:
+        """Why an item's assets may not be opened (the first refused href), or None."""
+        for key, asset in item.assets.items():
+            hrefs = [asset.get_absolute_href() or asset.href]
+            alternates = asset.extra_fields.get("alternate")
+            if isinstance(alternates, dict):
+                hrefs += [str(a.get("href")) for a in alternates.values()
+                          if isinstance(a, dict) and a.get("href")]
+            for href in hrefs:
+                why = self.refusal(href)
+                if why:
+                    return f"asset {key} {href!r} refused: {why}"
+        return None
+
+    def admit(self, items: Iterable[pystac.Item], skipped: list[dict[str, str]]
+              ) -> list[pystac.Item]:
+        """The items whose assets may be opened; the others go to ``skipped`` with the
+        reason (never opened)."""
+        kept = []
+        for item in items:
+            why = self.refusal_of(item)
+            if why is None:
+                kept.append(item)
+                continue
+            entry = {"id": item.id, "reason": why}
+            if entry not in skipped:
+                log.warning("scene %s skipped: %s", item.id, why)
+                skipped.append(entry)
+        return kept
+
+
 @dataclass
 class ItemAdapter:
     """What is done to every found item before ingestion sees it (pure, per item).
@@ -143,8 +224,10 @@ class StaticCatalogSource:
         s1_collections: collection ids holding Sentinel-1 backscatter items.
         adapter: href rewrite and S1 asset mapping applied to every found item.
         stac_io: how the catalog's JSON is read (None: pystac's default, urllib/files).
-        skipped: scenes not delivered (none: a catalog skips nothing; ingestion records
-            unreadable assets itself).
+        policy: which asset hrefs may be opened (None: :meth:`HrefPolicy.for_catalog`
+            of ``url``, i.e. files inside the catalog's folder).
+        skipped: scenes not delivered: those whose hrefs the policy refuses (ingestion
+            records unreadable assets itself).
     """
 
     url: str
@@ -153,8 +236,13 @@ class StaticCatalogSource:
     name: str = "stac"
     adapter: ItemAdapter = field(default_factory=ItemAdapter)
     stac_io: pystac.StacIO | None = field(default=None, repr=False)
+    policy: HrefPolicy | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
     _items: dict[str, list[pystac.Item]] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.policy is None:
+            self.policy = HrefPolicy.for_catalog(self.url)
 
     def _load(self) -> dict[str, list[pystac.Item]]:
         if self._items is None:
@@ -179,7 +267,8 @@ class StaticCatalogSource:
             for it in self._load().get(cid, [])
             if _in_period(it, start, end) and _intersects(it, aoi)
         ]
-        return _sorted(items)
+        assert self.policy is not None
+        return _sorted(self.policy.admit(items, self.skipped))
 
     def search_s2(self, aoi: BaseGeometry, start: dt.date, end: dt.date) -> list[pystac.Item]:
         """Sentinel-2 L2A items intersecting the AOI within the period (sorted by time)."""
@@ -201,7 +290,9 @@ class StacApiSource:
             API may not have any; then ``search_s1`` finds nothing).
         adapter: href rewrite and S1 asset mapping applied to every found item.
         max_items: upper bound on items per search (CDSE stops paging at 10,000).
-        skipped: scenes not delivered (none: ingestion records unreadable assets itself).
+        policy: which asset hrefs may be opened (only http(s) and s3 ones).
+        skipped: scenes not delivered: those whose hrefs the policy refuses (ingestion
+            records unreadable assets itself).
     """
 
     url: str
@@ -210,6 +301,7 @@ class StacApiSource:
     name: str = "stac"
     adapter: ItemAdapter = field(default_factory=ItemAdapter)
     max_items: int = MAX_ITEMS
+    policy: HrefPolicy = field(default_factory=HrefPolicy)
     skipped: list[dict[str, str]] = field(default_factory=list)
     _collections: set[str] | None = field(default=None, repr=False)
     _client: Any = field(default=None, repr=False)
@@ -245,7 +337,8 @@ class StacApiSource:
                 self.max_items,
             )
         # The API filters by datetime range; the day test keeps both sources identical.
-        return _sorted(it for it in items if _in_period(it, start, end))
+        found = [it for it in items if _in_period(it, start, end)]
+        return _sorted(self.policy.admit(found, self.skipped))
 
     def search_s2(self, aoi: BaseGeometry, start: dt.date, end: dt.date) -> list[pystac.Item]:
         """Sentinel-2 L2A items intersecting the AOI within the period (sorted by time)."""
@@ -290,8 +383,12 @@ def open_stac_source(
     s1_assets: dict[str, str] | None = None,
     name: str = "stac",
     read_root: Callable[[str, pystac.StacIO], dict[str, Any]] = _read_root,
+    allow_paths: Sequence[str | Path] = (),
 ) -> StaticCatalogSource | StacApiSource:
     """A STAC API or a static catalog at ``url``, whichever the root document says it is.
+
+    Assets of a local static catalog may be files in its folder or in ``allow_paths``
+    (:class:`HrefPolicy`).
 
     Configures GDAL for the access mode (``/vsicurl`` and ``/vsis3`` settings) so the
     assets read the same way in ingestion's checks and in odc-stac's dask tasks.
@@ -315,5 +412,5 @@ def open_stac_source(
         )
     return StaticCatalogSource(
         url, s2_collections=s2_collections, s1_collections=s1_collections, name=name,
-        adapter=adapter, stac_io=stac_io,
+        adapter=adapter, stac_io=stac_io, policy=HrefPolicy.for_catalog(url, allow_paths),
     )
