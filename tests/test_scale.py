@@ -149,3 +149,15 @@ def test_tiles_mosaic_equals_single_tile(tmp_path, demo_cache, small_aoi, refere
         _cli(out, small_aoi, demo_cache, "--scheduler", "threads", "--chunk", "16",
              "--tile-size", "300"), check=True, capture_output=True, text=True)
     assert "tiles complete" in res.stdout
+
+
+def test_few_chunks_run_in_threads_many_on_a_local_cluster():
+    from pipeline.blocks import n_chunks
+    from pipeline.cluster import ClusterSpec, choose_scheduler
+
+    assert n_chunks((210, 210), 256) == 1 and n_chunks((513, 256), 256) == 3
+    two = ClusterSpec(workers=2)
+    assert choose_scheduler(two, 3).scheduler == "threads"
+    assert choose_scheduler(two, 4).scheduler is None  # LocalCluster
+    given = ClusterSpec(scheduler="tcp://127.0.0.1:8786", workers=2)
+    assert choose_scheduler(given, 1) == given  # an explicit --scheduler stays
