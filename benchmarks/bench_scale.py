@@ -22,7 +22,9 @@ from pathlib import Path
 import psutil
 from pyproj import Transformer
 
-X0, Y0 = 671300.0, 6179800.0  # lower-left corner of the AOIs inside the demo world (UTM 34N)
+# Lower-left corner of the AOIs inside the demo world (UTM 34N), off the 10 km tile lattice
+# (x 670000/680000, y 6180000) so every AOI up to 4 km is one tile: no slivers.
+X0, Y0 = 671300.0, 6180100.0
 LITHUANIA_KM2 = 65_300
 SEASON_BINS = 36
 
