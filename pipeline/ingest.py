@@ -322,19 +322,24 @@ def load_s1(
         groups: dict[tuple[str, ...], list[pystac.Item]] = {}
         for item, keys in usable:
             groups.setdefault(keys, []).append(item)
+        # One load per group for both polarisations: odc-stac works out each scene's
+        # footprint on the grid once per load (the costly part of building the graph).
+        loaded = [
+            (keys, odc.stac.load(
+                group,
+                bands=list(keys),
+                geobox=geobox,
+                chunks={"time": -1, "x": chunk, "y": chunk},
+                groupby="solar_day",
+                resampling="bilinear",
+                dtype="float32",
+                fail_on_error=True,
+            ))
+            for keys, group in groups.items()
+        ]
         for pol_i, pol in enumerate(spec.polarisations):
             parts = []
-            for keys, group in groups.items():
-                ds = odc.stac.load(
-                    group,
-                    bands=[keys[pol_i]],
-                    geobox=geobox,
-                    chunks={"time": -1, "x": chunk, "y": chunk},
-                    groupby="solar_day",
-                    resampling="bilinear",
-                    dtype="float32",
-                    fail_on_error=True,
-                )
+            for keys, ds in loaded:
                 da = ds[keys[pol_i]]
                 parts.append(da.where(da > 0))
             if parts:
