@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import xarray as xr
 import zarr
 from odc.geo.geobox import GeoBox
 
-from pipeline.blocks import blocks, chunk_edges
+from pipeline.blocks import Block, blocks, chunk_edges
 from pipeline.errors import InputError
 from pipeline.export import StackSpec, write_stack
 from pipeline.mowing.detect import MAX_EVENTS, DetectParams, default_params, detect
@@ -177,7 +179,7 @@ def write_cut_days(
     """Detect cuts chunk by chunk (each pixel once) into the Zarr array ``store``; the
     products of :func:`compute_mowing`, lazily read back from it.
 
-    One chunk's series are in memory at a time; the store holds (event, y, x) float64
+    One chunk's series per core are in memory at a time; the store holds (event, y, x) float64
     cut days (days since the epoch, NaN = none) in the cube's spatial chunks.
     """
     days, doy = grid_axes(cube_grid(cube))
@@ -188,13 +190,18 @@ def write_cut_days(
     arr = zarr.create_array(store=str(store), shape=(MAX_EVENTS, h, w),
                             chunks=(MAX_EVENTS, ys[0], xs[0]), dtype="float64",
                             fill_value=np.nan)
-    for b in blocks(chunk_edges(ys), chunk_edges(xs)):
+
+    def one(b: Block) -> None:
         region = {"y": b.rows, "x": b.cols}
         ndvi = np.moveaxis(cube[var].isel(region).values, 0, -1)
         std = (np.moveaxis(cube[std_var].isel(region).values, 0, -1)
                if std_var is not None and std_var in cube else np.full_like(ndvi, np.nan))
         cuts = _detect_block(ndvi, std, days, doy, method, params)
         arr[:, b.rows, b.cols] = np.moveaxis(cuts, -1, 0)
+
+    # each thread holds one chunk's series; chunks are whole Zarr chunks of the store
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        list(pool.map(one, blocks(chunk_edges(ys), chunk_edges(xs))))
     lazy = dask_array.from_zarr(str(store)).rechunk((MAX_EVENTS, ys, xs))
     cut_days = xr.DataArray(lazy, dims=("event", "y", "x"),
                             coords={"y": cube["y"], "x": cube["x"]})
