@@ -89,10 +89,16 @@ class PreloadFiller(WorkerPlugin):
 
 
 def preload_filler(client: Client | None, filler: object) -> None:
-    """Have every worker of ``client`` load ``filler``'s model once (fillers with a
-    ``preload`` method; nothing for in-process threads)."""
-    if client is not None and callable(getattr(filler, "preload", None)):
-        client.register_plugin(PreloadFiller(filler))
+    """Have every worker of ``client`` load ``filler``'s model once, in the background
+    (fillers with a ``preload`` method); without a client (in-process threads) this
+    process loads it in the background while the ingest runs."""
+    if not callable(getattr(filler, "preload", None)):
+        return
+    plugin = PreloadFiller(filler)
+    if client is None:
+        plugin.setup(worker=None)
+    else:
+        client.register_plugin(plugin)
 
 
 def _total_memory() -> int:
