@@ -1,5 +1,6 @@
 """Country-scale figures from the demo world: throughput per stage, 1 vs 2 workers,
-peak memory for AOIs of 1x, 4x and 16x area, and a projection for Lithuania.
+peak memory for AOIs of 1x, 4x and 16x area (run and mowing), and a projection for
+Lithuania.
 
     python benchmarks/bench_scale.py [--method sf|linear] [--cache DIR]
 
@@ -22,7 +23,9 @@ from pathlib import Path
 import psutil
 from pyproj import Transformer
 
-X0, Y0 = 671300.0, 6179800.0  # lower-left corner of the AOIs inside the demo world (UTM 34N)
+# Lower-left corner of the AOIs inside the demo world (UTM 34N), off the 10 km tile lattice
+# (x 670000/680000, y 6180000) so every AOI up to 4 km is one tile: no slivers.
+X0, Y0 = 671300.0, 6180100.0
 LITHUANIA_KM2 = 65_300
 SEASON_BINS = 36
 
@@ -71,6 +74,19 @@ def run(
         "--chunk",
         str(chunk),
     ]
+    wall, peak = timed_peak(cmd)
+    rec = json.loads((out / "run.json").read_text())
+    secs = {"ingest": 0.0, "fill": 0.0}
+    pixels = 0
+    for tile in rec["tiles"]:
+        for k in secs:
+            secs[k] += tile.get("seconds", {}).get(k, 0.0)
+        pixels += tile.get("pixels", 0)
+    return {"wall": wall, "peak_mib": peak / 2**20, "pixels": pixels, **secs}
+
+
+def timed_peak(cmd: list[str]) -> tuple[float, int]:
+    """(seconds, peak summed RSS in bytes of the process tree) of a child command."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     ps = psutil.Process(proc.pid)
@@ -89,15 +105,14 @@ def run(
     if proc.wait() != 0:
         raise SystemExit(f"run failed: {' '.join(cmd)}")
     th.join()
-    wall = time.perf_counter() - t0
-    rec = json.loads((out / "run.json").read_text())
-    secs = {"ingest": 0.0, "fill": 0.0}
-    pixels = 0
-    for tile in rec["tiles"]:
-        for k in secs:
-            secs[k] += tile.get("seconds", {}).get(k, 0.0)
-        pixels += tile.get("pixels", 0)
-    return {"wall": wall, "peak_mib": peak[0] / 2**20, "pixels": pixels, **secs}
+    return time.perf_counter() - t0, peak[0]
+
+
+def mowing(out: Path) -> dict[str, float]:
+    """Wall time and peak memory of ``pipeline mowing`` on a run's cube."""
+    wall, peak = timed_peak([sys.executable, "-m", "pipeline", "mowing", "-q", "--cube",
+                             str(out), "--out", str(out / "mowing")])
+    return {"wall": wall, "peak_mib": peak / 2**20}
 
 
 def main() -> None:
@@ -118,11 +133,13 @@ def main() -> None:
         # warm the archive so no run below pays for its generation
         run(square_aoi(tmp / "warm.geojson", 300), tmp / "warm", cache, "linear", 2)
         results = {}
+        mow: dict[int, dict[str, float]] = {}
         for factor, size in ((1, 1000), (4, 2000), (16, 4000)):
             aoi = square_aoi(tmp / f"aoi{factor}.geojson", size)
             results[factor] = run(
                 aoi, tmp / f"out{factor}", cache, args.method, 2, args.memory_chunk
             )
+            mow[factor] = mowing(tmp / f"out{factor}")
         big = square_aoi(tmp / "big.geojson", 4000)
         two = run(big, tmp / "big2", cache, args.method, 2)
         one = run(big, tmp / "big1", cache, args.method, 1)
@@ -141,6 +158,13 @@ def main() -> None:
             f"{r['pixels'] / r['wall']:,.0f} | {r['peak_mib']:.0f} |"
         )
     print(f"peak memory 16x / 1x: {results[16]['peak_mib'] / results[1]['peak_mib']:.2f}")
+    print("\nmowing on those cubes (zdrop, filled series):")
+    print("| AOI | wall s | px/s | peak MiB |")
+    print("|---|---|---|---|")
+    for factor, m in mow.items():
+        print(f"| {factor}x | {m['wall']:.1f} | {results[factor]['pixels'] / m['wall']:,.0f} | "
+              f"{m['peak_mib']:.0f} |")
+    print(f"mowing peak memory 16x / 1x: {mow[16]['peak_mib'] / mow[1]['peak_mib']:.2f}")
     print("\nthroughput on the 16x AOI (--chunk 256):")
     print("| workers | wall s | ingest px/s | fill px/s | end-to-end px/s | peak MiB |")
     print("|---|---|---|---|---|---|")

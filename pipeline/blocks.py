@@ -58,3 +58,8 @@ def blocks(row_edges: Sequence[int], col_edges: Sequence[int]) -> Iterator[Block
         for ix in range(len(col_edges) - 1):
             yield Block(iy, ix, slice(row_edges[iy], row_edges[iy + 1]),
                         slice(col_edges[ix], col_edges[ix + 1]))
+
+
+def n_chunks(shape: Sequence[int], chunk: int) -> int:
+    """Spatial chunks of ``chunk`` pixels that cover a (height, width) grid."""
+    return math.ceil(shape[0] / chunk) * math.ceil(shape[1] / chunk)

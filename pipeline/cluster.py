@@ -5,17 +5,25 @@ parallelises poorly with other threads in the same process, and GDAL reads
 scale across processes. Each worker's memory limit is its share of the
 machine's RAM (80 % of it); torch's intra-op threads are pinned per worker
 (``OMP_NUM_THREADS``/``torch.set_num_threads``) so workers never oversubscribe.
+
+Which scheduler a run gets (:func:`choose_scheduler`): ``--scheduler`` when given;
+otherwise in-process threads when the run has fewer spatial chunks than twice the
+workers (a LocalCluster's start and the per-process imports then cost more than its
+processes win), else a LocalCluster. On a cluster each worker loads the SF model once,
+in the background as it starts (:class:`PreloadFiller`), not on its first fill task.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 from pipeline.errors import InputError
 
@@ -44,6 +52,55 @@ class ClusterSpec:
     dashboard: bool = True
 
 
+def local_workers(spec: ClusterSpec) -> int:
+    """Worker processes a LocalCluster of ``spec`` starts."""
+    return spec.workers or max(1, os.cpu_count() or 1)
+
+
+def choose_scheduler(spec: ClusterSpec, chunks: int) -> ClusterSpec:
+    """``spec`` with in-process threads instead of a LocalCluster for runs of fewer than
+    two chunks per worker (``chunks``: spatial chunks of all tiles); an explicit
+    ``--scheduler`` stays."""
+    if spec.scheduler is None and chunks < 2 * local_workers(spec):
+        log.info("%d chunks for %d workers: in-process threads instead of a LocalCluster",
+                 chunks, local_workers(spec))
+        return replace(spec, scheduler="threads")
+    return spec
+
+
+class PreloadFiller(WorkerPlugin):
+    """Loads a filler's model on each worker as it starts, in a background thread, so the
+    first fill task does not wait for the torch import (the ingest runs meanwhile)."""
+
+    name = "s1s2-gapfill-preload-filler"
+
+    def __init__(self, filler: Any) -> None:
+        self.filler = filler
+
+    def setup(self, worker: Any) -> None:
+        """Start the load; the worker takes tasks at once."""
+        threading.Thread(target=self._load, name="preload-filler", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            self.filler.preload()
+        except Exception as exc:  # the fill task loads it again and reports the error
+            log.warning("preloading the filler failed (%s: %s)", type(exc).__name__, exc)
+
+
+def preload_filler(client: Client | None, filler: object) -> None:
+    """Have every worker of ``client`` load ``filler``'s model once, in the background
+    (fillers with a ``preload`` method); without a client (in-process threads) this
+    process loads it in the background while the ingest runs."""
+    if not callable(getattr(filler, "preload", None)):
+        return
+    plugin = PreloadFiller(filler)
+    if client is None:
+        plugin.setup(worker=None)
+    else:
+        client.register_plugin(plugin)
+
+
 def _total_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -53,7 +110,7 @@ def _total_memory() -> int:
 
 def local_cluster_kwargs(spec: ClusterSpec) -> dict[str, object]:
     """Keyword arguments of the LocalCluster for ``spec`` (sized to this machine)."""
-    n = spec.workers or max(1, os.cpu_count() or 1)
+    n = local_workers(spec)
     mem = spec.memory_limit or int(0.8 * _total_memory() / n)
     env = {"OMP_NUM_THREADS": str(spec.torch_threads), "MKL_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1"}

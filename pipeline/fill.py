@@ -14,6 +14,8 @@ mean and std, both (N, T).
 from __future__ import annotations
 
 import functools
+import importlib.util
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -58,12 +60,26 @@ class LinearFiller:
         return mean, np.full_like(mean, np.nan)
 
 
-@functools.lru_cache(maxsize=4)
-def _load_model(path: str | None) -> object:
-    # Cached per process: each dask worker loads the weights once.
-    import model
+_MODELS: dict[str | None, object] = {}
+_MODELS_LOCK = threading.Lock()
 
-    return model.load_model(path)
+
+def _load_model(path: str | None) -> object:
+    """The SF model of ``path``, loaded once per process (the lock keeps a preload and
+    the first fill task from loading it twice)."""
+    with _MODELS_LOCK:
+        if path not in _MODELS:
+            import model
+
+            _MODELS[path] = model.load_model(path)
+        return _MODELS[path]
+
+
+def shipped_weights() -> Path:
+    """Path of the shipped SF weights, found without importing the model (and torch)."""
+    spec = importlib.util.find_spec("model")
+    assert spec is not None and spec.origin is not None, "the model package is missing"
+    return Path(spec.origin).parent / "weights" / "sf.safetensors"
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,13 @@ class ModelFiller:
         )
         return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
+    def preload(self) -> None:
+        """Import torch and load the weights now (a worker does it once, at start)."""
+        import torch
+
+        torch.set_num_threads(self.torch_threads)
+        _load_model(self.path)
+
 
 def fill_block(
     filler: Filler,
@@ -106,13 +129,15 @@ def fill_block(
     vv_desc: np.ndarray,
     vh_asc: np.ndarray,
     vh_desc: np.ndarray,
+    inside: np.ndarray | None = None,
     doy: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill a block whose last axis is time (..., T); returns (mean, std) of the same shape.
 
     Observed NDVI is never replaced by a NaN, and pixels without any clear
-    observation stay NaN (there is nothing to anchor a fill to). ``doy`` ((T,) day of
-    year of each date) goes to the filler.
+    observation stay NaN (there is nothing to anchor a fill to). ``inside`` (the
+    block's shape without T, true inside the AOI) limits the fill to those pixels;
+    the others stay NaN. ``doy`` ((T,) day of year of each date) goes to the filler.
     """
     shape = ndvi.shape
     t = shape[-1]
@@ -122,6 +147,8 @@ def fill_block(
     mean = np.full(flat.shape, np.nan, np.float32)
     std = np.full(flat.shape, np.nan, np.float32)
     rows = np.isfinite(flat).any(axis=1)
+    if inside is not None:
+        rows &= np.broadcast_to(inside, shape[:-1]).reshape(-1).astype(bool)
     if rows.any():
         mean[rows], std[rows] = filler.fill(flat[rows], vv[rows], vh[rows], doy=doy)
     return mean.reshape(shape), std.reshape(shape)
@@ -143,15 +170,19 @@ def cube_doy(times: np.ndarray, step_days: int = STEP_DAYS) -> np.ndarray | None
 def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     """Lazy ``ndvi_filled``, ``ndvi_std`` and ``observed`` for a cube (dims time, y, x).
 
-    Pixels outside the AOI mask are NaN in the filled products. The ``time`` values
-    (6-day bin starts) give the filler each date's day of year.
+    Pixels outside the AOI mask are NaN in the filled products and never reach the
+    filler. The ``time`` values (6-day bin starts) give the filler each date's day of year.
     """
     inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair)]
+    core = [["time"]] * len(inputs)
+    if "aoi_mask" in cube:
+        inputs.append(cube["aoi_mask"] > 0)
+        core.append([])
     doy = cube_doy(cube["time"].values) if "time" in cube.coords else None
     mean, std = xr.apply_ufunc(
         functools.partial(fill_block, filler, doy=doy),
         *inputs,
-        input_core_dims=[["time"]] * len(inputs),
+        input_core_dims=core,
         output_core_dims=[["time"], ["time"]],
         dask="parallelized",
         output_dtypes=[np.float32, np.float32],
@@ -185,6 +216,4 @@ def default_filler(model_path: str | Path | None, method: str, use_dates: bool =
 
 def available_method(model_path: str | Path | None) -> str:
     """``sf`` when its weights exist (``model_path``, else the shipped ones), else ``linear``."""
-    import model
-
-    return "sf" if Path(model_path or model.default_weights()).is_file() else "linear"
+    return "sf" if Path(model_path or shipped_weights()).is_file() else "linear"

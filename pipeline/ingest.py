@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask.array as dask_array
 import numpy as np
 import odc.stac
 import pystac
@@ -150,31 +151,71 @@ def _nan_like(template: xr.DataArray) -> xr.DataArray:
     return xr.full_like(template, np.nan, dtype=np.float32)
 
 
+def bin_block(obs: np.ndarray, idx: np.ndarray, nbins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (float32, NaN where none) and count (uint8) of the non-NaN ``obs`` per bin.
+
+    ``obs`` is (T, ...) with acquisitions in time order, ``idx`` (T,) their bin
+    (-1: outside the grid). Sums run in float32 in acquisition order and the mean
+    divides in float64, as a dask ``sum`` over the acquisitions of a bin would.
+    """
+    total = np.zeros((nbins, *obs.shape[1:]), np.float32)
+    n = np.zeros((nbins, *obs.shape[1:]), np.int64)
+    for t, b in enumerate(idx):
+        if b < 0:
+            continue
+        ok = ~np.isnan(obs[t])
+        total[b] += np.where(ok, obs[t], np.float32(0))
+        n[b] += ok
+    mean = (total / np.where(n > 0, n, np.nan)).astype(np.float32)
+    return mean, n.astype(np.uint8)
+
+
+def _bin_stacked(obs: np.ndarray, idx: np.ndarray, nbins: int, db: bool) -> np.ndarray:
+    """One chunk's bins as a (2, nbins, y, x) float32 block: mean (dB if ``db``), count."""
+    mean, count = bin_block(obs, idx, nbins)
+    if db:
+        mean = s1mod.to_db(mean)
+    return np.stack([mean, count.astype(np.float32)])
+
+
 def bin_to_grid(
-    obs: xr.DataArray, grid: TimeGrid, template: xr.DataArray
+    obs: xr.DataArray, grid: TimeGrid, template: xr.DataArray, db: bool = False
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """Mean and count of the non-NaN observations per 6-day bin (lazy).
 
     ``obs`` has dims (time, y, x) with acquisition times; ``template`` is a
-    (y, x) array giving the spatial layout for bins with no acquisition.
+    (y, x) dask array giving the spatial layout (and chunks) of the result.
+    ``db=True`` converts the mean from linear power to dB. One task per spatial
+    chunk bins all of its acquisitions in numpy (:func:`bin_block`).
     """
-    obs = obs.drop_vars([c for c in obs.coords if c not in obs.dims])
     template = template.drop_vars([c for c in template.coords if c not in template.dims])
-    idx = grid.bin_index(obs["time"].values) if obs.sizes.get("time", 0) else np.array([])
-    means, counts = [], []
-    for b in range(grid.count):
-        sel = np.nonzero(idx == b)[0]
-        if sel.size == 0:
-            means.append(_nan_like(template))
-            counts.append(xr.zeros_like(template, dtype=np.uint8))
-            continue
-        sub = obs.isel(time=sel)
-        n = sub.notnull().sum("time")
-        total = sub.fillna(0).sum("time")
-        means.append((total / n.where(n > 0)).astype(np.float32))
-        counts.append(n.astype(np.uint8))
     time = xr.DataArray(grid.starts.values, dims="time", name="time")
-    return xr.concat(means, dim=time), xr.concat(counts, dim=time)
+    if not obs.sizes.get("time", 0):
+        mean = _nan_like(template)
+        count = xr.zeros_like(template, dtype=np.uint8)
+        return xr.concat([mean] * grid.count, dim=time), xr.concat([count] * grid.count, dim=time)
+    order = np.argsort(obs["time"].values, kind="stable")
+    idx = grid.bin_index(obs["time"].values[order])
+    data = obs.transpose("time", "y", "x").data
+    if not np.array_equal(order, np.arange(order.size)):
+        data = data[order]
+    assert template.chunks is not None, "template must be dask-backed"
+    y_chunks, x_chunks = template.chunks
+    data = dask_array.asarray(data).rechunk({0: -1, 1: y_chunks, 2: x_chunks})
+    stacked = data.map_blocks(
+        _bin_stacked,
+        idx=idx,
+        nbins=grid.count,
+        db=db,
+        dtype=np.float32,
+        chunks=((2,), (grid.count,), *data.chunks[1:]),
+        new_axis=0,
+        meta=np.empty((0, 0, 0, 0), np.float32),
+    )
+    coords = {"time": time, "y": template["y"], "x": template["x"]}
+    mean = xr.DataArray(stacked[0], dims=("time", "y", "x"), coords=coords)
+    count = xr.DataArray(stacked[1].astype(np.uint8), dims=("time", "y", "x"), coords=coords)
+    return mean, count
 
 
 def load_s2_ndvi(
@@ -219,7 +260,7 @@ def load_s2_ndvi(
             group,
             bands=list(keys),
             geobox=geobox,
-            chunks={"x": chunk, "y": chunk},
+            chunks={"time": -1, "x": chunk, "y": chunk},
             groupby="solar_day",
             resampling={scl_k: "nearest", "*": "nearest"},
             fail_on_error=True,
@@ -281,19 +322,24 @@ def load_s1(
         groups: dict[tuple[str, ...], list[pystac.Item]] = {}
         for item, keys in usable:
             groups.setdefault(keys, []).append(item)
+        # One load per group for both polarisations: odc-stac works out each scene's
+        # footprint on the grid once per load (the costly part of building the graph).
+        loaded = [
+            (keys, odc.stac.load(
+                group,
+                bands=list(keys),
+                geobox=geobox,
+                chunks={"time": -1, "x": chunk, "y": chunk},
+                groupby="solar_day",
+                resampling="bilinear",
+                dtype="float32",
+                fail_on_error=True,
+            ))
+            for keys, group in groups.items()
+        ]
         for pol_i, pol in enumerate(spec.polarisations):
             parts = []
-            for keys, group in groups.items():
-                ds = odc.stac.load(
-                    group,
-                    bands=[keys[pol_i]],
-                    geobox=geobox,
-                    chunks={"x": chunk, "y": chunk},
-                    groupby="solar_day",
-                    resampling="bilinear",
-                    dtype="float32",
-                    fail_on_error=True,
-                )
+            for keys, ds in loaded:
                 da = ds[keys[pol_i]]
                 parts.append(da.where(da > 0))
             if parts:
@@ -360,9 +406,8 @@ def make_cube(
         for direction in s1mod.ORBIT_DIRECTIONS:
             name = s1mod.cube_variable(pol, direction)
             if name in s1:
-                power, _ = bin_to_grid(s1[name].assign_coords(y=mask.y, x=mask.x), grid, template)
-                data[name] = xr.apply_ufunc(
-                    s1mod.to_db, power, dask="parallelized", output_dtypes=[np.float32]
+                data[name], _ = bin_to_grid(
+                    s1[name].assign_coords(y=mask.y, x=mask.x), grid, template, db=True
                 )
             else:
                 data[name] = xr.concat(

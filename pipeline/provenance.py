@@ -19,7 +19,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.cube import WriteStats
 from pipeline.export import write_json
-from pipeline.fill import Filler, ModelFiller
+from pipeline.fill import Filler, ModelFiller, shipped_weights
 from pipeline.ingest import SceneLog
 from pipeline.storage import atomic_write
 from pipeline.timegrid import EPOCH, TimeGrid
@@ -78,18 +78,14 @@ def _versions() -> dict[str, str | None]:
 
 
 def model_info(path: str | Path | None) -> dict[str, Any]:
-    """Weights file and its SHA-256 (None: the shipped weights)."""
-    import model
-
-    weights = (
-        Path(path)
-        if path is not None
-        else Path(model.__file__).parent / "weights" / "sf.safetensors"
-    )
-    return {
-        "weights": str(weights),
-        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-    }
+    """Weights file and its SHA-256 (None: the shipped weights); reads the file only, so
+    the process that writes run.json never imports torch."""
+    weights = Path(path) if path is not None else shipped_weights()
+    digest = hashlib.sha256()
+    with weights.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"weights": str(weights), "sha256": digest.hexdigest()}
 
 
 def run_record(

@@ -22,8 +22,9 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.aoi import AOI, aoi_in_crs, make_geobox, read_aoi
+from pipeline.blocks import n_chunks
 from pipeline.checks import check_filled_tile
-from pipeline.cluster import ClusterSpec, client_for
+from pipeline.cluster import ClusterSpec, choose_scheduler, client_for, preload_filler
 from pipeline.cube import (
     TileSignatures,
     WriteStats,
@@ -166,8 +167,10 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     stats: list[TileResult] = []
     plan = TilePlan(aoi, grid, filler, ingest, source.name, s2_items, s1_items,
                     request_parameters(req))
-    spec = ClusterSpec(scheduler=req.scheduler, workers=req.workers)
+    chunks = sum(n_chunks(t.geobox.shape, req.chunk) for t in tiles)
+    spec = choose_scheduler(ClusterSpec(scheduler=req.scheduler, workers=req.workers), chunks)
     with claim_out(req.out, sig, req.overwrite), client_for(spec) as client:
+        preload_filler(client, filler)
         plan = replace(plan, workers=req.workers if client is None else 1, tiled=len(tiles) > 1)
         for n, tile in enumerate(tiles, start=1):
             log.info("tile %s (%d of %d)", tile.id, n, len(tiles))

@@ -27,10 +27,11 @@ def _run(args: list[str]) -> int:
 
 
 def test_run_end_to_end_writes_products(demo_cache, aoi, tmp_path, capsys):
-    """The default path: LocalCluster workers and the shipped SF model."""
+    """The default path: LocalCluster workers and the shipped SF model (4 chunks for 2
+    workers: enough for a LocalCluster rather than in-process threads)."""
     out = tmp_path / "out"
     args = ["--aoi", str(aoi), "--cache", str(demo_cache), "--out", str(out),
-            "--start", START, "--end", END]
+            "--start", START, "--end", END, "--chunk", "25", "--workers", "2"]
     assert _run(args) == 0
     printed = capsys.readouterr().out
     assert "six-day dates" in printed and "filled" in printed

@@ -143,3 +143,41 @@ def test_model_fill_dask_equals_eager():
     mean, std = fill_block(filler, *arrays, doy=cube_doy(cube["time"].values))
     np.testing.assert_allclose(lazy["ndvi_filled"].values, np.moveaxis(mean, -1, 0), atol=1e-6)
     np.testing.assert_allclose(lazy["ndvi_std"].values, np.moveaxis(std, -1, 0), atol=1e-6)
+
+
+class _CountingFiller(LinearFiller):
+    """Linear fill that counts the pixel series it is given."""
+
+    seen: list[int] = []  # noqa: RUF012  (shared on purpose: dask may copy the filler)
+
+    def fill(self, ndvi, vv, vh, doy=None):  # type: ignore[no-untyped-def]
+        type(self).seen.append(ndvi.shape[0])
+        return super().fill(ndvi, vv, vh, doy)
+
+
+def test_fill_skips_pixels_outside_the_aoi_and_leaves_them_nan():
+    cube, _ = _cube(seed=5)
+    everywhere = compute_filled(cube, LinearFiller()).compute()
+    mask = np.ones(cube["aoi_mask"].shape, np.uint8)
+    mask[:, :10] = 0  # the left 10 columns lie outside
+    part = cube.assign(aoi_mask=(("y", "x"), mask))
+    _CountingFiller.seen.clear()
+    out = compute_filled(part, _CountingFiller()).compute(scheduler="synchronous")
+    observed_inside = int(np.isfinite(cube["ndvi"].values).any(axis=0)[:, 10:].sum())
+    assert sum(_CountingFiller.seen) == observed_inside
+    assert np.isnan(out["ndvi_filled"].values[:, :, :10]).all()
+    np.testing.assert_array_equal(out["ndvi_filled"].values[:, :, 10:],
+                                  everywhere["ndvi_filled"].values[:, :, 10:])
+    np.testing.assert_array_equal(out["observed"].values, everywhere["observed"].values)
+
+
+def test_provenance_hashes_weights_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, hashlib; from pipeline.provenance import model_info; "
+            "from pipeline.fill import available_method; info = model_info(None); "
+            "assert available_method(None) == 'sf'; "
+            "assert info['sha256'] == hashlib.sha256(open(info['weights'], 'rb').read())"
+            ".hexdigest(); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 from shapely.geometry import box
 
 from pipeline.aoi import AOI, make_geobox
-from pipeline.ingest import SceneLog, make_cube
+from pipeline.ingest import SceneLog, bin_block, bin_to_grid, make_cube
 from pipeline.s2 import reflectance_scaling
 from pipeline.sources.stac import StaticCatalogSource
 from pipeline.timegrid import TimeGrid
@@ -157,3 +159,48 @@ def test_double_offset_is_flagged_and_read_once(tmp_path, caplog):
     ndvi = cube["ndvi"].values
     np.testing.assert_allclose(ndvi[0], 0.5, atol=1e-6)  # (0.15-0.05)/(0.15+0.05)
     np.testing.assert_allclose(ndvi[2], 0.6, atol=1e-6)
+
+
+def _random_obs(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    obs = rng.uniform(-1, 1, (9, 5, 7)).astype(np.float32)
+    obs[rng.random(obs.shape) < 0.4] = np.nan
+    idx = np.array([-1, 0, 0, 0, 2, 2, 3, 3, -1])  # bin 1 has no acquisition
+    return obs, idx
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bin_block_is_the_nan_mean_and_count_per_bin(seed):
+    obs, idx = _random_obs(seed)
+    mean, count = bin_block(obs, idx, 4)
+    assert mean.dtype == np.float32 and count.dtype == np.uint8
+    for b in range(4):
+        sub = obs[idx == b].astype(np.float64)
+        n = np.isfinite(sub).sum(axis=0)
+        np.testing.assert_array_equal(count[b], n)
+        with np.errstate(invalid="ignore"):
+            want = np.where(n > 0, np.nansum(sub, axis=0) / np.maximum(n, 1), np.nan)
+        np.testing.assert_allclose(mean[b], want, rtol=1e-6, atol=1e-7, equal_nan=True)
+    assert np.isnan(mean[1]).all() and (count[1] == 0).all()
+
+
+def test_bin_to_grid_dask_equals_numpy_and_sorts_time():
+    obs, _ = _random_obs(3)
+    grid = TimeGrid.covering("2023-04-01", "2023-04-24")  # 4 bins
+    days = pd.to_datetime(["2023-03-20", "2023-04-01", "2023-04-03", "2023-04-06",
+                           "2023-04-14", "2023-04-16", "2023-04-19", "2023-04-23",
+                           "2023-05-30"])
+    idx = grid.bin_index(days.values)
+    want_mean, want_count = bin_block(obs, idx, grid.count)
+    perm = np.random.default_rng(0).permutation(len(days))  # acquisitions out of order
+    da = xr.DataArray(obs[perm], dims=("time", "y", "x"),
+                      coords={"time": days.values[perm], "y": np.arange(5.0),
+                              "x": np.arange(7.0)}).chunk({"time": 2, "y": 2, "x": 3})
+    template = xr.DataArray(np.zeros((5, 7), np.float32), dims=("y", "x"),
+                            coords={"y": np.arange(5.0), "x": np.arange(7.0)}
+                            ).chunk({"y": 2, "x": 3})
+    mean, count = bin_to_grid(da, grid, template)
+    assert mean.chunks == ((4,), (2, 2, 1), (3, 3, 1))
+    np.testing.assert_array_equal(count.values, want_count)
+    np.testing.assert_allclose(mean.values, want_mean, rtol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(mean["time"].values, grid.starts.values)

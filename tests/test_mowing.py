@@ -319,3 +319,37 @@ def test_benchmark_tunes_on_train_and_scores_test_of_any_folder(tmp_path: Path) 
     held = [r for r in te_rows if r["params"] == "tuned on train"]
     assert len(held) == len(tr_rows) and all(r["tp"] + r["fn"] == 3 for r in held)
     assert max(r["f1"] for r in held) == 1.0
+
+
+def test_chunked_detection_equals_the_lazy_one_and_runs_once_per_pixel(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """``write_cut_days`` (one pass, chunk by chunk) gives ``compute_mowing``'s products
+    and hands every pixel to the detector exactly once."""
+    from pipeline.mowing import raster
+
+    rng = np.random.default_rng(4)
+    ny, nx = 7, 9
+    base = np.stack([_season([int(b)]) for b in rng.integers(10, 26, ny * nx)], axis=-1)
+    filled = (base + rng.normal(0, 0.01, base.shape)).reshape(GRID.count, ny, nx)
+    mask = np.ones((ny, nx), np.uint8)
+    mask[0, :4] = 0
+    cube = xr.Dataset(
+        {"ndvi_filled": (("time", "y", "x"), filled.astype(np.float32)),
+         "ndvi_std": (("time", "y", "x"), np.full(filled.shape, 0.02, np.float32)),
+         "aoi_mask": (("y", "x"), mask)},
+        coords={"time": GRID.starts.values, "y": np.arange(ny, 0, -1.0), "x": np.arange(nx * 1.0)},
+    ).chunk({"time": -1, "y": 3, "x": 4})
+    want = raster.compute_mowing(cube, "drop").compute()
+    seen: list[int] = []
+    detect_block = raster._detect_block
+
+    def counting(ndvi, *args):  # type: ignore[no-untyped-def]
+        seen.append(ndvi.shape[0] * ndvi.shape[1])
+        return detect_block(ndvi, *args)
+
+    monkeypatch.setattr(raster, "_detect_block", counting)
+    got = raster.write_cut_days(cube, tmp_path / "cuts.zarr", "drop")
+    assert sum(seen) == ny * nx and len(seen) == 9  # 3 x 3 chunks, each pixel once
+    assert (want["mowing_count"].values[mask > 0] > 0).any()
+    for name in ("mowing_count", "mowing_dates", "cut_days"):
+        np.testing.assert_array_equal(got[name].values, want[name].values)

@@ -149,3 +149,50 @@ def test_tiles_mosaic_equals_single_tile(tmp_path, demo_cache, small_aoi, refere
         _cli(out, small_aoi, demo_cache, "--scheduler", "threads", "--chunk", "16",
              "--tile-size", "300"), check=True, capture_output=True, text=True)
     assert "tiles complete" in res.stdout
+
+
+def test_few_chunks_run_in_threads_many_on_a_local_cluster():
+    from pipeline.blocks import n_chunks
+    from pipeline.cluster import ClusterSpec, choose_scheduler
+
+    assert n_chunks((210, 210), 256) == 1 and n_chunks((513, 256), 256) == 3
+    two = ClusterSpec(workers=2)
+    assert choose_scheduler(two, 3).scheduler == "threads"
+    assert choose_scheduler(two, 4).scheduler is None  # LocalCluster
+    given = ClusterSpec(scheduler="tcp://127.0.0.1:8786", workers=2)
+    assert choose_scheduler(given, 1) == given  # an explicit --scheduler stays
+
+
+_PRELOADED: list[str] = []
+
+
+class _Preloadable:
+    """A filler whose preload leaves a mark (module level: the plugin pickles it)."""
+
+    def preload(self) -> None:
+        _PRELOADED.append("loaded")
+
+
+def test_workers_preload_the_filler_in_the_background():
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from pipeline.cluster import PreloadFiller, preload_filler
+    from pipeline.fill import LinearFiller
+
+    def plugins(client: Client) -> list[str]:
+        return list(client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.worker_plugins)))
+
+    _PRELOADED.clear()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        preload_filler(client, LinearFiller())  # no model to load: nothing registered
+        assert PreloadFiller.name not in plugins(client)
+        preload_filler(client, _Preloadable())
+        assert PreloadFiller.name in plugins(client)
+        deadline = time.monotonic() + 20
+        while not _PRELOADED and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert _PRELOADED == ["loaded"]  # once, on the one worker

@@ -1,7 +1,9 @@
 """``mowing`` on a filled cube: per-pixel rasters and, given parcels, per-parcel events.
 
-Per pixel the detector runs on ``ndvi_filled`` with ``ndvi_std`` (dask-mapped,
-one chunk of pixel series at a time). Per parcel it runs on the parcel's mean
+Per pixel the detector runs on ``ndvi_filled`` with ``ndvi_std``, one cube chunk
+of pixel series at a time and once per pixel: :func:`write_mowing` keeps the cut days
+of each chunk in a scratch Zarr store and writes the rasters from there, so the
+rasters' memory is one chunk's whatever the area. Per parcel it runs on the parcel's mean
 series (mean of ``ndvi_filled`` over the parcel's pixels in the AOI, std =
 root mean square of ``ndvi_std`` — errors of neighbouring pixels are
 correlated, so averaging does not shrink them); each parcel event also gets
@@ -15,18 +17,24 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask.array as dask_array
 import geopandas as gpd
 import numpy as np
 import odc.geo.xr  # noqa: F401  (registers the .odc accessor)
 import pandas as pd
 import rasterio.features
 import xarray as xr
+import zarr
 from odc.geo.geobox import GeoBox
 
+from pipeline.blocks import Block, blocks, chunk_edges
 from pipeline.errors import InputError
 from pipeline.export import StackSpec, write_stack
 from pipeline.mowing.detect import MAX_EVENTS, DetectParams, default_params, detect
@@ -152,11 +160,52 @@ def compute_mowing(
         output_dtypes=[np.float64],
         dask_gufunc_kwargs={"output_sizes": {"event": MAX_EVENTS}},
     ).transpose("event", "y", "x")
+    return _cut_products(cube, cuts)
+
+
+def _cut_products(cube: xr.Dataset, cuts: xr.DataArray) -> xr.Dataset:
+    """``mowing_count``, ``mowing_dates`` and ``cut_days`` from (event, y, x) cut days."""
     count = cuts.notnull().sum("event").astype(np.uint8)
     if "aoi_mask" in cube:
         count = count.where(cube["aoi_mask"] > 0, 255).astype(np.uint8)
     dates = xr.apply_ufunc(_yyyymmdd, cuts, dask="parallelized", output_dtypes=[np.int32])
     return xr.Dataset({"mowing_count": count, "mowing_dates": dates, "cut_days": cuts})
+
+
+def write_cut_days(
+    cube: xr.Dataset, store: Path, method: str = "zdrop", params: DetectParams | None = None,
+    series: str = "filled",
+) -> xr.Dataset:
+    """Detect cuts chunk by chunk (each pixel once) into the Zarr array ``store``; the
+    products of :func:`compute_mowing`, lazily read back from it.
+
+    One chunk's series per core are in memory at a time; the store holds (event, y, x) float64
+    cut days (days since the epoch, NaN = none) in the cube's spatial chunks.
+    """
+    days, doy = grid_axes(cube_grid(cube))
+    var, std_var = series_vars(series)
+    params = params or default_params(method, series)
+    ys, xs = cube[var].chunksizes["y"], cube[var].chunksizes["x"]
+    h, w = cube.sizes["y"], cube.sizes["x"]
+    arr = zarr.create_array(store=str(store), shape=(MAX_EVENTS, h, w),
+                            chunks=(MAX_EVENTS, ys[0], xs[0]), dtype="float64",
+                            fill_value=np.nan)
+
+    def one(b: Block) -> None:
+        region = {"y": b.rows, "x": b.cols}
+        ndvi = np.moveaxis(cube[var].isel(region).values, 0, -1)
+        std = (np.moveaxis(cube[std_var].isel(region).values, 0, -1)
+               if std_var is not None and std_var in cube else np.full_like(ndvi, np.nan))
+        cuts = _detect_block(ndvi, std, days, doy, method, params)
+        arr[:, b.rows, b.cols] = np.moveaxis(cuts, -1, 0)
+
+    # each thread holds one chunk's series; chunks are whole Zarr chunks of the store
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        list(pool.map(one, blocks(chunk_edges(ys), chunk_edges(xs))))
+    lazy = dask_array.from_zarr(str(store)).rechunk((MAX_EVENTS, ys, xs))
+    cut_days = xr.DataArray(lazy, dims=("event", "y", "x"),
+                            coords={"y": cube["y"], "x": cube["x"]})
+    return _cut_products(cube, cut_days)
 
 
 def read_parcels(path: Path, crs: object, id_column: str | None = None) -> gpd.GeoDataFrame:
@@ -283,12 +332,10 @@ def write_mowing(
             raise InputError(f"--parcels {parcels_path}: none of {len(parcels)} parcels overlaps "
                              "the cube; check the file's CRS and that it covers the run's AOI")
         parcels = parcels[hits.to_numpy()].reset_index(drop=True)
-    res = compute_mowing(cube, method, params, series)
-    cuts = res["cut_days"].values
-    count = res["mowing_count"].compute()
-    dates = res["mowing_dates"].copy(data=_yyyymmdd(cuts))
     labels = [f"cut {k}" for k in range(1, MAX_EVENTS + 1)]
-    with staging(out) as tmp:
+    with staging(out) as tmp, tempfile.TemporaryDirectory(prefix="mowing-") as scratch:
+        res = write_cut_days(cube, Path(scratch) / "cut_days.zarr", method, params, series)
+        count, dates = res["mowing_count"], res["mowing_dates"]
         write_stack(count.expand_dims(time=1), tmp / "mowing_count.tif", geobox,
                     ["number of cuts"],
                     StackSpec("mowing_count", "mowing_count.tif", "uint8", 255, None,
@@ -300,11 +347,12 @@ def write_mowing(
                     tags={"METHOD": method, "SERIES": series})
         n_parcels = n_events = 0
         if parcels is not None:
-            table, layer = parcel_events(cube, parcels, geobox, cuts, method, params, series)
+            table, layer = parcel_events(cube, parcels, geobox, res["cut_days"].values, method,
+                                         params, series)
             write_csv_atomic(table, tmp / "mowing_parcels.csv")
             layer.to_file(tmp / "mowing_events.gpkg", layer="mowing_events", driver="GPKG")
             n_parcels, n_events = len(table), len(layer)
+        with_cuts = int(((count > 0) & (count != 255)).sum().compute())
         paths = publish(tmp, out)
-    inside = count.values != 255
-    return MowingResult(paths=paths, pixels_with_cuts=int(((count.values > 0) & inside).sum()),
-                        parcels=n_parcels, parcel_events=n_events)
+    return MowingResult(paths=paths, pixels_with_cuts=with_cuts, parcels=n_parcels,
+                        parcel_events=n_events)
