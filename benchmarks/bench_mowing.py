@@ -331,10 +331,13 @@ def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
     Returns the score rows (one per left-out domain, detector and series), notes, and
     the learned detector's reliability table per left-out domain.
     """
+    import torch
+
     from model.mowing import DetectorRecipe, fit_detector
     from pipeline.mowing.learned import decode
 
     recipe = recipe or DetectorRecipe()
+    torch.set_num_threads(1)  # small networks: one thread per process trains fastest here
     doms = domains(data)
     if len(doms) < 2:
         raise SystemExit(f"{data}: fewer than two domains; nothing to leave out")

@@ -198,7 +198,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
             type=_probability,
             default=None,
             help="learned detector only: report cuts at least this likely (0-1; default: "
-            "the detector's threshold, 0.5)",
+            "the detector's threshold, 0.4)",
         )
 
     mw = _command(sub, _cmd_mowing,

@@ -5,7 +5,8 @@ event is a local maximum of that probability; its probability is that of a cut i
 the peak bin or one of its two neighbours (``1 - prod(1 - p)`` over the three: a cut
 near a bin boundary splits its evidence between two bins), its date the
 probability-weighted mean of the three bin centres. Events below the threshold are
-dropped, and of two events closer than the regrowth time the likelier is kept.
+dropped, and of two events closer than the regrowth time the likelier is kept. The
+threshold and the regrowth time are the detector card's (``model.mowing.DECODE``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ import numpy as np
 
 from pipeline.mowing.detect import MAX_EVENTS
 
-#: Decoding defaults when the weights' card names none.
-THRESHOLD = 0.5
-MIN_GAP_DAYS = 30.0
-
 
 @functools.lru_cache(maxsize=4)
 def load(path: str | None = None) -> Any:
@@ -30,9 +27,8 @@ def load(path: str | None = None) -> Any:
     return load_detector(path)
 
 
-def decode(prob: np.ndarray, days: np.ndarray, threshold: float = THRESHOLD,
-           min_gap_days: float = MIN_GAP_DAYS, max_events: int = MAX_EVENTS
-           ) -> tuple[np.ndarray, np.ndarray]:
+def decode(prob: np.ndarray, days: np.ndarray, threshold: float, min_gap_days: float,
+           max_events: int = MAX_EVENTS) -> tuple[np.ndarray, np.ndarray]:
     """Cut dates and their probabilities from ``(N, T)`` per-bin probabilities.
 
     ``days``: ``(T,)`` or ``(N, T)`` day numbers of the bin centres. Returns two
