@@ -38,14 +38,15 @@ detectors' default parameters.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
 from inspect import signature
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -56,13 +57,22 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline import baselines
-from pipeline.mowing import METHODS, Score, match_events
+from pipeline.mowing import MAX_EVENTS, METHODS, Score, match_events
 from pipeline.mowing.detect import PRIOR, DetectParams, default_params
-from pipeline.mowing.series import detect_on_grid, grid_axes
-from pipeline.timegrid import EPOCH, TimeGrid
-
-Spans = list[tuple[float, float]]
-Key = tuple[str, int]
+from pipeline.mowing.reference import (
+    Split,
+    _day,
+    axes_rows,
+    concat,
+    domains,
+    doy_rows,
+    load_test,
+    load_train,
+    targets,
+    year_grid,
+)
+from pipeline.mowing.score import detection_outcomes
+from pipeline.mowing.series import detect_on_grid
 
 #: Values tried per parameter by the coordinate search on train.
 SEARCH: dict[str, list] = {
@@ -78,105 +88,6 @@ SEARCH: dict[str, list] = {
 }
 #: Parameters a method does not use are not searched.
 UNUSED = {"drop": {"z"}, "zdrop": set()}
-
-
-def _day(ts: pd.Series | pd.Timestamp) -> np.ndarray:
-    return np.asarray((pd.to_datetime(ts) - pd.Timestamp(EPOCH)) / pd.Timedelta(days=1))
-
-
-def load_tables(files: list[Path], plot_col: str) -> pd.DataFrame:
-    """Clear acquisitions of S2 tables: columns plot, date, ndvi."""
-    if not files:
-        raise SystemExit("no S2 tables (*.csv) found")
-    parts = [pd.read_csv(f, usecols=[plot_col, "Date", "ndvi", "mask"]) for f in files]
-    d = pd.concat(parts, ignore_index=True)
-    d = d[(d["mask"] == 1) & (d["ndvi"] >= -1) & (d["ndvi"] <= 1)]
-    return pd.DataFrame({"plot": d[plot_col].astype(str), "date": pd.to_datetime(d["Date"]),
-                         "ndvi": d["ndvi"].astype(float)})
-
-
-def year_grid(year: int) -> TimeGrid:
-    """The 6-day bins (epoch-anchored) covering 1 March .. 30 November of a year."""
-    return TimeGrid.covering(f"{year}-03-01", f"{year}-11-30")
-
-
-def bin_parcel_years(s2: pd.DataFrame) -> tuple[list[Key], np.ndarray]:
-    """(plot, year) keys and their NDVI on a common-length 6-day grid (1 March .. 30 Nov).
-
-    Each year is on its own grid; row ``i`` holds bins ``0..T-1`` of its year's grid
-    (NaN beyond that year's bin count).
-    """
-    s2 = s2.assign(year=s2["date"].dt.year)
-    keys = sorted({(p, int(y)) for p, y in zip(s2["plot"], s2["year"], strict=True)})
-    grids = {y: year_grid(y) for _, y in keys}
-    t = max(g.count for g in grids.values())
-    ndvi = np.full((len(keys), t), np.nan, np.float32)
-    row = {k: i for i, k in enumerate(keys)}
-    for key, g in s2.groupby(["plot", "year"]):
-        p, y = cast(tuple[str, int], key)
-        b = grids[int(y)].bin_index(g["date"].to_numpy())
-        ok = b >= 0
-        m = pd.Series(g["ndvi"].to_numpy()[ok]).groupby(b[ok]).mean()
-        ndvi[row[(str(p), int(y))], m.index.to_numpy()] = m.to_numpy()
-    return keys, ndvi
-
-
-@dataclass
-class Split:
-    """Parcel-years of one split: binned NDVI, reference cuts and grazing spans."""
-
-    name: str
-    keys: list[Key]
-    ndvi: np.ndarray
-    truth: dict[Key, list[float]]
-    grazing: dict[Key, Spans] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        n_ev = sum(len(self.truth.get(k, [])) for k in self.keys)
-        return (f"{self.name}: {len(self.keys)} parcel-years, {n_ev} mowing events, "
-                f"{np.isfinite(self.ndvi).mean():.0%} of 6-day bins observed")
-
-
-def events_of(gdf: gpd.GeoDataFrame, plot_col: str) -> tuple[dict, dict]:
-    """Cut dates (type k) and grazing spans (type p) per (plot, year), in days."""
-    gdf = gdf.assign(year=pd.to_datetime(gdf["date"]).dt.year)
-    truth: dict[Key, list[float]] = {}
-    grazing: dict[Key, Spans] = {}
-    for (p, y), g in gdf[gdf["type"] == "k"].groupby([plot_col, "year"]):
-        truth[(str(p), int(y))] = sorted(_day(g["date"]).tolist())
-    if "endDate" in gdf.columns:
-        for (p, y), g in gdf[gdf["type"] == "p"].groupby([plot_col, "year"]):
-            end = g["endDate"].fillna(g["date"])
-            grazing[(str(p), int(y))] = list(zip(_day(g["date"]), _day(end), strict=True))
-    return truth, grazing
-
-
-def load_train(folder: Path) -> Split:
-    """``DATA/train``: labelled plot-years only (type k that year, or a plot marked n)."""
-    keys, ndvi = bin_parcel_years(load_tables(sorted((folder / "S2").glob("*.csv")), "PLOTID"))
-    gdf = gpd.read_file(folder / "mowing_events.gpkg")
-    truth, _ = events_of(gdf, "PLOTID")
-    unmown = set(gdf.loc[gdf["type"] == "n", "PLOTID"].astype(str))
-    rows = [i for i, k in enumerate(keys) if k in truth or k[0] in unmown]
-    return Split("train", [keys[i] for i in rows], ndvi[rows], truth)
-
-
-def load_test(folder: Path) -> Split:
-    """``DATA/test``: every camera parcel-year of ``SK_poly``."""
-    keys, ndvi = bin_parcel_years(load_tables(sorted((folder / "SK_poly").glob("*.csv")),
-                                              "plotID"))
-    truth, grazing = events_of(gpd.read_file(folder / "SK_long.gpkg"), "plotID")
-    return Split("test", keys, ndvi, truth, grazing)
-
-
-def doy_rows(keys: list[Key], t: int) -> np.ndarray:
-    """``(N, t)`` day of year of each row's 6-day bin centres (NaN past its year's bins)."""
-    out = np.full((len(keys), t), np.nan, np.float32)
-    for year in sorted({y for _, y in keys}):
-        _, doy = grid_axes(year_grid(year))
-        rows = [i for i, (_, y) in enumerate(keys) if y == year]
-        out[np.ix_(rows, range(len(doy)))] = doy[:t]
-    return out
 
 
 def load_sf(path: Path | None = None) -> Any:
@@ -356,6 +267,154 @@ def bench_slovak(data: Path, tolerance: float, model_path: Path | None = None
     return tr_rows, te_rows, notes
 
 
+def learned_counts(split: Split, dates: np.ndarray, tolerance: float) -> np.ndarray:
+    """``(N, 3)`` tp, fp, fn per parcel-year of detected ``dates`` ``(N, E)`` (days)."""
+    out = np.zeros((len(split.keys), 3), np.int64)
+    for i, k in enumerate(split.keys):
+        m = match_events(dates[i], split.truth.get(k, []), tolerance, split.grazing.get(k, []))
+        out[i] = (m.tp, m.fp, m.fn)
+    return out
+
+
+def total_score(split: Split, dates: np.ndarray, tolerance: float) -> Score:
+    """Summed matching score of detected ``dates`` ``(N, E)`` over the split."""
+    total = Score(0, 0, 0)
+    for i, k in enumerate(split.keys):
+        total = total + match_events(dates[i], split.truth.get(k, []), tolerance,
+                                     split.grazing.get(k, []))
+    return total
+
+
+def rule_dates(split: Split, series: np.ndarray, std: np.ndarray | None, method: str,
+               params: DetectParams) -> np.ndarray:
+    """Cut dates ``(N, MAX_EVENTS)`` of a rule, each row on its year's grid."""
+    out = np.full((len(split.keys), MAX_EVENTS), np.nan)
+    for year in sorted({y for _, y in split.keys}):
+        rows = [i for i, (_, y) in enumerate(split.keys) if y == year]
+        grid = year_grid(year)
+        s = None if std is None else std[rows, : grid.count]
+        out[rows] = detect_on_grid(series[rows, : grid.count], s, grid, method, params)
+    return out
+
+
+#: Edges of the reliability table's probability bins.
+RELIABILITY_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
+
+
+def reliability(split: Split, dates: np.ndarray, probs: np.ndarray, tolerance: float
+                ) -> list[dict]:
+    """Share of detected events that match a reference cut, per probability bin."""
+    hit, pr = [], []
+    for i, k in enumerate(split.keys):
+        ok = np.isfinite(dates[i])
+        o = detection_outcomes(dates[i][ok], split.truth.get(k, []), tolerance,
+                               split.grazing.get(k, []))
+        keep = o >= 0
+        hit.extend(o[keep].tolist())
+        pr.extend(probs[i][ok][keep].tolist())
+    h, q = np.asarray(hit, float), np.asarray(pr, float)
+    rows = []
+    edges = (0.0, *RELIABILITY_BINS) if (q < RELIABILITY_BINS[0]).any() else RELIABILITY_BINS
+    for lo, hi in itertools.pairwise(edges):
+        sel = (q >= lo) & (q < hi)
+        if sel.any():
+            rows.append({"bin": f"{lo:.1f}-{min(hi, 1.0):.1f}", "events": int(sel.sum()),
+                         "mean_probability": float(q[sel].mean()),
+                         "matched": float(h[sel].mean())})
+    return rows
+
+
+def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
+               model_path: Path | None = None) -> tuple[list[dict], list[str], dict]:
+    """Leave one domain out: rules tuned and the detector trained on the other domains.
+
+    Returns the score rows (one per left-out domain, detector and series), notes, and
+    the learned detector's reliability table per left-out domain.
+    """
+    import torch
+
+    from model.mowing import DetectorRecipe, fit_detector
+    from pipeline.mowing.learned import decode
+
+    recipe = recipe or DetectorRecipe()
+    torch.set_num_threads(1)  # small networks: one thread per process trains fastest here
+    doms = domains(data)
+    if len(doms) < 2:
+        raise SystemExit(f"{data}: fewer than two domains; nothing to leave out")
+    sf = load_sf(model_path)
+    rows: list[dict] = []
+    notes: list[str] = [f"{name}: {d.describe().split(': ', 1)[1]}" for name, d in doms.items()]
+    notes.append(f"learned detector recipe: {recipe}")
+    rel: dict[str, list[dict]] = {}
+    for left, test in doms.items():
+        pool = concat([d for n, d in doms.items() if n != left], f"all but {left}")
+        assert not set(pool.keys) & set(test.keys), "a parcel-year on both sides of a fold"
+        t0 = time.perf_counter()
+        te_series = fill_all(test.ndvi, doy_rows(test.keys, test.ndvi.shape[1]), sf)
+        tr_series = fill_all(pool.ndvi, doy_rows(pool.keys, pool.ndvi.shape[1]), sf)
+        counts: dict[tuple[str, str], np.ndarray] = {}
+        for name in te_series:
+            for method in METHODS:
+                p, _ = tune(pool, *tr_series[name], method, tolerance)
+                dates = rule_dates(test, *te_series[name], method, p)
+                counts[(method, name)] = learned_counts(test, dates, tolerance)
+                rows.append(_lodo_row(left, method, name, test, dates, tolerance))
+        days, doy = axes_rows(pool.keys, pool.ndvi.shape[1])
+        y, w = targets(pool, days)
+        det = fit_detector(pool.ndvi, doy, y, w, recipe)
+        days_t, doy_t = axes_rows(test.keys, test.ndvi.shape[1])
+        prob = det.predict_proba(test.ndvi, doy_t)
+        dates, probs = decode(prob, days_t, det.threshold, det.min_gap_days)
+        counts[("learned", "raw")] = learned_counts(test, dates, tolerance)
+        rows.append(_lodo_row(left, "learned", "raw", test, dates, tolerance))
+        rel[left] = reliability(test, dates, probs, tolerance)
+        best = max((r for r in rows if r["domain"] == left and r["method"] != "learned"),
+                   key=lambda r: r["f1"])
+        lo, hi, pgt = paired_bootstrap(counts[("learned", "raw")],
+                                       counts[(best["method"], best["series"])])
+        d = rows[-1]["f1"] - best["f1"]
+        notes.append(f"{left}: learned minus best rule ({best['method']} on {best['series']}, "
+                     f"F1 {best['f1']:.3f}): {d:+.3f} (95 % paired bootstrap over "
+                     f"parcel-years {lo:+.3f} .. {hi:+.3f}; P(> 0) {pgt:.2f}); fold "
+                     f"{time.perf_counter() - t0:.0f} s")
+        print("  " + notes[-1], flush=True)
+    return rows, notes, rel
+
+
+def _lodo_row(domain: str, method: str, series: str, split: Split, dates: np.ndarray,
+              tolerance: float) -> dict:
+    s = total_score(split, dates, tolerance)
+    s6 = total_score(split, dates, tolerance / 2)
+    row = {"domain": domain, "method": method, "series": series, "tp": s.tp, "fp": s.fp,
+           "fn": s.fn, "precision": s.precision, "recall": s.recall, "f1": s.f1,
+           "f1_half": s6.f1, "date_error": s.date_error}
+    print(f"  {domain:8s} {method:7s} {series:6s} F1 {s.f1:.3f} (P {s.precision:.3f} "
+          f"R {s.recall:.3f}; ±{tolerance / 2:g} d {s6.f1:.3f}; date error "
+          f"{s.date_error:.1f} d)", flush=True)
+    return row
+
+
+def lodo_markdown(rows: list[dict], notes: list[str], rel: dict, tolerance: float) -> str:
+    """The cross-domain tables as Markdown."""
+    half = tolerance / 2
+    lines = ["### Leave one domain out", "",
+             f"| left out | detector | series | P | R | F1 ±{tolerance:g} d | F1 ±{half:g} d | "
+             "date error (d) | TP | FP | FN |", "|---" * 11 + "|"]
+    for r in rows:
+        lines.append(f"| {r['domain']} | {r['method']} | {r['series']} | {r['precision']:.3f} | "
+                     f"{r['recall']:.3f} | {r['f1']:.3f} | {r['f1_half']:.3f} | "
+                     f"{r['date_error']:.1f} | {r['tp']} | {r['fp']} | {r['fn']} |")
+    lines += ["", *(f"* {n}" for n in notes), "", "### Reliability of the event probability "
+              "(learned detector, left-out domains)", "",
+              "| left out | probability | events | mean probability | matched share |",
+              "|---|---|---|---|---|"]
+    for dom, table in rel.items():
+        for r in table:
+            lines.append(f"| {dom} | {r['bin']} | {r['events']} | {r['mean_probability']:.2f} | "
+                         f"{r['matched']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def bench_demo(out: Path, archive: Path, tolerance: float) -> list[dict]:
     import rasterio.features
     from odc.geo.xr import ODCExtensionDs  # noqa: F401  (registers .odc)
@@ -432,11 +491,34 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=12.0, help="match window, days")
     ap.add_argument("--markdown", type=Path, help="also write the tables here")
     ap.add_argument("--model", type=Path, help="SF weights (default: the shipped ones)")
+    ap.add_argument("--lodo", action="store_true",
+                    help="leave-one-domain-out validation of the rules and the learned detector")
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="ensemble members of the learned detector (default: its recipe's)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="training steps per member (default: the recipe's)")
     args = ap.parse_args()
     data = args.data or args.data_opt
     if data is None:
         ap.error("pass the data folder (DATA or --data DATA)")
     t0 = time.perf_counter()
+    if args.lodo:
+        from model.mowing import DetectorRecipe
+
+        over = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps)) if v is not None}
+        recipe = dataclasses.replace(DetectorRecipe(), **over)
+        print(f"leave one domain out ({data}):")
+        rows, notes, rel = bench_lodo(data, args.tolerance, recipe, args.model)
+        text = (f"Mowing detection across domains, produced by `benchmarks/bench_mowing.py "
+                f"{data} --lodo`: for each left-out domain, rule thresholds are tuned (F1, "
+                "coordinate search) and the learned detector trained on the other domains "
+                "only; the left-out domain is scored once.\n\n"
+                + lodo_markdown(rows, notes, rel, args.tolerance))
+        print(text)
+        print(f"({time.perf_counter() - t0:.0f} s)")
+        if args.markdown:
+            args.markdown.write_text(text, encoding="utf-8")
+        return
     md = [f"Mowing detection, events matched within ±{args.tolerance:g} days, one to one. "
           f"Produced by `benchmarks/bench_mowing.py {data}`: every detector parameter is "
           "chosen on `train/` (coordinate search from a priori values, F1), then "

@@ -70,6 +70,28 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, help="weights (.safetensors); default: shipped")
 
 
+def _probability(text: str) -> float:
+    """An argparse type: a probability in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{v:g} is not a probability in [0, 1]")
+    return v
+
+
+def _check_detector(args: argparse.Namespace) -> None:
+    """``--min-probability`` only with the learned detector; its weights must load."""
+    if args.min_probability is not None and args.detector != "learned":
+        raise InputError("--min-probability applies to --detector learned only")
+    if args.detector == "learned":
+        from model.mowing import default_detector_weights
+
+        if not default_detector_weights().is_file():
+            raise InputError(f"--detector learned: no weights at {default_detector_weights()}")
+
+
 def _model(args: argparse.Namespace) -> Path | None:
     """``--model``, checked."""
     if args.model is not None:
@@ -172,15 +194,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
-    from pipeline.mowing.detect import METHODS as MOWING_METHODS
+    from pipeline.mowing.detect import DETECTORS
 
     def detector_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--detector",
-            choices=MOWING_METHODS,
+            choices=DETECTORS,
             default="drop",
             help="cut detector: 'drop' = NDVI drop rule (Kolecka et al. 2018), 'zdrop' = "
-            "drop tested against the fill uncertainty (default: %(default)s)",
+            "drop tested against the fill uncertainty, 'learned' = a network trained on "
+            "labelled cuts, reading the observations, with a probability per cut "
+            "(default: %(default)s)",
+        )
+        p.add_argument(
+            "--min-probability",
+            type=_probability,
+            default=None,
+            help="learned detector only: report cuts at least this likely (0-1; default: "
+            "the detector's threshold, 0.4)",
         )
 
     mw = _command(sub, _cmd_mowing,
@@ -248,10 +279,15 @@ def _cmd_mowing_table(args: argparse.Namespace) -> int:
     from pipeline.mowing.series import mowing_table
 
     check_table_output(args.input, args.output)
+    _check_detector(args)
     model = _model(args)
-    method = args.method or available_method(model)
-    filler = None if method == "raw" else default_filler(model, method)
-    n = mowing_table(args.input, args.output, filler, args.detector)
+    if args.detector == "learned":  # reads the observations; no fill
+        filler, method = None, "raw"
+    else:
+        method = args.method or available_method(model)
+        filler = None if method == "raw" else default_filler(model, method)
+    n = mowing_table(args.input, args.output, filler, args.detector,
+                     min_probability=args.min_probability)
     print(f"{n} cuts ({method} {'series' if method == 'raw' else 'fill'}, {args.detector}) "
           f"-> {args.output}")
     return EXIT_OK

@@ -41,8 +41,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-#: Detector names accepted by :func:`detect`.
+#: Detector names accepted by :func:`detect` (the threshold rules).
 METHODS = ("drop", "zdrop")
+#: Detectors of the ``mowing`` and ``mowing-table`` commands: the rules and the learned
+#: detector (:mod:`pipeline.mowing.learned`, weights in ``model/weights/mowing.safetensors``).
+DETECTORS = (*METHODS, "learned")
 #: Most cuts reported per series (grassland in Europe: up to 5-6 cuts a year).
 MAX_EVENTS = 6
 

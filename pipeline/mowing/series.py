@@ -132,8 +132,13 @@ def mowing_table(
     filler: Filler | None,
     method: str = "zdrop",
     params: DetectParams | None = None,
+    min_probability: float | None = None,
 ) -> int:
     """Detect cuts in every series of a CSV table; write ``id,event_date``; return the count.
+
+    With the ``learned`` detector the table has a third column, ``probability`` (of a
+    cut within a bin of the date), and no filler is used: the detector reads the binned
+    observations and their gaps itself.
 
     Args:
         input: CSV with columns ``id,date,ndvi`` and optional ``vv,vh`` (dB); one row
@@ -142,10 +147,13 @@ def mowing_table(
         filler: gap filler applied on the 6-day grid before detection (it gets each
             bin's day of year where it takes one); ``None`` = detect on the binned
             observations alone (raw series).
-        method: detector, see :data:`pipeline.mowing.detect.METHODS`.
-        params: detector thresholds; default: the shipped ones for a filled or a raw
+        method: detector, see :data:`pipeline.mowing.detect.DETECTORS`.
+        params: rule thresholds; default: the shipped ones for a filled or a raw
             series (:func:`pipeline.mowing.detect.default_params`).
+        min_probability: ``learned`` only: report cuts at least this likely.
     """
+    if method == "learned":
+        return _learned_table(Path(input), Path(output), min_probability)
     if params is None:
         params = default_params(method, "observed" if filler is None else "filled")
     df = read_acquisitions(Path(input))
@@ -166,3 +174,22 @@ def mowing_table(
     return len(table)
 
 
+
+
+def _learned_table(input: Path, output: Path, min_probability: float | None) -> int:
+    """``mowing_table`` with the learned detector: ``id,event_date,probability``."""
+    from pipeline.mowing.learned import detect_learned
+
+    df = read_acquisitions(input)
+    rows: list[tuple[str, str, float]] = []
+    for grid, ids, ndvi, _, _ in bin_series(df):
+        days, doy = grid_axes(grid)
+        cuts, probs = detect_learned(ndvi, days, doy, min_probability=min_probability)
+        for key, c, p in zip(ids, cuts, probs, strict=True):
+            ok = np.isfinite(c)
+            rows.extend((key, d, round(float(q), 3))
+                        for d, q in zip(days_to_dates(c[ok]), p[ok], strict=True))
+    table = pd.DataFrame(rows, columns=["id", "event_date", "probability"])
+    write_csv_atomic(table, output)
+    log.info("%d cuts in %d series -> %s", len(table), df["id"].nunique(), output)
+    return len(table)

@@ -1,0 +1,83 @@
+"""Events from the learned detector's per-bin probabilities (:mod:`model.mowing`).
+
+The network gives, per 6-day bin, the probability that a cut happened in it. An
+event is a local maximum of that probability; its probability is that of a cut in
+the peak bin or one of its two neighbours (``1 - prod(1 - p)`` over the three: a cut
+near a bin boundary splits its evidence between two bins), its date the
+probability-weighted mean of the three bin centres. Events below the threshold are
+dropped, and of two events closer than the regrowth time the likelier is kept. The
+threshold and the regrowth time are the detector card's (``model.mowing.DECODE``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from pipeline.mowing.detect import MAX_EVENTS
+
+
+@functools.lru_cache(maxsize=4)
+def load(path: str | None = None) -> Any:
+    """The detector of ``path`` (default: the shipped weights), loaded once per process."""
+    from model.mowing import load_detector
+
+    return load_detector(path)
+
+
+def decode(prob: np.ndarray, days: np.ndarray, threshold: float, min_gap_days: float,
+           max_events: int = MAX_EVENTS) -> tuple[np.ndarray, np.ndarray]:
+    """Cut dates and their probabilities from ``(N, T)`` per-bin probabilities.
+
+    ``days``: ``(T,)`` or ``(N, T)`` day numbers of the bin centres. Returns two
+    ``(N, max_events)`` arrays (dates in units of ``days``, probabilities), NaN padded,
+    dates increasing.
+    """
+    prob = np.asarray(prob, np.float64)
+    n, t = prob.shape
+    days = np.broadcast_to(np.asarray(days, np.float64), (n, t))
+    left = np.pad(prob, ((0, 0), (1, 0)))[:, :-1]
+    right = np.pad(prob, ((0, 0), (0, 1)))[:, 1:]
+    mass = 1 - (1 - prob) * (1 - left) * (1 - right)
+    peak = (prob >= left) & (prob >= right) & (prob > 0) & (mass >= threshold)
+    d_left = np.pad(days, ((0, 0), (1, 0)), constant_values=np.nan)[:, :-1]
+    d_right = np.pad(days, ((0, 0), (0, 1)), constant_values=np.nan)[:, 1:]
+    wsum = prob + np.where(np.isfinite(d_left), left, 0) + np.where(np.isfinite(d_right), right, 0)
+    when = (prob * days + np.nan_to_num(left * d_left) + np.nan_to_num(right * d_right)) / \
+        np.maximum(wsum, 1e-12)
+    dates = np.full((n, max_events), np.nan)
+    probs = np.full((n, max_events), np.nan)
+    for r in np.flatnonzero(peak.any(axis=1)):
+        cand = np.flatnonzero(peak[r])
+        kept: list[int] = []
+        for j in cand[np.argsort(-mass[r, cand], kind="stable")]:
+            if all(abs(when[r, j] - when[r, k]) >= min_gap_days for k in kept):
+                kept.append(int(j))
+        kept = sorted(kept, key=lambda j: when[r, j])[:max_events]
+        dates[r, : len(kept)] = when[r, kept]
+        probs[r, : len(kept)] = mass[r, kept]
+    return dates, probs
+
+
+def detect_learned(ndvi: np.ndarray, days: np.ndarray, doy: np.ndarray,
+                   detector: Any = None, min_probability: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Cut dates and probabilities ``(N, MAX_EVENTS)`` for ``(N, T)`` observed NDVI.
+
+    ``ndvi`` holds the bins' clear observations (NaN = none): the detector reads the
+    observations and their pattern of gaps, not a fill. ``min_probability`` raises the
+    threshold of the detector's card (never lowers it below that).
+    """
+    det = detector if detector is not None else load()
+    thr = det.threshold if min_probability is None else max(det.threshold, min_probability)
+    ok = np.isfinite(ndvi).sum(axis=1) >= 3
+    dates = np.full((len(ndvi), MAX_EVENTS), np.nan)
+    probs = np.full_like(dates, np.nan)
+    if ok.any():
+        doy_a = np.broadcast_to(np.asarray(doy, np.float32), np.shape(ndvi))[ok]
+        p = det.predict_proba(np.asarray(ndvi, np.float32)[ok], doy_a)
+        d = np.broadcast_to(np.asarray(days, np.float64), np.shape(ndvi))[ok]
+        dates[ok], probs[ok] = decode(p, d, thr, det.min_gap_days)
+    return dates, probs

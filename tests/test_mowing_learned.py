@@ -1,0 +1,123 @@
+"""The learned mowing detector: decoding, training on a synthetic season, the CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.__main__ import main
+from pipeline.mowing import Score, match_events
+from pipeline.mowing.learned import decode, detect_learned
+from pipeline.mowing.series import grid_axes
+from pipeline.timegrid import TimeGrid
+from tests.conftest import refused
+from tests.test_mowing import _layout
+
+
+def test_decode_keeps_peaks_above_threshold_spaced_by_regrowth() -> None:
+    days = np.arange(10) * 6.0
+    p = np.zeros((2, 10))
+    p[0, 2] = 0.9                      # a sharp cut
+    p[0, 4] = 0.8                      # 12 days later: weaker, dropped (min gap 30 d)
+    p[0, 8] = 0.3                      # below the threshold
+    p[1, 5], p[1, 6] = 0.45, 0.45      # a cut on a bin boundary: evidence split in two
+    dates, probs = decode(p, days, threshold=0.5, min_gap_days=30.0)
+    assert dates[0, 0] == pytest.approx(12.0) and probs[0, 0] == pytest.approx(0.9)
+    assert np.isnan(dates[0, 1])
+    # the split cut is found once, between the two bins, with the combined probability
+    assert np.isfinite(dates[1]).sum() == 1
+    assert dates[1, 0] == pytest.approx(33.0)  # probability-weighted centre of the bins
+    assert probs[1, 0] == pytest.approx(1 - 0.55 * 0.55)
+
+
+def _season(rng: np.random.Generator, n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grassland seasons with one cut each (bin index), clouds hiding 40 % of bins."""
+    k = np.arange(t)
+    cuts = rng.integers(14, t - 10, n)
+    y = 0.3 + 0.5 / (1 + np.exp(-(k - 10) / 1.5))
+    y = np.tile(y, (n, 1)) + rng.normal(0, 0.01, (n, t))
+    after = k[None] >= cuts[:, None]
+    y -= after * 0.35 * np.exp(-(k[None] - cuts[:, None]) / 4.0)
+    y[rng.random((n, t)) < 0.4] = np.nan
+    return y.astype(np.float32), cuts
+
+
+def test_detector_learns_cuts_of_a_synthetic_season_and_round_trips(tmp_path: Path) -> None:
+    from model.mowing import DetectorRecipe, fit_detector, load_detector
+
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    days, doy = grid_axes(grid)
+    rng = np.random.default_rng(0)
+    ndvi, cuts = _season(rng, 96, grid.count)
+    target = np.zeros(ndvi.shape, np.float32)
+    target[np.arange(len(cuts)), cuts] = 1
+    weight = np.ones_like(target)
+    det = fit_detector(ndvi, np.tile(doy, (len(ndvi), 1)), target, weight,
+                       DetectorRecipe(seeds=1, steps=250, batch=32, lr=1e-2))
+    test, tcuts = _season(np.random.default_rng(1), 40, grid.count)
+    found, probs = detect_learned(test, days, doy, det)
+    score = Score(0, 0, 0)
+    for i, c in enumerate(tcuts):
+        score = score + match_events(found[i], [days[c]], 12.0)
+    assert score.f1 >= 0.8, score
+    assert np.all((probs[np.isfinite(probs)] >= 0.5) & (probs[np.isfinite(probs)] <= 1))
+    det.save(tmp_path / "mowing.safetensors")
+    again = load_detector(tmp_path / "mowing.safetensors")
+    np.testing.assert_array_equal(again.predict_proba(test, doy), det.predict_proba(test, doy))
+    assert again.card["recipe"]["steps"] == 250
+
+
+def test_lodo_trains_and_tunes_without_the_left_out_domain(tmp_path: Path) -> None:
+    from model.mowing import DetectorRecipe
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_mowing
+
+    rows, notes, rel = bench_mowing.bench_lodo(
+        _layout(tmp_path), 12.0, DetectorRecipe(seeds=1, steps=5, batch=4))
+    assert {r["domain"] for r in rows} == {"X", "camera"}
+    for dom in ("X", "camera"):
+        mine = {(r["method"], r["series"]) for r in rows if r["domain"] == dom}
+        assert ("learned", "raw") in mine and ("drop", "raw") in mine
+        assert all(r["tp"] + r["fn"] == 3 for r in rows if r["domain"] == dom)
+    assert any(n.startswith("X: learned minus best rule") for n in notes)
+    assert set(rel) == {"X", "camera"}
+
+
+def _table(path: Path) -> Path:
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    ndvi, _ = _season(np.random.default_rng(3), 4, grid.count)
+    rows = [{"id": f"s{i}", "date": (s + pd.Timedelta(days=2)).date().isoformat(),
+             "ndvi": "" if np.isnan(v) else f"{v:.4f}"}
+            for i in range(len(ndvi)) for s, v in zip(grid.starts, ndvi[i], strict=True)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_mowing_table_learned_reports_a_probability_per_cut(tmp_path: Path) -> None:
+    inp = _table(tmp_path / "acq.csv")
+    assert main(["mowing-table", "--input", str(inp), "--output", str(tmp_path / "a.csv"),
+                 "--detector", "learned", "-q"]) == 0
+    ev = pd.read_csv(tmp_path / "a.csv")
+    assert list(ev.columns) == ["id", "event_date", "probability"]
+    assert ev["probability"].between(0.5, 1.0).all()
+    assert main(["mowing-table", "--input", str(inp), "--output", str(tmp_path / "b.csv"),
+                 "--detector", "learned", "--min-probability", "0.9", "-q"]) == 0
+    strict = pd.read_csv(tmp_path / "b.csv")
+    assert len(strict) <= len(ev) and (strict["probability"] >= 0.9).all()
+
+
+@pytest.mark.parametrize("extra", [["--detector", "drop", "--min-probability", "0.7"],
+                                   ["--detector", "learned", "--min-probability", "1.5"],
+                                   ["--detector", "learned", "--min-probability", "x"]])
+def test_min_probability_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    extra: list[str]) -> None:
+    inp = _table(tmp_path / "acq.csv")
+    refused(["mowing-table", "--input", str(inp), "--output", str(tmp_path / "o.csv"), *extra],
+            capsys)
+    assert not (tmp_path / "o.csv").exists()
+
