@@ -256,14 +256,16 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
     """Writes OUT/mowing_count.tif (cuts per pixel) and OUT/mowing_dates.tif (one band per
     cut, YYYYMMDD, 0 = none); with --parcels also mowing_parcels.csv and
     mowing_events.gpkg from each parcel's mean filled series."""
-    from pipeline.mowing.raster import write_mowing
+    from pipeline.mowing.raster import series_for, write_mowing
     from pipeline.storage import check_writable_dir
 
     check_writable_dir(args.out)
-    check_mowing_cube(args.cube, args.series)
+    _check_detector(args)
+    series = series_for(args.detector, args.series)
+    check_mowing_cube(args.cube, series)
     r = write_mowing(
         args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id,
-        series=args.series,
+        series=series, min_probability=args.min_probability,
     )
     extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if args.parcels else ""
     names = ", ".join(p.name for p in r.paths)

@@ -128,12 +128,34 @@ def _yyyymmdd(days: np.ndarray) -> np.ndarray:
 
 def _detect_block(
     ndvi: np.ndarray, std: np.ndarray, days: np.ndarray, doy: np.ndarray, method: str,
-    params: DetectParams,
+    params: DetectParams | None, min_probability: float | None = None,
 ) -> np.ndarray:
     shape = ndvi.shape
-    cuts = detect(ndvi.reshape(-1, shape[-1]), std.reshape(-1, shape[-1]), days, doy, method,
-                  params)
+    cuts, _ = detect_rows(ndvi.reshape(-1, shape[-1]), std.reshape(-1, shape[-1]), days, doy,
+                          method, params, min_probability)
     return cuts.reshape(*shape[:-1], MAX_EVENTS)
+
+
+def detect_rows(
+    ndvi: np.ndarray, std: np.ndarray | None, days: np.ndarray, doy: np.ndarray, method: str,
+    params: DetectParams | None, min_probability: float | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Cut days ``(N, MAX_EVENTS)`` of ``(N, T)`` series with any detector, and for the
+    learned one each cut's probability (None for the rules)."""
+    if method == "learned":
+        from pipeline.mowing.learned import detect_learned
+
+        return detect_learned(ndvi, days, doy, min_probability=min_probability)
+    return detect(ndvi, std, days, doy, method, params), None
+
+
+def series_for(method: str, series: str) -> str:
+    """The series a detector reads: the learned one always reads the observations."""
+    return "observed" if method == "learned" else series
+
+
+def _params(method: str, series: str, params: DetectParams | None) -> DetectParams | None:
+    return None if method == "learned" else params or default_params(method, series)
 
 
 def compute_mowing(
@@ -151,7 +173,7 @@ def compute_mowing(
            else xr.full_like(cube[var], np.nan))
     cuts = xr.apply_ufunc(
         functools.partial(_detect_block, days=days, doy=doy, method=method,
-                          params=params or default_params(method, series)),
+                          params=_params(method, series, params)),
         cube[var],
         std,
         input_core_dims=[["time"], ["time"]],
@@ -174,7 +196,7 @@ def _cut_products(cube: xr.Dataset, cuts: xr.DataArray) -> xr.Dataset:
 
 def write_cut_days(
     cube: xr.Dataset, store: Path, method: str = "zdrop", params: DetectParams | None = None,
-    series: str = "filled",
+    series: str = "filled", min_probability: float | None = None,
 ) -> xr.Dataset:
     """Detect cuts chunk by chunk (each pixel once) into the Zarr array ``store``; the
     products of :func:`compute_mowing`, lazily read back from it.
@@ -184,7 +206,7 @@ def write_cut_days(
     """
     days, doy = grid_axes(cube_grid(cube))
     var, std_var = series_vars(series)
-    params = params or default_params(method, series)
+    params = _params(method, series, params)
     ys, xs = cube[var].chunksizes["y"], cube[var].chunksizes["x"]
     h, w = cube.sizes["y"], cube.sizes["x"]
     arr = zarr.create_array(store=str(store), shape=(MAX_EVENTS, h, w),
@@ -196,7 +218,7 @@ def write_cut_days(
         ndvi = np.moveaxis(cube[var].isel(region).values, 0, -1)
         std = (np.moveaxis(cube[std_var].isel(region).values, 0, -1)
                if std_var is not None and std_var in cube else np.full_like(ndvi, np.nan))
-        cuts = _detect_block(ndvi, std, days, doy, method, params)
+        cuts = _detect_block(ndvi, std, days, doy, method, params, min_probability)
         arr[:, b.rows, b.cols] = np.moveaxis(cuts, -1, 0)
 
     # each thread holds one chunk's series; chunks are whole Zarr chunks of the store
@@ -250,6 +272,7 @@ def parcel_events(
     method: str = "zdrop",
     params: DetectParams | None = None,
     series: str = "filled",
+    min_probability: float | None = None,
 ) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
     """Per-parcel table and event layer from the parcels' mean series.
 
@@ -284,7 +307,8 @@ def parcel_events(
                                        mean[i], np.nan)
                 rms[i] = np.sqrt(np.nanmean(std[:, sel] ** 2, axis=1))
     days, doy = grid_axes(grid)
-    cuts = detect(mean, rms, days, doy, method, params or default_params(method, series))
+    cuts, probs = detect_rows(mean, rms, days, doy, method, _params(method, series, params),
+                              min_probability)
     rows, events = [], []
     for i, pid in enumerate(parcels["parcel_id"]):
         found = [c for c in cuts[i] if np.isfinite(c)]
@@ -295,13 +319,14 @@ def parcel_events(
         for k, (c, d) in enumerate(zip(found, dates, strict=True), start=1):
             near = np.abs(pixel_cuts[:, sel] - c) <= SUPPORT_DAYS
             share = float(np.mean(np.any(near, axis=0))) if npix[i] else 0.0
+            prob = np.nan if probs is None else round(float(probs[i][k - 1]), 3)
             events.append({"parcel_id": pid, "event": k, "event_date": d, "method": method,
-                           "series": series,
+                           "series": series, "probability": prob,
                            "pixel_share": round(share, 3), "geometry": parcels.geometry.iloc[i]})
     table = pd.DataFrame(rows)
     layer = gpd.GeoDataFrame(
         events or {"parcel_id": [], "event": [], "event_date": [], "method": [], "series": [],
-                   "pixel_share": [], "geometry": []},
+                   "probability": [], "pixel_share": [], "geometry": []},
         geometry="geometry", crs=parcels.crs)
     return table, layer
 
@@ -314,14 +339,18 @@ def write_mowing(
     parcel_id: str | None = None,
     params: DetectParams | None = None,
     series: str = "filled",
+    min_probability: float | None = None,
 ) -> MowingResult:
     """Detect cuts on a filled cube and write the rasters (and parcel products) into ``out``.
 
     Writes ``mowing_count.tif`` (cuts per pixel, 255 outside the AOI),
     ``mowing_dates.tif`` (one band per cut, YYYYMMDD, 0 = none) and with parcels
     ``mowing_parcels.csv`` and ``mowing_events.gpkg``. ``series``: detect on the
-    ``filled`` series (default) or on the ``observed`` clear NDVI only.
+    ``filled`` series (default) or on the ``observed`` clear NDVI only; the ``learned``
+    detector always reads the observations, and its parcel events carry a probability
+    (``min_probability`` filters them and the pixels' cuts).
     """
+    series = series_for(method, series)
     cube = open_filled_cube(cube_path, series)
     geobox: GeoBox = cube.odc.geobox
     parcels = None
@@ -334,7 +363,8 @@ def write_mowing(
         parcels = parcels[hits.to_numpy()].reset_index(drop=True)
     labels = [f"cut {k}" for k in range(1, MAX_EVENTS + 1)]
     with staging(out) as tmp, tempfile.TemporaryDirectory(prefix="mowing-") as scratch:
-        res = write_cut_days(cube, Path(scratch) / "cut_days.zarr", method, params, series)
+        res = write_cut_days(cube, Path(scratch) / "cut_days.zarr", method, params, series,
+                             min_probability)
         count, dates = res["mowing_count"], res["mowing_dates"]
         write_stack(count.expand_dims(time=1), tmp / "mowing_count.tif", geobox,
                     ["number of cuts"],
@@ -348,7 +378,7 @@ def write_mowing(
         n_parcels = n_events = 0
         if parcels is not None:
             table, layer = parcel_events(cube, parcels, geobox, res["cut_days"].values, method,
-                                         params, series)
+                                         params, series, min_probability)
             write_csv_atomic(table, tmp / "mowing_parcels.csv")
             layer.to_file(tmp / "mowing_events.gpkg", layer="mowing_events", driver="GPKG")
             n_parcels, n_events = len(table), len(layer)
