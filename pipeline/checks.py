@@ -146,9 +146,7 @@ def check_mowing_cube(path: Path, series: str) -> None:
     if not store.is_dir():
         return
     progress = store.with_name(store.name + ".progress")
-    if series == "filled" and (progress / "fill").is_dir() and not any(
-        progress.glob("tile-*.done")
-    ):
+    if (progress / "fill").is_dir() and not any(progress.glob("tile-*.done")):
         raise InputError(f"--cube {path}: the run that made this cube did not finish its fill; "
                          "rerun that `python -m pipeline run` to the end first")
     var = "ndvi_filled" if series == "filled" else "ndvi"

@@ -114,7 +114,7 @@ def _table(tmp_path: Path, with_s1: bool) -> Path:
 def test_mowing_table_end_to_end(tmp_path: Path, with_s1: bool, method: str) -> None:
     out = tmp_path / "out.csv"
     code = main(["mowing-table", "-q", "--input", str(_table(tmp_path, with_s1)), "--output",
-                 str(out), "--method", method])
+                 str(out), "--method", method, "--detector", "drop"])
     assert code == 0
     ev = pd.read_csv(out)
     assert list(ev.columns) == ["id", "event_date"]
@@ -183,7 +183,7 @@ def test_mowing_on_the_demo_cube_writes_rasters_and_parcel_events(
 ) -> None:
     out = tmp_path / "mow"
     assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(out), "--parcels",
-                 str(parcels)]) == 0
+                 str(parcels), "--detector", "drop"]) == 0
     with rasterio.open(out / "mowing_count.tif") as cnt, \
             rasterio.open(out / "mowing_dates.tif") as dts, \
             rasterio.open(demo_run / "ndvi_filled.tif") as ref:
@@ -212,7 +212,7 @@ def test_mowing_on_observed_series_of_the_demo_cube(
     for series in ("filled", "observed"):
         out = tmp_path / series
         assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(out), "--parcels",
-                     str(parcels), "--series", series]) == 0
+                     str(parcels), "--series", series, "--detector", "drop"]) == 0
         with rasterio.open(out / "mowing_count.tif") as cnt:
             assert cnt.tags()["SERIES"] == series
             runs[series] = cnt.read(1)
@@ -257,7 +257,7 @@ def test_mowing_bad_inputs_exit_2(demo_run: Path, tmp_path: Path,
         (["--cube", str(demo_run), "--parcels", str(points)], "no polygons"),
         (["--cube", str(demo_run), "--parcels", str(elsewhere)], "overlaps"),
         (["--cube", str(demo_run), "--parcels", str(nocrs)], "no CRS"),
-        (["--cube", str(unfilled)], "no ndvi_filled"),
+        (["--cube", str(unfilled), "--detector", "drop"], "no ndvi_filled"),
         (["--cube", str(tmp_path / "nothing")], "no such cube"),
     ]
     for args, needle in cases:

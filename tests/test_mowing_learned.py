@@ -100,8 +100,9 @@ def _table(path: Path) -> Path:
 
 def test_mowing_table_learned_reports_a_probability_per_cut(tmp_path: Path) -> None:
     inp = _table(tmp_path / "acq.csv")
+    # the learned detector is the default
     assert main(["mowing-table", "--input", str(inp), "--output", str(tmp_path / "a.csv"),
-                 "--detector", "learned", "-q"]) == 0
+                 "-q"]) == 0
     ev = pd.read_csv(tmp_path / "a.csv")
     assert list(ev.columns) == ["id", "event_date", "probability"]
     assert ev["probability"].between(0.4, 1.0).all()

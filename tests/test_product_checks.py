@@ -88,5 +88,6 @@ def test_mowing_refuses_an_empty_fill(tmp_path: Path,
     cube = _tile()
     cube["ndvi_filled"][:] = np.nan
     cube.to_zarr(tmp_path / "cube.zarr", zarr_format=3, consolidated=False)
-    err = refused(["mowing", "--cube", str(tmp_path), "--out", str(tmp_path / "m")], capsys)
+    err = refused(["mowing", "--cube", str(tmp_path), "--out", str(tmp_path / "m"),
+                   "--detector", "drop"], capsys)
     assert "ndvi_filled is empty" in err
