@@ -497,6 +497,9 @@ def main() -> None:
                     help="ensemble members of the learned detector (default: its recipe's)")
     ap.add_argument("--steps", type=int, default=None,
                     help="training steps per member (default: the recipe's)")
+    ap.add_argument("--first-seed", type=int, default=None,
+                    help="seed of the first ensemble member (another value: another ensemble, "
+                    "for the spread over training seeds)")
     args = ap.parse_args()
     data = args.data or args.data_opt
     if data is None:
@@ -505,7 +508,8 @@ def main() -> None:
     if args.lodo:
         from model.mowing import DetectorRecipe
 
-        over = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps)) if v is not None}
+        over = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps),
+                                  ("first_seed", args.first_seed)) if v is not None}
         recipe = dataclasses.replace(DetectorRecipe(), **over)
         print(f"leave one domain out ({data}):")
         rows, notes, rel = bench_lodo(data, args.tolerance, recipe, args.model)

@@ -121,6 +121,7 @@ class DetectorRecipe:
 
     Attributes:
         seeds: ensemble members (one network per seed).
+        first_seed: seed of the first member (members use ``first_seed + k``).
         steps: optimiser steps per member.
         batch: series per step.
         lr: peak learning rate (one-cycle schedule).
@@ -132,6 +133,7 @@ class DetectorRecipe:
     """
 
     seeds: int = 3
+    first_seed: int = 0
     steps: int = 800
     batch: int = 128
     lr: float = 3e-3
@@ -248,7 +250,8 @@ def fit_detector(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: 
                  ) -> MowingDetector:
     """Train the ensemble of ``recipe.seeds`` members (see :func:`fit_member`)."""
     recipe = recipe or DetectorRecipe()
-    nets = [fit_member(ndvi, doy, target, weight, recipe, s) for s in range(recipe.seeds)]
+    nets = [fit_member(ndvi, doy, target, weight, recipe, recipe.first_seed + k)
+            for k in range(recipe.seeds)]
     full = {"recipe": asdict(recipe), "decode": dict(DECODE), **(card or {})}
     return MowingDetector(nets, full)
 
