@@ -186,7 +186,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
             products = sorted(
                 p
                 for p in req.out.iterdir()
-                if p.suffix in (".tif", ".json", ".qml", ".qgs", ".png") or p.name == "stac"
+                if p.suffix in (".tif", ".nc", ".json", ".qml", ".qgs", ".png") or p.name == "stac"
             )
         if place.remote is not None:
             upload_products(req.out, place.remote)
