@@ -291,8 +291,9 @@ def _cmd_mowing_table(args: argparse.Namespace) -> int:
         filler = None if method == "raw" else default_filler(model, method)
     n = mowing_table(args.input, args.output, filler, args.detector,
                      min_probability=args.min_probability)
-    print(f"{n} cuts ({method} {'series' if method == 'raw' else 'fill'}, {args.detector}) "
-          f"-> {args.output}")
+    how = ("learned detector on the observations" if args.detector == "learned" else
+           f"{method} {'series' if method == 'raw' else 'fill'}, {args.detector}")
+    print(f"{n} cuts ({how}) -> {args.output}")
     return EXIT_OK
 
 
