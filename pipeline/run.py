@@ -247,9 +247,11 @@ def run_tile(
     scenes.used.extend(tile_scenes.used)
     scenes.skipped.extend(tile_scenes.skipped)
     if not any(u["sensor"] == "sentinel-2" for u in tile_scenes.used):
-        raise NoDataError(
-            f"all {len(s2)} Sentinel-2 scenes of tile {tile.id} were unreadable; "
-            "see run.json or the log for the reasons"
+        first = next((s for s in tile_scenes.skipped if s["id"] in {i.id for i in s2}), None)
+        why = f" (first, {first['id']}: {first['reason']})" if first else ""
+        raise NoDataError(  # no run.json is written for a failed run: the reason goes here
+            f"all {len(s2)} Sentinel-2 scenes of tile {tile.id} were unreadable{why}; "
+            "the log (-v) lists each one"
         )
     cube = describe_cube(
         cube, geobox, plan.grid, plan.source, tile.id, (tile_scenes.used, tile_scenes.skipped)

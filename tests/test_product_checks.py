@@ -44,6 +44,26 @@ def test_a_run_whose_scenes_are_all_cloud_publishes_nothing(
     assert not (tmp_path / "m").exists()
 
 
+def test_a_run_whose_scenes_are_all_unreadable_names_the_first_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No run.json is written for a failed run, so the message must not point to one."""
+    root = tmp_path / "cat"
+    items = [fx.s2_item(root, dt.datetime(2023, 4, d, 9, 50, tzinfo=dt.UTC), 0.05, 0.15, 0)
+             for d in (2, 8)]
+    for item in items:
+        href = item.assets["B08_10m"].href
+        data = Path(href).read_bytes()
+        Path(href).write_bytes(data[: len(data) // 3])
+    catalog = fx.write_catalog(root, items, [])
+    out = tmp_path / "out"
+    assert main(_run(catalog, tmp_path, out)) == 2  # no usable data: the input's fault
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "were unreadable (first, " in err and "B08_10m" in err, err
+    assert "run.json" not in err and not (out / "run.json").exists()
+
+
 def _tile(t: int = 4) -> xr.Dataset:
     obs = np.ones((t, 3, 3), np.uint8)
     obs[:, 0, 0] = 0  # a pixel never observed: its fill may be missing
