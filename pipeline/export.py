@@ -246,6 +246,9 @@ def write_products(
             if spec.variable not in ds:
                 continue
             da = ds[spec.variable]
+            if spec.variable == "observed" and "aoi_mask" in ds:
+                # 0 means "filled"; a cell outside the AOI was neither observed nor filled
+                da = da.where(ds["aoi_mask"] > 0, spec.nodata).astype(spec.dtype)
             if spec.variable == "ndvi_std" and not bool(da.notnull().any().compute()):
                 record.setdefault("products_left_out", {})[spec.filename] = (
                     "the filler gives no uncertainty"

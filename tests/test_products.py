@@ -108,3 +108,18 @@ def test_pick_samples_spreads_over_observed_shares() -> None:
     share = np.array([[np.nan, 0.1, 0.5], [0.9, 0.3, np.nan]])
     picks = pick_samples(share, 3)
     assert [share[p] for p in picks] == [0.1, 0.5, 0.9]
+
+
+def test_observed_flag_is_nodata_outside_the_aoi(demo_run: Path) -> None:
+    """0 means "filled"; outside the AOI nothing was observed or filled, so it is nodata."""
+    import numpy as np
+    import xarray as xr
+
+    mask = xr.open_zarr(demo_run / "cube.zarr", zarr_format=3,
+                        consolidated=False)["aoi_mask"].values > 0
+    assert (~mask).any() and mask.any()
+    with rasterio.open(demo_run / "observed.tif") as src:
+        flags = src.read()
+        assert src.nodata == 255
+    assert (flags[:, ~mask] == 255).all()
+    assert set(np.unique(flags[:, mask])) <= {0, 1}
