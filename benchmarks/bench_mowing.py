@@ -138,28 +138,46 @@ def sf_saw_test(test: Split, sf: Any) -> str:
             f"{n} of the {len(parcels)} test parcels")
 
 
-def row_counts(split: Split, series: np.ndarray, std: np.ndarray | None, method: str,
-               params: DetectParams, tolerance: float) -> np.ndarray:
-    """``(N, 3)`` tp, fp, fn per parcel-year: detect per row on its year's grid, match."""
+def date_counts(split: Split, dates: np.ndarray, tolerance: float) -> np.ndarray:
+    """``(N, 3)`` tp, fp, fn per parcel-year of detected ``dates`` ``(N, E)`` (days)."""
     out = np.zeros((len(split.keys), 3), np.int64)
+    for i, k in enumerate(split.keys):
+        m = match_events(dates[i], split.truth.get(k, []), tolerance, split.grazing.get(k, []))
+        out[i] = (m.tp, m.fp, m.fn)
+    return out
+
+
+def total_score(split: Split, dates: np.ndarray, tolerance: float) -> Score:
+    """Summed matching score of detected ``dates`` ``(N, E)`` over the split."""
+    total = Score(0, 0, 0)
+    for i, k in enumerate(split.keys):
+        total = total + match_events(dates[i], split.truth.get(k, []), tolerance,
+                                     split.grazing.get(k, []))
+    return total
+
+
+def rule_dates(split: Split, series: np.ndarray, std: np.ndarray | None, method: str,
+               params: DetectParams) -> np.ndarray:
+    """Cut dates ``(N, MAX_EVENTS)`` of a rule, each row on its year's grid."""
+    out = np.full((len(split.keys), MAX_EVENTS), np.nan)
     for year in sorted({y for _, y in split.keys}):
         rows = [i for i, (_, y) in enumerate(split.keys) if y == year]
         grid = year_grid(year)
         s = None if std is None else std[rows, : grid.count]
-        cuts = detect_on_grid(series[rows, : grid.count], s, grid, method, params)
-        for i, c in zip(rows, cuts, strict=True):
-            k = split.keys[i]
-            m = match_events(c, split.truth.get(k, []), tolerance, split.grazing.get(k, []))
-            out[i] = (m.tp, m.fp, m.fn)
+        out[rows] = detect_on_grid(series[rows, : grid.count], s, grid, method, params)
     return out
+
+
+def row_counts(split: Split, series: np.ndarray, std: np.ndarray | None, method: str,
+               params: DetectParams, tolerance: float) -> np.ndarray:
+    """``(N, 3)`` tp, fp, fn per parcel-year: detect per row on its year's grid, match."""
+    return date_counts(split, rule_dates(split, series, std, method, params), tolerance)
 
 
 def score_split(split: Split, series: np.ndarray, std: np.ndarray | None, method: str,
                 params: DetectParams, tolerance: float) -> Score:
     """Summed matching scores over the parcel-years of ``split``."""
-    tp, fp, fn = (int(v) for v in row_counts(split, series, std, method, params,
-                                             tolerance).sum(axis=0))
-    return Score(tp, fp, fn)
+    return total_score(split, rule_dates(split, series, std, method, params), tolerance)
 
 
 def _f1(c: np.ndarray) -> np.ndarray:
@@ -267,36 +285,6 @@ def bench_slovak(data: Path, tolerance: float, model_path: Path | None = None
     return tr_rows, te_rows, notes
 
 
-def learned_counts(split: Split, dates: np.ndarray, tolerance: float) -> np.ndarray:
-    """``(N, 3)`` tp, fp, fn per parcel-year of detected ``dates`` ``(N, E)`` (days)."""
-    out = np.zeros((len(split.keys), 3), np.int64)
-    for i, k in enumerate(split.keys):
-        m = match_events(dates[i], split.truth.get(k, []), tolerance, split.grazing.get(k, []))
-        out[i] = (m.tp, m.fp, m.fn)
-    return out
-
-
-def total_score(split: Split, dates: np.ndarray, tolerance: float) -> Score:
-    """Summed matching score of detected ``dates`` ``(N, E)`` over the split."""
-    total = Score(0, 0, 0)
-    for i, k in enumerate(split.keys):
-        total = total + match_events(dates[i], split.truth.get(k, []), tolerance,
-                                     split.grazing.get(k, []))
-    return total
-
-
-def rule_dates(split: Split, series: np.ndarray, std: np.ndarray | None, method: str,
-               params: DetectParams) -> np.ndarray:
-    """Cut dates ``(N, MAX_EVENTS)`` of a rule, each row on its year's grid."""
-    out = np.full((len(split.keys), MAX_EVENTS), np.nan)
-    for year in sorted({y for _, y in split.keys}):
-        rows = [i for i, (_, y) in enumerate(split.keys) if y == year]
-        grid = year_grid(year)
-        s = None if std is None else std[rows, : grid.count]
-        out[rows] = detect_on_grid(series[rows, : grid.count], s, grid, method, params)
-    return out
-
-
 #: Edges of the reliability table's probability bins.
 RELIABILITY_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
 
@@ -357,7 +345,7 @@ def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
             for method in METHODS:
                 p, _ = tune(pool, *tr_series[name], method, tolerance)
                 dates = rule_dates(test, *te_series[name], method, p)
-                counts[(method, name)] = learned_counts(test, dates, tolerance)
+                counts[(method, name)] = date_counts(test, dates, tolerance)
                 rows.append(_lodo_row(left, method, name, test, dates, tolerance))
         days, doy = axes_rows(pool.keys, pool.ndvi.shape[1])
         y, w = targets(pool, days)
@@ -365,7 +353,7 @@ def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
         days_t, doy_t = axes_rows(test.keys, test.ndvi.shape[1])
         prob = det.predict_proba(test.ndvi, doy_t)
         dates, probs = decode(prob, days_t, det.threshold, det.min_gap_days)
-        counts[("learned", "raw")] = learned_counts(test, dates, tolerance)
+        counts[("learned", "raw")] = date_counts(test, dates, tolerance)
         rows.append(_lodo_row(left, "learned", "raw", test, dates, tolerance))
         rel[left] = reliability(test, dates, probs, tolerance)
         best = max((r for r in rows if r["domain"] == left and r["method"] != "learned"),

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from model.sf import YEAR_DAYS, _linear_fill
+from model.train import write_card
 
 __all__ = [
     "DetectorRecipe",
@@ -239,10 +240,8 @@ class MowingDetector:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata={"members": str(len(self.nets))})
-        card_tmp = path.with_suffix(".json.tmp")
-        card_tmp.write_text(json.dumps(self.card, indent=2) + "\n")
         tmp.replace(path)
-        card_tmp.replace(path.with_suffix(".json"))
+        write_card(path.with_suffix(".json"), self.card)
 
 
 def fit_detector(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
