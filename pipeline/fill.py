@@ -9,6 +9,11 @@ A filler sees one series per pixel: ``ndvi`` (N, T) with NaN gaps, ``vv`` and
 no acquisition, and ``doy`` (T,), the day of year of each date's bin centre (None when
 the dates are unknown; a filler that has no use for dates ignores it). It returns NDVI
 mean and std, both (N, T).
+
+Where the cube has zones (``zone``: parcels or segments, see :mod:`pipeline.context`),
+each block's fill is then combined with the same-date clear NDVI of the pixel's zone;
+the zone tables are summed over the whole cube first, so a zone's context does not
+depend on how chunks cut it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline import baselines
+from pipeline.context import Calibration, ZoneTable, apply_context, calibrate, zone_table
 from pipeline.timegrid import STEP_DAYS
 
 S1_VARS = (("vv_asc", "vv_desc"), ("vh_asc", "vh_desc"))
@@ -131,6 +137,8 @@ def fill_block(
     vh_desc: np.ndarray,
     inside: np.ndarray | None = None,
     doy: np.ndarray | None = None,
+    zone: np.ndarray | None = None,
+    context: tuple[ZoneTable, Calibration] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill a block whose last axis is time (..., T); returns (mean, std) of the same shape.
 
@@ -138,6 +146,8 @@ def fill_block(
     observation stay NaN (there is nothing to anchor a fill to). ``inside`` (the
     block's shape without T, true inside the AOI) limits the fill to those pixels;
     the others stay NaN. ``doy`` ((T,) day of year of each date) goes to the filler.
+    ``zone`` (the block's shape without T) and ``context`` (the cube's zone tables)
+    add the zones' same-date context (:func:`pipeline.context.apply_context`).
     """
     shape = ndvi.shape
     t = shape[-1]
@@ -151,6 +161,9 @@ def fill_block(
         rows &= np.broadcast_to(inside, shape[:-1]).reshape(-1).astype(bool)
     if rows.any():
         mean[rows], std[rows] = filler.fill(flat[rows], vv[rows], vh[rows], doy=doy)
+    if zone is not None and context is not None:
+        z = np.broadcast_to(zone, shape[:-1]).reshape(-1)
+        mean, std = apply_context(mean, std, flat, z, *context)
     return mean.reshape(shape), std.reshape(shape)
 
 
@@ -175,12 +188,26 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     """
     inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair)]
     core = [["time"]] * len(inputs)
-    if "aoi_mask" in cube:
+    has_mask = "aoi_mask" in cube
+    if has_mask:
         inputs.append(cube["aoi_mask"] > 0)
         core.append([])
+    context = zone_context(cube)
+    if context is not None:
+        inputs.append(cube["zone"])
+        core.append([])
     doy = cube_doy(cube["time"].values) if "time" in cube.coords else None
+
+    def block(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rest = list(arrays[5:])
+        inside = rest.pop(0) if has_mask else None
+        zone = rest.pop(0) if context is not None else None
+        ndvi, vv_a, vv_d, vh_a, vh_d = arrays[:5]
+        return fill_block(filler, ndvi, vv_a, vv_d, vh_a, vh_d, inside=inside, doy=doy,
+                          zone=zone, context=context)
+
     mean, std = xr.apply_ufunc(
-        functools.partial(fill_block, filler, doy=doy),
+        block,
         *inputs,
         input_core_dims=core,
         output_core_dims=[["time"], ["time"]],
@@ -205,6 +232,43 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     out["ndvi_std"].attrs.update(long_name="predicted standard deviation of NDVI")
     out["observed"].attrs.update(long_name="1 = clear observation in bin, 0 = filled")
     return out.chunk(cube["ndvi"].chunksizes)
+
+
+def zone_context(cube: xr.Dataset) -> tuple[ZoneTable, Calibration] | None:
+    """The cube's zone tables and context calibration, or None without ``zone``.
+
+    Two passes over the cube's NDVI, chunk by chunk (zone sums, then the
+    leave-one-out errors that need them); pixels outside the AOI count in no zone.
+    Memory: one chunk plus tables of zones x dates.
+    """
+    if "zone" not in cube:
+        return None
+    import dask
+
+    zone = cube["zone"]
+    if "aoi_mask" in cube:
+        zone = zone.where(cube["aoi_mask"] > 0, 0)
+    zone = zone.astype(np.int64)
+    n_zones = int(zone.max().compute())
+    if n_zones == 0:
+        return None
+    ndvi = cube["ndvi"].transpose("time", "y", "x").chunk({"time": -1})
+    chunks = ndvi.data.chunks
+    zone = zone.chunk({"y": chunks[1], "x": chunks[2]})
+    pairs = list(zip(ndvi.data.to_delayed().ravel(), zone.data.to_delayed().ravel(),
+                     strict=True))
+
+    def sums(n: np.ndarray, z: np.ndarray) -> ZoneTable:
+        return zone_table(z, np.moveaxis(n, 0, -1), n_zones)
+
+    parts = dask.compute(*(dask.delayed(sums)(n, z) for n, z in pairs))
+    table = functools.reduce(lambda a, b: a + b, parts)
+
+    def errors(n: np.ndarray, z: np.ndarray) -> Calibration:
+        return calibrate(np.moveaxis(n, 0, -1), z, table)
+
+    cal = dask.compute(*(dask.delayed(errors)(n, z) for n, z in pairs))
+    return table, functools.reduce(lambda a, b: a + b, cal)
 
 
 def default_filler(model_path: str | Path | None, method: str, use_dates: bool = True) -> Filler:

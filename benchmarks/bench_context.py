@@ -1,0 +1,143 @@
+"""Field context against the demo world's truth: SF + context vs SF vs linear.
+
+    python benchmarks/bench_context.py --out OUT --cache ARCHIVE_DIR [--zones truth|cube]
+
+OUT is the ``--out`` folder of a demo run (its cube holds ``ndvi``, ``ndvi_filled``,
+``ndvi_std``), ARCHIVE_DIR the demo archive (``catalog.json`` and ``truth/``). Zones are
+the world's true parcels (``truth/parcels.tif``, default) or the run's own ``zone``
+variable (``--zones cube``: the parcels or segments the run used). Scored on the cells
+inside the AOI without a clear observation, against the daily-mean clean NDVI of the
+bin; printed per land cover, per gap length, and per clear share of the cell's zone
+on that date (the context acts only where part of the zone is clear), with the 90 %
+interval coverage of SF and SF + context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import from_bounds
+
+from pipeline.baselines import linear
+from pipeline.context import apply_context, calibrate, zone_table
+from pipeline.cube import open_cube
+
+Z90 = 1.6449
+GAP_BUCKETS = ((1, 1, "6 d"), (2, 3, "12-18 d"), (4, 5, "24-30 d"), (6, 10, "36-60 d"),
+               (11, 10**6, ">60 d"))
+SHARE_BUCKETS = ((0.0, 0.0, "0 % (zone all cloudy)"), (1e-9, 0.1, "<10 %"),
+                 (0.1, 0.9, "10-90 %"), (0.9, 1.0, ">90 %"))
+
+
+def read_window(
+    path: Path, bounds: tuple[float, float, float, float]
+) -> tuple[np.ndarray, list[str]]:
+    """Bands of a truth raster cut to the cube's bounds (same grid)."""
+    with rasterio.open(path) as src:
+        win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+        return src.read(window=win), list(src.descriptions)
+
+
+def gap_length(missing: np.ndarray) -> np.ndarray:
+    """Length in bins of the run of missing bins each cell belongs to (0 where observed)."""
+    n, t = missing.shape
+    out = np.zeros((n, t), np.int32)
+    run = np.zeros(n, np.int32)
+    start = np.zeros(n, np.int32)
+    for j in range(t + 1):
+        m = missing[:, j] if j < t else np.zeros(n, bool)
+        ended = (~m) & (run > 0)
+        for i in np.nonzero(ended)[0]:
+            out[i, start[i]:j] = run[i]
+        start = np.where(m & (run == 0), j, start)
+        run = np.where(m, run + 1, 0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--zones", choices=("truth", "cube"), default="truth")
+    args = ap.parse_args()
+
+    cube = open_cube(args.out / "cube.zarr")
+    bounds = (float(cube.x.min()) - 5, float(cube.y.min()) - 5,
+              float(cube.x.max()) + 5, float(cube.y.max()) + 5)
+    truth = args.cache / "truth"
+    bins, desc = read_window(truth / "ndvi_bins.tif", bounds)
+    lc = read_window(truth / "landcover.tif", bounds)[0][0]
+    with rasterio.open(truth / "landcover.tif") as src:
+        names = {int(k): v for k, v in json.loads(src.tags().get("classes", "{}")).items()}
+    if args.zones == "truth":
+        zone = read_window(truth / "parcels.tif", bounds)[0][0].astype(np.int64)
+    else:
+        zone = cube["zone"].values.astype(np.int64)
+    inside = cube["aoi_mask"].values > 0 if "aoi_mask" in cube else np.ones(zone.shape, bool)
+    zone = np.where(inside, zone, 0)
+    ids, zone = np.unique(zone, return_inverse=True)
+    if ids[0] != 0:  # keep 0 = no zone
+        zone = zone + 1
+    zone = zone.reshape(inside.shape)
+    n_zones = int(zone.max())
+
+    by_date = {d[:10]: i for i, d in enumerate(desc)}
+    dates = [str(d)[:10] for d in cube.time.values]
+    ref = np.stack([bins[by_date[d]] for d in dates]).astype(np.float32)
+    # (y, x, T) as the fill stage sees a block
+    obs = np.moveaxis(cube["ndvi"].values, 0, -1)
+    sf = np.moveaxis(cube["ndvi_filled"].values, 0, -1)
+    sd = np.moveaxis(cube["ndvi_std"].values, 0, -1)
+    ref = np.moveaxis(ref, 0, -1)
+    obs = np.where(inside[..., None], obs, np.nan)
+    table = zone_table(zone, obs, n_zones)
+    ctx, ctx_sd = apply_context(sf, sd, obs, zone, table, calibrate(obs, zone, table))
+    t = obs.shape[-1]
+    lin = linear(obs.reshape(-1, t)).reshape(obs.shape)
+
+    cell = (~np.isfinite(obs)) & inside[..., None] & np.isfinite(sf) & np.isfinite(ref)
+    share = table.clear_share[zone]
+    share = np.where(zone[..., None] > 0, share, np.nan)
+    glen = gap_length(~np.isfinite(obs).reshape(-1, t)).reshape(obs.shape)
+    cls = np.broadcast_to(lc[..., None], obs.shape)
+    e = {k: np.abs(v - ref) for k, v in (("linear", lin), ("SF", sf), ("SF+context", ctx))}
+    cov_sf = np.abs(sf - ref) <= Z90 * sd
+    cov_ctx = np.abs(ctx - ref) <= Z90 * ctx_sd
+
+    def row(label: str, sel: np.ndarray) -> None:
+        sel = sel & cell
+        n = int(sel.sum())
+        if n == 0:
+            return
+        lm, sm, cm = (float(e[k][sel].mean()) for k in ("linear", "SF", "SF+context"))
+        print(f"| {label} | {n} | {lm:.4f} | {sm:.4f} | {cm:.4f} | {100 * (cm / sm - 1):+.1f} % "
+              f"| {cov_sf[sel].mean():.1%} | {cov_ctx[sel].mean():.1%} |")
+
+    head = ("| cells | n | linear MAE | SF MAE | SF+context MAE | context vs SF "
+            "| SF 90 % cov. | SF+context 90 % cov. |\n|---|---|---|---|---|---|---|---|")
+    print(f"zones: {args.zones} ({n_zones} zones), "
+          f"cells without a clear observation: {int(cell.sum())}")
+    print("\nall and by clear share of the cell's zone on its date\n" + head)
+    row("all", np.ones_like(cell))
+    row("no zone", np.broadcast_to(zone[..., None] == 0, cell.shape))
+    for lo, hi, label in SHARE_BUCKETS:
+        s = np.nan_to_num(share, nan=-1.0)
+        row(f"zone clear {label}", (s >= lo) & (s <= hi) if hi > 0 else s == 0)
+    partly = (np.nan_to_num(share, nan=-1.0) >= 0.1) & (np.nan_to_num(share, nan=-1.0) <= 0.9)
+    print("\nby land cover, all cells | partly clear zone (10-90 %)\n" + head)
+    for code in np.unique(cls[cell]):
+        name = names.get(int(code), str(int(code)))
+        row(name, cls == code)
+        row(f"{name}, partly clear", (cls == code) & partly)
+    print("\nby gap length\n" + head)
+    for lo, hi, label in GAP_BUCKETS:
+        row(label, (glen >= lo) & (glen <= hi))
+        row(f"{label}, partly clear", (glen >= lo) & (glen <= hi) & partly)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Same-date context from the field: clear pixels of a parcel or segment fill its cloudy ones.
+
+A per-pixel filler interpolates across a date on which part of the field was clear.
+The clear part says what the field looked like that day: the pixels of one parcel
+share its crop, its management (a cut, a harvest) and its weather, and differ from
+each other by offsets that change slowly (soil, sowing density, the border). So, for
+a pixel ``p`` of zone ``z`` without a clear observation on date ``t`` while other
+pixels of ``z`` are clear:
+
+* the zone's clear mean ``m[z, t]`` (clear pixels of that date, the pixel itself
+  excluded where it is clear, so its own value never sets its offset);
+* the pixel's offset to its zone ``d[p, s] = ndvi[p, s] - m[z, s]`` on the pixel's
+  own clear dates ``s``, interpolated linearly to ``t`` (nearest value beyond the
+  ends; zero for a pixel with no clear date of its own);
+* the context estimate ``c = m[z, t] + d[p, t]``, with an error variance
+  ``v_c = v_off[z] + v_spread[z, t] / n_clear[z, t]``: ``v_off`` is how well the
+  offset interpolates (the zone's mean squared leave-one-out error of ``d`` on its
+  pixels' clear dates, with a floor), ``v_spread / n`` the sampling error of the
+  clear mean (spread of the clear pixels' offsets that date over their number).
+
+The context estimate and the filler's own estimate (mean ``f``, std ``s``) are
+combined by inverse variance, ``f + s^2 / (s^2 + v_c) * (c - f)``, and the std of
+the combination is ``sqrt(s^2 v_c / (s^2 + v_c))``. Where the zone has fewer than
+``MIN_CLEAR`` clear pixels on the date, where a pixel has no zone, or where the
+pixel is itself observed, the filler's output is kept unchanged: without context the
+product is what it was.
+
+The zone tables (per zone and date: pixels, clear pixels, sum and sum of squares of
+clear NDVI) are sums over chunks, so a parcel that crosses a chunk or tile border
+gets the same context as one that does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.baselines import linear
+
+#: Fewest clear pixels of a zone on a date for its mean to be used (a handful of
+#: pixels next to a cloud edge are the most likely to be hazy or shadowed).
+MIN_CLEAR = 4
+#: Floor of the offset interpolation variance (NDVI^2): the SCL-clear noise of one
+#: pixel (about 0.02 NDVI, haze and residual shadow) bounds how well any offset holds.
+VAR_FLOOR = 0.02**2
+#: Prior weight (in pixel-dates) that shrinks a zone's offset variance toward the
+#: pooled one, so a zone with few clear dates does not claim a tiny error.
+PRIOR_WEIGHT = 20.0
+
+
+@dataclass(frozen=True)
+class ZoneTable:
+    """Per zone (row 0 = no zone) and date: clear-pixel statistics of NDVI.
+
+    Attributes:
+        n_pixels: (K+1,) pixels of the zone inside the grid.
+        n_clear: (K+1, T) clear pixels of the zone on each date.
+        sum_ndvi: (K+1, T) sum of the clear pixels' NDVI.
+        sum_sq: (K+1, T) sum of their squares.
+    """
+
+    n_pixels: np.ndarray
+    n_clear: np.ndarray
+    sum_ndvi: np.ndarray
+    sum_sq: np.ndarray
+
+    def __add__(self, other: ZoneTable) -> ZoneTable:
+        return ZoneTable(self.n_pixels + other.n_pixels, self.n_clear + other.n_clear,
+                         self.sum_ndvi + other.sum_ndvi, self.sum_sq + other.sum_sq)
+
+    @property
+    def clear_share(self) -> np.ndarray:
+        """(K+1, T) share of the zone's pixels clear on each date."""
+        return self.n_clear / np.maximum(self.n_pixels, 1)[:, None]
+
+
+def zone_table(zone: np.ndarray, ndvi: np.ndarray, n_zones: int) -> ZoneTable:
+    """Zone sums of one block: ``zone`` (y, x) ints (0 = none), ``ndvi`` (..., T) NaN = not clear.
+
+    ``ndvi`` has the block's spatial shape followed by time (time last).
+    """
+    t = ndvi.shape[-1]
+    z = np.asarray(zone).reshape(-1).astype(np.int64)
+    if z.size and (z.min() < 0 or z.max() > n_zones):
+        raise ValueError(f"zone ids must lie in 0..{n_zones}")
+    y = np.asarray(ndvi, np.float64).reshape(-1, t)
+    clear = np.isfinite(y)
+    v = np.where(clear, y, 0.0)
+    k = n_zones + 1
+    n_pixels = np.bincount(z, minlength=k).astype(np.int64)
+    n_clear = np.empty((k, t), np.int64)
+    s1 = np.empty((k, t))
+    s2 = np.empty((k, t))
+    for j in range(t):
+        n_clear[:, j] = np.bincount(z, weights=clear[:, j], minlength=k).astype(np.int64)
+        s1[:, j] = np.bincount(z, weights=v[:, j], minlength=k)
+        s2[:, j] = np.bincount(z, weights=v[:, j] ** 2, minlength=k)
+    return ZoneTable(n_pixels, n_clear, s1, s2)
+
+
+#: Clear-share bins of the error calibration (share of the zone's other pixels clear).
+SHARE_EDGES = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0 + 1e-9])
+#: Error variance assumed where a tile offers no cell to calibrate on (NDVI^2): large, so
+#: the filler's own estimate keeps most of the weight.
+VAR_DEFAULT = 0.05**2
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Leave-one-out errors of the context estimate, per clear-share bin (sums over blocks).
+
+    Attributes:
+        sq_err: (bins,) sum of squared errors.
+        count: (bins,) number of clear pixel-dates scored.
+    """
+
+    sq_err: np.ndarray
+    count: np.ndarray
+
+    def __add__(self, other: Calibration) -> Calibration:
+        return Calibration(self.sq_err + other.sq_err, self.count + other.count)
+
+    def variance(self) -> np.ndarray:
+        """(bins,) error variance of the context estimate per clear-share bin.
+
+        Each bin is shrunk toward the pooled value with ``PRIOR_WEIGHT`` pseudo-counts;
+        never below ``VAR_FLOOR``; ``VAR_DEFAULT`` where nothing was scored.
+        """
+        total = float(self.count.sum())
+        pooled = float(self.sq_err.sum()) / total if total > 0 else VAR_DEFAULT
+        var = (self.sq_err + PRIOR_WEIGHT * pooled) / (self.count + PRIOR_WEIGHT)
+        return np.maximum(var, VAR_FLOOR)
+
+
+def _share_bin(share: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(SHARE_EDGES, share, side="right") - 1, 0, len(SHARE_EDGES) - 2)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    y: np.ndarray  # (P, T) observations
+    clear: np.ndarray  # (P, T)
+    z: np.ndarray  # (P,)
+    n_o: np.ndarray  # (P, T) clear pixels of the zone other than the pixel
+    m_o: np.ndarray  # (P, T) their mean NDVI
+    share_o: np.ndarray  # (P, T) their share of the zone
+    d: np.ndarray  # (P, T) the pixel's offset to them on its clear dates (NaN elsewhere)
+
+
+def _parts(ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable) -> _Parts:
+    t = ndvi.shape[-1]
+    y = np.asarray(ndvi, np.float64).reshape(-1, t)
+    z = np.asarray(zone).reshape(-1).astype(np.int64)
+    clear = np.isfinite(y)
+    n_c = table.n_clear[z].astype(np.float64)
+    n_o = n_c - clear
+    m_o = np.where(n_o > 0, (table.sum_ndvi[z] - np.where(clear, y, 0.0)) / np.maximum(n_o, 1),
+                   np.nan)
+    share_o = n_o / np.maximum(table.n_pixels[z], 1)[:, None]
+    d = np.where(clear & (n_o >= MIN_CLEAR) & (z[:, None] > 0), y - m_o, np.nan)
+    return _Parts(y, clear, z, n_o, m_o, share_o, d)
+
+
+def calibrate(ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable) -> Calibration:
+    """Score the context estimate on a block's clear pixel-dates, leaving each one out.
+
+    For a clear pixel-date with clear dates of the pixel on both sides, the estimate
+    made without it (the other pixels' mean that date plus the pixel's offset
+    interpolated from its neighbouring clear dates) is compared with the observation.
+    This is the estimate the fill makes for a cloudy pixel, scored where the answer is
+    known, on the tile at hand: no figure is carried over from another region.
+    """
+    p = _parts(ndvi, zone, table)
+    n, t = p.d.shape
+    valid = np.isfinite(p.d)
+    pos = np.broadcast_to(np.arange(t), (n, t))
+    prev = np.maximum.accumulate(np.where(valid, pos, -1), axis=1)
+    nxt = np.minimum.accumulate(np.where(valid, pos, t)[:, ::-1], axis=1)[:, ::-1]
+    before = np.concatenate([np.full((n, 1), -1), prev[:, :-1]], axis=1)
+    after = np.concatenate([nxt[:, 1:], np.full((n, 1), t)], axis=1)
+    ok = valid & (before >= 0) & (after < t)
+    rows = np.arange(n)[:, None]
+    d0 = p.d[rows, np.clip(before, 0, t - 1)]
+    d1 = p.d[rows, np.clip(after, 0, t - 1)]
+    w = (pos - before) / np.maximum(after - before, 1)
+    err = (d0 + w * (d1 - d0) - np.where(valid, p.d, 0.0)) ** 2
+    b = _share_bin(p.share_o[ok])
+    nb = len(SHARE_EDGES) - 1
+    return Calibration(np.bincount(b, weights=err[ok], minlength=nb),
+                       np.bincount(b, minlength=nb).astype(np.float64))
+
+
+def apply_context(
+    mean: np.ndarray, std: np.ndarray, ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable,
+    calibration: Calibration,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Combine a block's fill with its zones' same-date clear NDVI (see the module docstring).
+
+    ``mean``, ``std``, ``ndvi`` (observations, NaN = not clear) have the block's spatial
+    shape followed by time; ``zone`` the spatial shape. Returns new (mean, std).
+    """
+    shape = ndvi.shape
+    t = shape[-1]
+    p = _parts(ndvi, zone, table)
+    f = np.asarray(mean, np.float64).reshape(-1, t)
+    s = np.asarray(std, np.float64).reshape(-1, t)
+    offset = linear(p.d.astype(np.float32)).astype(np.float64)
+    offset = np.where(np.isfinite(offset), offset, 0.0)
+    v_c = calibration.variance()[_share_bin(p.share_o)]
+    c = p.m_o + offset
+    use = ((~p.clear) & (p.z[:, None] > 0) & (p.n_o >= MIN_CLEAR) & np.isfinite(f)
+           & np.isfinite(s))
+    v_f = s**2
+    w = np.where(use, v_f / (v_f + v_c), 0.0)
+    out_mean = np.where(use, f + w * (np.nan_to_num(c) - f), f)
+    out_std = np.where(use, np.sqrt(v_f * v_c / (v_f + v_c)), s)
+    return (out_mean.reshape(shape).astype(np.float32),
+            out_std.reshape(shape).astype(np.float32))

@@ -1,0 +1,128 @@
+"""Field context: the clear pixels of a zone fill its cloudy ones on the same date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from pipeline.baselines import linear
+from pipeline.context import MIN_CLEAR, apply_context, calibrate, zone_table
+from pipeline.fill import compute_filled, zone_context
+
+
+@dataclass(frozen=True)
+class LinearWithStd:
+    """Linear interpolation with a fixed std, a stand-in for a filler that reports one."""
+
+    std: float = 0.08
+    name: str = "linear+std"
+
+    def fill(self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray,
+             doy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        mean = linear(ndvi)
+        return mean, np.full_like(mean, self.std)
+
+
+def field_world(seed: int = 0, ny: int = 12, nx: int = 12, t: int = 30):
+    """Two fields (left and right halves); field 1 is cut at date 14, each pixel has a
+    steady offset and 0.01 noise; clouds hide random pixel-dates, and dates 13-16 hide
+    the left field's upper half only (a partly clear field around the cut)."""
+    rng = np.random.default_rng(seed)
+    days = np.arange(t)
+    base = 0.3 + 0.5 * np.sin(np.pi * days / t)
+    cut = np.where(days >= 14, -0.35 * np.exp(-(days - 14) / 8.0), 0.0)
+    zone = np.ones((ny, nx), np.int32)
+    zone[:, nx // 2:] = 2
+    truth = np.empty((ny, nx, t), np.float32)
+    offset = rng.normal(0, 0.04, (ny, nx))
+    for z, series in ((1, base + cut), (2, base)):
+        truth[zone == z] = series[None, :] + offset[zone == z][:, None]
+    obs = truth + rng.normal(0, 0.01, truth.shape).astype(np.float32)
+    hidden = rng.random(truth.shape) < 0.3
+    hidden[: ny // 2, : nx // 2, 13:17] = True
+    obs[hidden] = np.nan
+    return truth, obs, zone
+
+
+def test_zone_table_is_additive_over_blocks():
+    _, obs, zone = field_world()
+    whole = zone_table(zone, obs, 2)
+    parts = zone_table(zone[:5], obs[:5], 2) + zone_table(zone[5:], obs[5:], 2)
+    np.testing.assert_array_equal(whole.n_clear, parts.n_clear)
+    np.testing.assert_allclose(whole.sum_ndvi, parts.sum_ndvi)
+    assert whole.n_pixels.tolist() == [0, 72, 72]
+    with pytest.raises(ValueError, match="zone ids"):
+        zone_table(zone + 5, obs, 2)
+
+
+def test_context_recovers_a_cut_the_series_cannot_see():
+    truth, obs, zone = field_world()
+    t = obs.shape[-1]
+    f = linear(obs.reshape(-1, t)).reshape(obs.shape)
+    s = np.full_like(f, 0.08)
+    table = zone_table(zone, obs, 2)
+    mean, std = apply_context(f, s, obs, zone, table, calibrate(obs, zone, table))
+    cells = np.zeros(obs.shape, bool)
+    cells[: 6, : 6, 14:17] = True  # the cut, hidden in half the field
+    cells &= ~np.isfinite(obs)
+    lin_err = np.abs(f - truth)[cells].mean()
+    ctx_err = np.abs(mean - truth)[cells].mean()
+    assert lin_err > 0.05
+    assert ctx_err < 0.4 * lin_err
+    assert (std[cells] < s[cells]).all()
+    # observed cells are never changed
+    seen = np.isfinite(obs)
+    np.testing.assert_array_equal(mean[seen], f[seen])
+
+
+def test_without_enough_clear_pixels_the_fill_is_unchanged():
+    truth, obs, zone = field_world()
+    t = obs.shape[-1]
+    obs[..., 20] = np.nan
+    obs[0, : MIN_CLEAR - 1, 20] = truth[0, : MIN_CLEAR - 1, 20]  # too few clear pixels
+    f = linear(obs.reshape(-1, t)).reshape(obs.shape)
+    s = np.full_like(f, 0.08)
+    table = zone_table(zone, obs, 2)
+    mean, std = apply_context(f, s, obs, zone, table, calibrate(obs, zone, table))
+    np.testing.assert_array_equal(mean[..., 20], f[..., 20])
+    np.testing.assert_array_equal(std[..., 20], s[..., 20])
+    # pixels without a zone are never touched
+    none = np.zeros_like(zone)
+    table0 = zone_table(none, obs, 0)
+    mean0, _ = apply_context(f, s, obs, none, table0, calibrate(obs, none, table0))
+    np.testing.assert_array_equal(mean0, f)
+
+
+def _cube(obs: np.ndarray, zone: np.ndarray) -> xr.Dataset:
+    ny, nx, t = obs.shape
+    coords = {"time": pd.date_range("2023-04-01", periods=t, freq="6D"),
+              "y": np.arange(ny) * -10.0, "x": np.arange(nx) * 10.0}
+    nd = np.moveaxis(obs, -1, 0)
+    nan = np.full_like(nd, np.nan)
+    data = {"ndvi": (("time", "y", "x"), nd)}
+    for v in ("vv_asc", "vv_desc", "vh_asc", "vh_desc"):
+        data[v] = (("time", "y", "x"), nan)
+    data["zone"] = (("y", "x"), zone)
+    return xr.Dataset(data, coords=coords)
+
+
+def test_fill_stage_context_does_not_depend_on_chunks():
+    truth, obs, zone = field_world(seed=3)
+    cube = _cube(obs, zone)
+    a = compute_filled(cube.chunk({"time": -1, "y": 12, "x": 12}), LinearWithStd()).compute()
+    b = compute_filled(cube.chunk({"time": -1, "y": 5, "x": 7}), LinearWithStd()).compute()
+    np.testing.assert_allclose(a["ndvi_filled"].values, b["ndvi_filled"].values, atol=1e-6)
+    np.testing.assert_allclose(a["ndvi_std"].values, b["ndvi_std"].values, atol=1e-6)
+    plain = compute_filled(cube.drop_vars("zone").chunk({"time": -1}), LinearWithStd()).compute()
+    gap = ~np.isfinite(np.moveaxis(obs, -1, 0))
+    ref = np.moveaxis(truth, -1, 0)
+    err_ctx = np.abs(a["ndvi_filled"].values - ref)[gap].mean()
+    err_plain = np.abs(plain["ndvi_filled"].values - ref)[gap].mean()
+    assert err_ctx < err_plain
+    table, cal = zone_context(cube.chunk({"time": -1, "y": 5, "x": 7}))
+    assert int(table.n_pixels.sum()) == obs.shape[0] * obs.shape[1]
+    assert cal.count.sum() > 0
