@@ -23,7 +23,7 @@ import rasterio
 from rasterio.windows import from_bounds
 
 from pipeline.baselines import linear
-from pipeline.context import apply_context, calibrate, zone_table
+from pipeline.context import apply_context, calibrate, zone_centroids, zone_sides, zone_table
 from pipeline.cube import open_cube
 
 Z90 = 1.6449
@@ -94,8 +94,12 @@ def main() -> None:
     sd = np.moveaxis(cube["ndvi_std"].values, 0, -1)
     ref = np.moveaxis(ref, 0, -1)
     obs = np.where(inside[..., None], obs, np.nan)
-    table = zone_table(zone, obs, n_zones)
-    ctx, ctx_sd = apply_context(sf, sd, obs, zone, table, calibrate(obs, zone, table))
+    xx = cube["x"].values[None, :]
+    yy = cube["y"].values[:, None]
+    sides = zone_sides(zone, xx, yy, zone_centroids(zone, xx, yy, n_zones))
+    table = zone_table(zone, obs, n_zones, sides)
+    cal = calibrate(obs, zone, table, sides)
+    ctx, ctx_sd = apply_context(sf, sd, obs, zone, table, cal)
     t = obs.shape[-1]
     lin = linear(obs.reshape(-1, t)).reshape(obs.shape)
 

@@ -12,11 +12,19 @@ pixels of ``z`` are clear:
 * the pixel's offset to its zone ``d[p, s] = ndvi[p, s] - m[z, s]`` on the pixel's
   own clear dates ``s``, interpolated linearly to ``t`` (nearest value beyond the
   ends; zero for a pixel with no clear date of its own);
-* the context estimate ``c = m[z, t] + d[p, t]``, with an error variance
-  ``v_c = v_off[z] + v_spread[z, t] / n_clear[z, t]``: ``v_off`` is how well the
-  offset interpolates (the zone's mean squared leave-one-out error of ``d`` on its
-  pixels' clear dates, with a floor), ``v_spread / n`` the sampling error of the
-  clear mean (spread of the clear pixels' offsets that date over their number).
+* the context estimate ``c = m[z, t] + d[p, t]``.
+
+Its error variance is measured on the tile itself, on clear pixel-dates where the
+answer is known (:func:`calibrate`), in two ways. Leaving one pixel out gives
+``v_pix`` per clear-share bin: the error when a few scattered pixels are missing.
+But clouds are contiguous, and a field's anomaly on a date is spatially correlated
+(irrigation, a part cut first, a haze band): the clear part then tells less about the
+hidden part than scattered pixels do. So each zone is also split in halves through
+its centroid (west/east and north/south) and each half predicted from the other one
+alone, giving ``v_half``, the error when half the field is hidden. The variance used
+for a cell whose zone is clear by a share ``s`` goes from ``v_pix`` (one pixel hidden)
+through ``v_half`` at ``s = 0.5`` and beyond it: ``v_pix(s) + max(v_half - v_pix, 0)
+* (1 - s) / 0.5``.
 
 The context estimate and the filler's own estimate (mean ``f``, std ``s``) are
 combined by inverse variance, ``f + s^2 / (s^2 + v_c) * (c - f)``, and the std of
@@ -58,16 +66,22 @@ class ZoneTable:
         n_clear: (K+1, T) clear pixels of the zone on each date.
         sum_ndvi: (K+1, T) sum of the clear pixels' NDVI.
         sum_sq: (K+1, T) sum of their squares.
+        half_clear: (4, K+1, T) clear pixels per half of the zone (west, east, north,
+            south of its centroid; zeros when the halves are not known).
+        half_sum: (4, K+1, T) sum of their NDVI.
     """
 
     n_pixels: np.ndarray
     n_clear: np.ndarray
     sum_ndvi: np.ndarray
     sum_sq: np.ndarray
+    half_clear: np.ndarray
+    half_sum: np.ndarray
 
     def __add__(self, other: ZoneTable) -> ZoneTable:
         return ZoneTable(self.n_pixels + other.n_pixels, self.n_clear + other.n_clear,
-                         self.sum_ndvi + other.sum_ndvi, self.sum_sq + other.sum_sq)
+                         self.sum_ndvi + other.sum_ndvi, self.sum_sq + other.sum_sq,
+                         self.half_clear + other.half_clear, self.half_sum + other.half_sum)
 
     @property
     def clear_share(self) -> np.ndarray:
@@ -75,10 +89,42 @@ class ZoneTable:
         return self.n_clear / np.maximum(self.n_pixels, 1)[:, None]
 
 
-def zone_table(zone: np.ndarray, ndvi: np.ndarray, n_zones: int) -> ZoneTable:
+def zone_centroids(zone: np.ndarray, x: np.ndarray, y: np.ndarray, n_zones: int
+                   ) -> np.ndarray:
+    """(3, K+1) pixel count and sums of x and y per zone of a block (add over blocks).
+
+    ``x`` and ``y`` are the block's pixel-centre coordinates, broadcastable to ``zone``.
+    """
+    z = np.asarray(zone).reshape(-1).astype(np.int64)
+    xx = np.broadcast_to(x, np.shape(zone)).reshape(-1)
+    yy = np.broadcast_to(y, np.shape(zone)).reshape(-1)
+    k = n_zones + 1
+    return np.stack([np.bincount(z, minlength=k).astype(np.float64),
+                     np.bincount(z, weights=xx, minlength=k),
+                     np.bincount(z, weights=yy, minlength=k)])
+
+
+def zone_sides(zone: np.ndarray, x: np.ndarray, y: np.ndarray, centroids: np.ndarray
+               ) -> np.ndarray:
+    """Side code per pixel: bit 0 set east of the zone's centroid, bit 1 set south of it.
+
+    ``centroids`` is the (3, K+1) sum of :func:`zone_centroids` over the whole cube, so
+    a pixel's side does not depend on the block it is in.
+    """
+    z = np.asarray(zone).astype(np.int64)
+    n = np.maximum(centroids[0], 1)
+    cx, cy = centroids[1] / n, centroids[2] / n
+    east = np.broadcast_to(x, z.shape) > cx[z]
+    south = np.broadcast_to(y, z.shape) < cy[z]
+    return (east.astype(np.int8) + 2 * south.astype(np.int8)).astype(np.int8)
+
+
+def zone_table(zone: np.ndarray, ndvi: np.ndarray, n_zones: int,
+               sides: np.ndarray | None = None) -> ZoneTable:
     """Zone sums of one block: ``zone`` (y, x) ints (0 = none), ``ndvi`` (..., T) NaN = not clear.
 
-    ``ndvi`` has the block's spatial shape followed by time (time last).
+    ``ndvi`` has the block's spatial shape followed by time (time last); ``sides``
+    (:func:`zone_sides`, the block's spatial shape) adds the sums per half of each zone.
     """
     t = ndvi.shape[-1]
     z = np.asarray(zone).reshape(-1).astype(np.int64)
@@ -96,7 +142,23 @@ def zone_table(zone: np.ndarray, ndvi: np.ndarray, n_zones: int) -> ZoneTable:
         n_clear[:, j] = np.bincount(z, weights=clear[:, j], minlength=k).astype(np.int64)
         s1[:, j] = np.bincount(z, weights=v[:, j], minlength=k)
         s2[:, j] = np.bincount(z, weights=v[:, j] ** 2, minlength=k)
-    return ZoneTable(n_pixels, n_clear, s1, s2)
+    h_clear = np.zeros((4, k, t), np.int64)
+    h_sum = np.zeros((4, k, t))
+    if sides is not None:
+        code = np.asarray(sides).reshape(-1).astype(np.int64)
+        for h, member in enumerate(_half_members(code)):
+            zh = z[member]
+            for j in range(t):
+                h_clear[h, :, j] = np.bincount(zh, weights=clear[member, j], minlength=k)
+                h_sum[h, :, j] = np.bincount(zh, weights=v[member, j], minlength=k)
+    return ZoneTable(n_pixels, n_clear, s1, s2, h_clear, h_sum)
+
+
+def _half_members(code: np.ndarray) -> list[np.ndarray]:
+    """Pixels in the west, east, north and south halves, from the side codes."""
+    east = (code & 1) > 0
+    south = (code & 2) > 0
+    return [~east, east, ~south, south]
 
 
 #: Clear-share bins of the error calibration (share of the zone's other pixels clear).
@@ -108,29 +170,41 @@ VAR_DEFAULT = 0.05**2
 
 @dataclass(frozen=True)
 class Calibration:
-    """Leave-one-out errors of the context estimate, per clear-share bin (sums over blocks).
+    """Errors of the context estimate where the answer is known (sums over blocks).
 
     Attributes:
-        sq_err: (bins,) sum of squared errors.
-        count: (bins,) number of clear pixel-dates scored.
+        sq_err: (bins,) sum of squared errors leaving one pixel out, per clear-share bin.
+        count: (bins,) number of clear pixel-dates scored so.
+        half_sq_err: sum of squared errors predicting a half of a zone from the other half.
+        half_count: number of pixel-dates scored so.
     """
 
     sq_err: np.ndarray
     count: np.ndarray
+    half_sq_err: float = 0.0
+    half_count: float = 0.0
 
     def __add__(self, other: Calibration) -> Calibration:
-        return Calibration(self.sq_err + other.sq_err, self.count + other.count)
+        return Calibration(self.sq_err + other.sq_err, self.count + other.count,
+                           self.half_sq_err + other.half_sq_err,
+                           self.half_count + other.half_count)
 
-    def variance(self) -> np.ndarray:
-        """(bins,) error variance of the context estimate per clear-share bin.
+    def variance(self, share: np.ndarray) -> np.ndarray:
+        """Error variance of the context estimate for zones clear by ``share``.
 
-        Each bin is shrunk toward the pooled value with ``PRIOR_WEIGHT`` pseudo-counts;
-        never below ``VAR_FLOOR``; ``VAR_DEFAULT`` where nothing was scored.
+        Per clear-share bin, the one-pixel-out variance shrunk toward the pooled one with
+        ``PRIOR_WEIGHT`` pseudo-counts, plus the excess of the half-zone variance over
+        the pooled one, scaled by the hidden share over one half (see the module
+        docstring); never below ``VAR_FLOOR``; ``VAR_DEFAULT`` where nothing was scored.
         """
         total = float(self.count.sum())
         pooled = float(self.sq_err.sum()) / total if total > 0 else VAR_DEFAULT
-        var = (self.sq_err + PRIOR_WEIGHT * pooled) / (self.count + PRIOR_WEIGHT)
-        return np.maximum(var, VAR_FLOOR)
+        per_bin = (self.sq_err + PRIOR_WEIGHT * pooled) / (self.count + PRIOR_WEIGHT)
+        v = per_bin[_share_bin(share)]
+        if self.half_count > 0:
+            excess = max(self.half_sq_err / self.half_count - pooled, 0.0)
+            v = v + excess * (1.0 - np.clip(share, 0.0, 1.0)) / 0.5
+        return np.maximum(v, VAR_FLOOR)
 
 
 def _share_bin(share: np.ndarray) -> np.ndarray:
@@ -162,14 +236,17 @@ def _parts(ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable) -> _Parts:
     return _Parts(y, clear, z, n_o, m_o, share_o, d)
 
 
-def calibrate(ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable) -> Calibration:
+def calibrate(ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable,
+              sides: np.ndarray | None = None) -> Calibration:
     """Score the context estimate on a block's clear pixel-dates, leaving each one out.
 
     For a clear pixel-date with clear dates of the pixel on both sides, the estimate
     made without it (the other pixels' mean that date plus the pixel's offset
     interpolated from its neighbouring clear dates) is compared with the observation.
     This is the estimate the fill makes for a cloudy pixel, scored where the answer is
-    known, on the tile at hand: no figure is carried over from another region.
+    known, on the tile at hand: no figure is carried over from another region. With
+    ``sides`` (and a table made with them), the same pixel-dates are also predicted
+    from the other half of their zone only.
     """
     p = _parts(ndvi, zone, table)
     n, t = p.d.shape
@@ -184,11 +261,24 @@ def calibrate(ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable) -> Calibrati
     d0 = p.d[rows, np.clip(before, 0, t - 1)]
     d1 = p.d[rows, np.clip(after, 0, t - 1)]
     w = (pos - before) / np.maximum(after - before, 1)
-    err = (d0 + w * (d1 - d0) - np.where(valid, p.d, 0.0)) ** 2
+    d_loo = d0 + w * (d1 - d0)
+    err = (d_loo - np.where(valid, p.d, 0.0)) ** 2
     b = _share_bin(p.share_o[ok])
     nb = len(SHARE_EDGES) - 1
+    half_sq, half_n = 0.0, 0.0
+    if sides is not None and table.half_clear.any():
+        code = np.asarray(sides).reshape(-1).astype(np.int64)
+        east, south = (code & 1) > 0, (code & 2) > 0
+        # the other half of each split: east pixels are predicted from the west half, ...
+        for other in (np.where(east, 0, 1), np.where(south, 2, 3)):
+            n_h = table.half_clear[other, p.z].astype(np.float64)
+            m_h = table.half_sum[other, p.z] / np.maximum(n_h, 1)
+            sel = ok & (n_h >= MIN_CLEAR)
+            e = (m_h + d_loo - p.y)[sel]
+            half_sq += float((e**2).sum())
+            half_n += float(sel.sum())
     return Calibration(np.bincount(b, weights=err[ok], minlength=nb),
-                       np.bincount(b, minlength=nb).astype(np.float64))
+                       np.bincount(b, minlength=nb).astype(np.float64), half_sq, half_n)
 
 
 def apply_context(
@@ -207,7 +297,7 @@ def apply_context(
     s = np.asarray(std, np.float64).reshape(-1, t)
     offset = linear(p.d.astype(np.float32)).astype(np.float64)
     offset = np.where(np.isfinite(offset), offset, 0.0)
-    v_c = calibration.variance()[_share_bin(p.share_o)]
+    v_c = calibration.variance(p.share_o)
     c = p.m_o + offset
     use = ((~p.clear) & (p.z[:, None] > 0) & (p.n_o >= MIN_CLEAR) & np.isfinite(f)
            & np.isfinite(s))

@@ -23,13 +23,21 @@ import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import xarray as xr
 
 from pipeline import baselines
-from pipeline.context import Calibration, ZoneTable, apply_context, calibrate, zone_table
+from pipeline.context import (
+    Calibration,
+    ZoneTable,
+    apply_context,
+    calibrate,
+    zone_centroids,
+    zone_sides,
+    zone_table,
+)
 from pipeline.timegrid import STEP_DAYS
 
 S1_VARS = (("vv_asc", "vv_desc"), ("vh_asc", "vh_desc"))
@@ -237,9 +245,9 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
 def zone_context(cube: xr.Dataset) -> tuple[ZoneTable, Calibration] | None:
     """The cube's zone tables and context calibration, or None without ``zone``.
 
-    Two passes over the cube's NDVI, chunk by chunk (zone sums, then the
-    leave-one-out errors that need them); pixels outside the AOI count in no zone.
-    Memory: one chunk plus tables of zones x dates.
+    Three passes over the cube chunk by chunk (zone centroids, zone sums, then the
+    errors that need both); pixels outside the AOI count in no zone. Memory: one
+    chunk plus tables of zones x dates.
     """
     if "zone" not in cube:
         return None
@@ -253,22 +261,31 @@ def zone_context(cube: xr.Dataset) -> tuple[ZoneTable, Calibration] | None:
     if n_zones == 0:
         return None
     ndvi = cube["ndvi"].transpose("time", "y", "x").chunk({"time": -1})
-    chunks = ndvi.data.chunks
-    zone = zone.chunk({"y": chunks[1], "x": chunks[2]})
-    pairs = list(zip(ndvi.data.to_delayed().ravel(), zone.data.to_delayed().ravel(),
-                     strict=True))
+    cy, cx = ndvi.data.chunks[1], ndvi.data.chunks[2]
+    zone = zone.transpose("y", "x").chunk({"y": cy, "x": cx})
+    ys = np.split(cube["y"].values.astype(np.float64), np.cumsum(cy)[:-1])
+    xs = np.split(cube["x"].values.astype(np.float64), np.cumsum(cx)[:-1])
+    nd = ndvi.data.to_delayed()[0]
+    zd = zone.data.to_delayed()
+    blocks = [(nd[i, j], zd[i, j], ys[i][:, None], xs[j][None, :])
+              for i in range(len(cy)) for j in range(len(cx))]
 
-    def sums(n: np.ndarray, z: np.ndarray) -> ZoneTable:
-        return zone_table(z, np.moveaxis(n, 0, -1), n_zones)
+    def add(parts: tuple[Any, ...]) -> Any:
+        return functools.reduce(lambda a, b: a + b, parts)
 
-    parts = dask.compute(*(dask.delayed(sums)(n, z) for n, z in pairs))
-    table = functools.reduce(lambda a, b: a + b, parts)
+    cent = add(dask.compute(*(dask.delayed(zone_centroids)(z, x, y, n_zones)
+                              for _, z, y, x in blocks)))
 
-    def errors(n: np.ndarray, z: np.ndarray) -> Calibration:
-        return calibrate(np.moveaxis(n, 0, -1), z, table)
+    def sums(n: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> ZoneTable:
+        return zone_table(z, np.moveaxis(n, 0, -1), n_zones, zone_sides(z, x, y, cent))
 
-    cal = dask.compute(*(dask.delayed(errors)(n, z) for n, z in pairs))
-    return table, functools.reduce(lambda a, b: a + b, cal)
+    table = add(dask.compute(*(dask.delayed(sums)(*b) for b in blocks)))
+
+    def errors(n: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> Calibration:
+        return calibrate(np.moveaxis(n, 0, -1), z, table, zone_sides(z, x, y, cent))
+
+    cal = add(dask.compute(*(dask.delayed(errors)(*b) for b in blocks)))
+    return table, cal
 
 
 def default_filler(model_path: str | Path | None, method: str, use_dates: bool = True) -> Filler:

@@ -10,7 +10,14 @@ import pytest
 import xarray as xr
 
 from pipeline.baselines import linear
-from pipeline.context import MIN_CLEAR, apply_context, calibrate, zone_table
+from pipeline.context import (
+    MIN_CLEAR,
+    apply_context,
+    calibrate,
+    zone_centroids,
+    zone_sides,
+    zone_table,
+)
 from pipeline.fill import compute_filled, zone_context
 
 
@@ -126,3 +133,29 @@ def test_fill_stage_context_does_not_depend_on_chunks():
     table, cal = zone_context(cube.chunk({"time": -1, "y": 5, "x": 7}))
     assert int(table.n_pixels.sum()) == obs.shape[0] * obs.shape[1]
     assert cal.count.sum() > 0
+
+
+def test_half_zone_errors_widen_the_variance_for_contiguous_clouds():
+    """A field whose east half drifts on some dates (a part cut first, irrigation): one
+    pixel left out hardly sees it, its west half predicting the east half does."""
+    _, obs, zone = field_world(seed=5)
+    ny, nx, t = obs.shape
+    obs = obs.copy()
+    anomaly = np.zeros(t)
+    anomaly[::3] = 0.08
+    obs[:, 3:6, :] += anomaly  # the east part of field 1 (columns 0-5)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    cent = zone_centroids(zone, xx, -yy, 2)
+    sides = zone_sides(zone, xx, -yy, cent)
+    assert set(np.unique(sides[zone == 1])) == {0, 1, 2, 3}
+    table = zone_table(zone, obs, 2, sides)
+    halves = calibrate(obs, zone, table, sides)
+    plain = calibrate(obs, zone, zone_table(zone, obs, 2))
+    assert halves.half_count > 0 and plain.half_count == 0
+    pix = halves.sq_err.sum() / halves.count.sum()
+    assert halves.half_sq_err / halves.half_count > 1.5 * pix
+    v = halves.variance(np.array([0.95, 0.5, 0.2]))
+    assert v[0] < v[1] < v[2]
+    # the one-pixel-out part is the same; only the half-zone excess widens it
+    np.testing.assert_allclose(plain.sq_err, halves.sq_err)
+    assert plain.variance(np.array([0.5]))[0] < v[1]
