@@ -13,7 +13,9 @@ On a square AOI of ``--size`` metres inside the demo world (off the tile lattice
   the SF kernel (``ModelFiller.fill``) on the same pixels, already in memory;
 * mowing (``write_cut_days``: read the filled series, detect, store) against the
   detector on the same series in memory;
-* export (COG stacks) with no limit measured.
+* export (COG stacks, netCDF, QGIS project, STAC, quicklook) with no limit measured, at
+  the AOI and at its quarter: the two sizes split its cost into a per-pixel part and a
+  fixed part per product set (one per tile), which is how it is projected.
 
 The limits run on the same number of threads as the stages. Each line gives the
 stage's pixels per second, the limit's and their ratio, and the projection for
@@ -57,6 +59,7 @@ from pipeline.mowing.raster import write_cut_days
 from pipeline.mowing.series import grid_axes
 from pipeline.request import default_cache
 from pipeline.sources.demo import open_demo_source
+from pipeline.tiles import DEFAULT_TILE_M as TILE_M
 from pipeline.timegrid import TimeGrid
 
 LITHUANIA_PX = 6.5e8
@@ -195,8 +198,18 @@ def main() -> None:
         detect_s, _ = _timed(lambda: _in_threads(
             [lambda p=p: detect(filled[p], std[p], days, dy, "zdrop", params) for p in mparts],
             workers))
+        # export on the AOI and on its quarter: per-pixel cost and per-tile fixed cost
+        # (QGIS project, STAC, quicklook, file opens) from the two sizes; a first export of
+        # a small corner, untimed, imports what the products need (once per process)
+        qy, qx = geobox.shape[0] // 2, geobox.shape[1] // 2
+        corner = open_cube(store).isel(y=slice(0, 16), x=slice(0, 16))
+        write_products(corner, geobox[:16, :16], grid, tmp / "out_warm", {"bench": True})
         export_s, _ = _timed(lambda: write_products(open_cube(store), geobox, grid,
                                                     tmp / "out", {"bench": True}))
+        quarter = open_cube(store).isel(y=slice(0, qy), x=slice(0, qx))
+        _timed(lambda: write_products(quarter, geobox[:qy, :qx], grid, tmp / "out_q",
+                                      {"bench": True}))
+        px_q = qy * qx
 
     values = sum(sizes)
     print(f"AOI {args.size:.0f} m square ({geobox.shape[0]} x {geobox.shape[1]} = {px:,} px, "
@@ -210,22 +223,31 @@ def main() -> None:
           "at the limit |")
     print("|---|---|---|---|---|---|")
     # CPU: load, warm build, build, ingest, decode, warp, fill, kernel, mowing, detect, export
-    c_ingest, c_decode, c_warp, c_fill, c_kernel, c_mow, c_detect, c_export = CPU[3:11]
+    c_ingest, c_decode, c_warp, c_fill, c_kernel, c_mow, c_detect, c_export, c_export_q = \
+        CPU[3:12]
     _line("ingest", px, ingest_s, warp_s, workers, "decode + warps", c_ingest, c_warp)
     _line("ingest vs decode only", px, ingest_s, decode_s, workers, "decode", c_ingest,
           c_decode)
     _line("fill", px, fill_s, kernel_s, workers, "SF kernel", c_fill, c_kernel)
     _line("mowing", px, mow_s, detect_s, workers, "detector", c_mow, c_detect)
     _line("export", px, export_s, None, workers, "", c_export)
+    # export = fixed + per_px * pixels, from the AOI and its quarter (CPU time)
+    per_px = max(c_export - c_export_q, 0.0) / max(px - px_q, 1)
+    fixed = max(c_export - per_px * px, 0.0)
+    tiles = LITHUANIA_PX / (TILE_M / 10) ** 2
+    export_h = (per_px * LITHUANIA_PX + fixed * tiles) / 3600
+    print(f"\nexport CPU time: {c_export:.2f} s for {px:,} px, {c_export_q:.2f} s for its "
+          f"quarter ({px_q:,} px): {per_px * 1e6:.2f} s per million px + {fixed:.2f} s per "
+          f"product set (QGIS project, STAC, quicklook); Lithuania in {tiles:,.0f} tiles of "
+          f"{TILE_M / 1000:.0f} km: {export_h:,.1f} core-hours")
+    cpu_lin = (c_ingest + c_fill) * LITHUANIA_PX / px / 3600 + export_h
     total = ingest_s + fill_s + export_s
-    cpu_total = c_ingest + c_fill + c_export
     wall_h = LITHUANIA_PX / (px / total / workers) / 3600
-    print(f"\ningest + fill + export for Lithuania: {wall_h:,.1f} core-hours at the "
-          f"wall-clock rate ({px / total:,.0f} px/s on {workers} "
-          f"threads), {LITHUANIA_PX / px * cpu_total / 3600:,.1f} from the CPU time; the "
-          "projection scales linearly with pixels (every stage is chunk-wise). Core-hours in "
-          "brackets are from CPU time: on a shared machine the wall-clock figures count the "
-          "other jobs' share too")
+    print(f"\ningest + fill + export for Lithuania: {cpu_lin:,.1f} core-hours from the CPU "
+          f"time (ingest and fill scaled by pixels, every stage being chunk-wise; export as "
+          f"above); {wall_h:,.1f} at the wall-clock rate of this AOI ({px / total:,.0f} px/s "
+          f"on {workers} threads, export's fixed cost included as if per pixel). On a "
+          "shared machine the wall-clock figures count the other jobs' share too")
 
 
 if __name__ == "__main__":

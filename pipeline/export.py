@@ -118,7 +118,6 @@ def write_stack(
         "tiled": True,
         "blockxsize": 256,
         "blockysize": 256,
-        "compress": "deflate",
         "BIGTIFF": "IF_SAFER",
     }
     chunks = da.chunksizes if da.chunks else {"y": (h,), "x": (w,)}
