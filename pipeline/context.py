@@ -33,8 +33,8 @@ the combination is ``sqrt(s^2 v_c / (s^2 + v_c))``. Where the zone has fewer tha
 pixel is itself observed, the filler's output is kept unchanged: without context the
 product is what it was.
 
-The zone tables (per zone and date: pixels, clear pixels, sum and sum of squares of
-clear NDVI) are sums over chunks, so a parcel that crosses a chunk or tile border
+The zone tables (per zone and date: pixels, clear pixels, sum of clear NDVI, the
+same per half zone) are sums over chunks, so a parcel that crosses a chunk or tile border
 gets the same context as one that does not.
 """
 
@@ -65,7 +65,6 @@ class ZoneTable:
         n_pixels: (K+1,) pixels of the zone inside the grid.
         n_clear: (K+1, T) clear pixels of the zone on each date.
         sum_ndvi: (K+1, T) sum of the clear pixels' NDVI.
-        sum_sq: (K+1, T) sum of their squares.
         half_clear: (4, K+1, T) clear pixels per half of the zone (west, east, north,
             south of its centroid; zeros when the halves are not known).
         half_sum: (4, K+1, T) sum of their NDVI.
@@ -74,14 +73,18 @@ class ZoneTable:
     n_pixels: np.ndarray
     n_clear: np.ndarray
     sum_ndvi: np.ndarray
-    sum_sq: np.ndarray
     half_clear: np.ndarray
     half_sum: np.ndarray
 
     def __add__(self, other: ZoneTable) -> ZoneTable:
         return ZoneTable(self.n_pixels + other.n_pixels, self.n_clear + other.n_clear,
-                         self.sum_ndvi + other.sum_ndvi, self.sum_sq + other.sum_sq,
+                         self.sum_ndvi + other.sum_ndvi,
                          self.half_clear + other.half_clear, self.half_sum + other.half_sum)
+
+    def without_halves(self) -> ZoneTable:
+        """The same table without the half-zone sums (all the fill of a block needs)."""
+        empty = np.zeros((4, 0, 0))
+        return ZoneTable(self.n_pixels, self.n_clear, self.sum_ndvi, empty, empty)
 
     @property
     def clear_share(self) -> np.ndarray:
@@ -137,11 +140,9 @@ def zone_table(zone: np.ndarray, ndvi: np.ndarray, n_zones: int,
     n_pixels = np.bincount(z, minlength=k).astype(np.int64)
     n_clear = np.empty((k, t), np.int64)
     s1 = np.empty((k, t))
-    s2 = np.empty((k, t))
     for j in range(t):
         n_clear[:, j] = np.bincount(z, weights=clear[:, j], minlength=k).astype(np.int64)
         s1[:, j] = np.bincount(z, weights=v[:, j], minlength=k)
-        s2[:, j] = np.bincount(z, weights=v[:, j] ** 2, minlength=k)
     h_clear = np.zeros((4, k, t), np.int64)
     h_sum = np.zeros((4, k, t))
     if sides is not None:
@@ -151,7 +152,7 @@ def zone_table(zone: np.ndarray, ndvi: np.ndarray, n_zones: int,
             for j in range(t):
                 h_clear[h, :, j] = np.bincount(zh, weights=clear[member, j], minlength=k)
                 h_sum[h, :, j] = np.bincount(zh, weights=v[member, j], minlength=k)
-    return ZoneTable(n_pixels, n_clear, s1, s2, h_clear, h_sum)
+    return ZoneTable(n_pixels, n_clear, s1, h_clear, h_sum)
 
 
 def _half_members(code: np.ndarray) -> list[np.ndarray]:

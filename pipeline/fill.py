@@ -285,7 +285,7 @@ def zone_context(cube: xr.Dataset) -> tuple[ZoneTable, Calibration] | None:
         return calibrate(np.moveaxis(n, 0, -1), z, table, zone_sides(z, x, y, cent))
 
     cal = add(dask.compute(*(dask.delayed(errors)(*b) for b in blocks)))
-    return table, cal
+    return table.without_halves(), cal
 
 
 def default_filler(model_path: str | Path | None, method: str, use_dates: bool = True) -> Filler:
