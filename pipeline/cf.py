@@ -68,6 +68,9 @@ VARIABLES: dict[str, VarMeta] = {
     "aoi_mask": VarMeta("area of interest", units=None,
                         extra={"flag_values": np.array([0, 1], np.uint8),
                                "flag_meanings": "outside_aoi inside_aoi"}),
+    "zone": VarMeta("zone (parcel or segment) of the pixel, 0 = none", units=None),
+    "zone_core": VarMeta("zone of the pixel where its 8 neighbours share it (radar core), "
+                         "0 = none", units=None),
     "ndvi_filled": VarMeta("gap-filled NDVI", extra={"ancillary_variables": "ndvi_std observed"}),
     "ndvi_std": VarMeta("predicted standard deviation of NDVI"),
     "observed": VarMeta("whether the bin had a clear Sentinel-2 observation", units=None,

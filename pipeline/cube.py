@@ -108,11 +108,15 @@ class TileSignatures:
 
     @classmethod
     def of(
-        cls, geobox: GeoBox, grid: TimeGrid, scene_ids: Sequence[str], filler: object
+        cls, geobox: GeoBox, grid: TimeGrid, scene_ids: Sequence[str], filler: object,
+        zones: str = "",
     ) -> TileSignatures:
-        """The signatures of a tile's cube and fill."""
+        """The signatures of a tile's cube and fill (``zones``: digest of the zone table,
+        empty for a run without zones)."""
+        parts = {"zones": zones} if zones else {}
         sig = signature(
-            geobox=str(geobox), grid=asdict(grid), scenes=list(scene_ids), version=__version__
+            geobox=str(geobox), grid=asdict(grid), scenes=list(scene_ids), version=__version__,
+            **parts,
         )
         return cls(ingest=sig, fill=signature(ingest=sig, filler=repr(filler)))
 

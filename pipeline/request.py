@@ -35,6 +35,7 @@ from pipeline.sources.eodata import MODES as EODATA_MODES
 from pipeline.sources.select import SOURCE_NAMES, SourceChoice, check_sources
 from pipeline.storage import check_out_owned, check_remote_out, check_writable_dir, is_remote
 from pipeline.tiles import DEFAULT_TILE_M
+from pipeline.zones import MIN_PARCEL_PIXELS
 
 METHODS = ("sf", "linear")
 
@@ -233,6 +234,23 @@ class RunRequest:
         "with --s1-processing local: DEM raster (any CRS, ellipsoidal or geoid heights) "
         "for terrain correction (default: Copernicus DEM GLO-30 on the /eodata mount)"
     )
+    parcels: Path | None = option(
+        "--parcels",
+        "field boundaries (GeoPackage, GeoParquet, GeoJSON or Shapefile, any CRS): each "
+        "pixel gets its parcel in the cube, and parcels.parquet/parcels.csv hold one row per "
+        "parcel and date"
+    )
+    parcel_id: str | None = option(
+        "--parcel-id",
+        "with --parcels: column holding the parcel id (default: the first of parcel_id, id, "
+        "plotID, PLOTID, fid; else the row number)"
+    )
+    min_parcel_pixels: int = option(
+        "--min-parcel-pixels",
+        "with --parcels: ignore parcels smaller than this many pixels inside the AOI "
+        "(default: %(default)s)",
+        default=MIN_PARCEL_PIXELS,
+    )
 
 
 @dataclass(frozen=True)
@@ -394,6 +412,12 @@ def validate(req: RunRequest) -> None:
         raise InputError(f"--s1-processing {req.s1_processing!r}: choose one of {S1_PROCESSING}")
     if req.dem is not None and not req.dem.is_file():
         raise InputError(f"--dem: file not found: {req.dem}")
+    check_range("--min-parcel-pixels", req.min_parcel_pixels, 1, 10**9, "pixels")
+    if req.parcels is None and req.parcel_id is not None:
+        raise InputError(f"--parcel-id {req.parcel_id!r} needs --parcels FILE")
+    if req.parcels is not None and not req.parcels.exists():
+        raise InputError(f"--parcels {req.parcels}: no such file; pass a GeoPackage, "
+                         "GeoParquet, GeoJSON or Shapefile of parcel polygons")
     if req.tile_m < 10 * req.chunk / 4:
         raise InputError(
             f"--tile-size {req.tile_m:g} m is too small for --chunk {req.chunk}; "
@@ -402,7 +426,8 @@ def validate(req: RunRequest) -> None:
     if req.chunk < 16 or req.chunk > 4096:
         raise InputError(f"--chunk {req.chunk} is out of range; pass 16..4096 pixels")
     check_writable_dir(req.out)
-    check_out_owned(req.out, req.overwrite, inputs=(req.aoi,))
+    inputs = (req.aoi,) if req.parcels is None else (req.aoi, req.parcels)
+    check_out_owned(req.out, req.overwrite, inputs=inputs)
     if req.remote is not None:
         check_remote_out(req.remote)
 
@@ -441,7 +466,16 @@ def run_signature(req: RunRequest, aoi_wkb: bytes) -> dict[str, str]:
         "filler": filler,
         "grid": f"crs {req.crs or 'UTM of the AOI'}, chunk {req.chunk}, tile {req.tile_m:g} m",
         "s1 processing": f"{req.s1_processing}, dem {req.dem or 'default'}",
+        **_zones_signature(req),
     }
+
+
+def _zones_signature(req: RunRequest) -> dict[str, str]:
+    """The parcels part of a run signature (the file's bytes, not its name); none without."""
+    if req.parcels is None or not req.parcels.is_file():
+        return {}
+    return {"parcels": f"{_sha256(req.parcels)}, id {req.parcel_id or 'default'}, "
+                       f"min {req.min_parcel_pixels} px"}
 
 
 def request_parameters(req: RunRequest) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from pipeline.errors import NoDataError
 from pipeline.export import PRODUCTS, write_products
 from pipeline.fill import Filler, compute_filled, default_filler
 from pipeline.ingest import IngestOptions, SceneLog, backscatter_items, make_cube
+from pipeline.parcel_table import ParcelSums, cube_sums, finish_parcels
 from pipeline.provenance import TileEntry, add_skipped, run_record
 from pipeline.request import (
     RunRequest,
@@ -57,6 +58,7 @@ from pipeline.storage import (
 )
 from pipeline.tiles import Tile, make_tiles, mosaic_products
 from pipeline.timegrid import TimeGrid
+from pipeline.zones import Parcels, prepare_parcels, zone_layers
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class TilePlan:
         parameters: the request as recorded in run.json.
         workers: local threads that write chunks (1 when a dask cluster does the work).
         tiled: the run has several tiles (each then uploads its own products).
+        parcels: the run's zone table (``--parcels``), or None.
     """
 
     aoi: AOI
@@ -114,6 +117,7 @@ class TilePlan:
     parameters: Mapping[str, Any]
     workers: int = 1
     tiled: bool = False
+    parcels: Parcels | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class TileResult:
     directory: Path
     pixels_in_aoi: int
     observed_cells: int
+    parcel_sums: ParcelSums | None = None
 
 
 def _noop(_: str) -> Callable[[int, int], None]:
@@ -141,6 +146,10 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     validate(req)
     aoi = read_aoi(req.aoi, max_area_km2=req.max_area_km2)
     geobox = make_geobox(aoi, crs=req.crs)
+    assert geobox.crs is not None
+    parcels = None if req.parcels is None else prepare_parcels(
+        req.parcels, aoi_in_crs(aoi, geobox.crs.to_wkt()), geobox, req.parcel_id,
+        req.min_parcel_pixels)
     grid = TimeGrid.covering(req.start, req.end)
     filler = default_filler(req.model, req.method, use_dates=req.sf_dates)
     ingest = IngestOptions(req.chunk, req.cache / "grd", req.dem, req.eodata, req.s1_processing)
@@ -159,14 +168,13 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
         )
     check_demo_extent(source, aoi.geometry, s2_items)
     log.info("found %d Sentinel-2 and %d Sentinel-1 scenes", len(s2_items), len(s1_items))
-    assert geobox.crs is not None
     tiles = make_tiles(geobox, aoi_in_crs(aoi, geobox.crs.to_wkt()), req.tile_m)
 
     scenes = SceneLog()
     scenes.skipped.extend(source.skipped)  # scenes a source could not deliver
     stats: list[TileResult] = []
     plan = TilePlan(aoi, grid, filler, ingest, source.name, s2_items, s1_items,
-                    request_parameters(req))
+                    request_parameters(req), parcels=parcels)
     chunks = sum(n_chunks(t.geobox.shape, req.chunk) for t in tiles)
     spec = choose_scheduler(ClusterSpec(scheduler=req.scheduler, workers=req.workers), chunks)
     with claim_out(req.out, sig, req.overwrite), client_for(spec) as client:
@@ -188,6 +196,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
                 for p in req.out.iterdir()
                 if p.suffix in (".tif", ".nc", ".json", ".qml", ".qgs", ".png") or p.name == "stac"
             )
+        products += finish_parcels(req.out, parcels, [s.parcel_sums for s in stats], grid)
         if place.remote is not None:
             upload_products(req.out, place.remote)
     inside = sum(s.pixels_in_aoi for s in stats)
@@ -253,13 +262,15 @@ def run_tile(
             f"all {len(s2)} Sentinel-2 scenes of tile {tile.id} were unreadable{why}; "
             "the log (-v) lists each one"
         )
+    if plan.parcels is not None:
+        cube = cube.assign(zone_layers(plan.parcels, geobox, plan.ingest.chunk))
     cube = describe_cube(
         cube, geobox, plan.grid, plan.source, tile.id, (tile_scenes.used, tile_scenes.skipped)
     )
     place.local.mkdir(parents=True, exist_ok=True)
     store = place.cube
     sigs = TileSignatures.of(geobox, plan.grid, [str(u["id"]) for u in tile_scenes.used],
-                             plan.filler)
+                             plan.filler, zones=plan.parcels.digest if plan.parcels else "")
     marker = sigs.done_marker(store)
     pixels = int(geobox.shape[0] * geobox.shape[1])
     if _tile_complete(marker, place):
@@ -292,4 +303,5 @@ def run_tile(
         directory=place.local,
         pixels_in_aoi=int(inside_mask.sum().compute()),
         observed_cells=int(final["observed"].where(inside_mask, 0).sum().compute()),
+        parcel_sums=None if plan.parcels is None else cube_sums(final, plan.parcels.n_zones),
     )

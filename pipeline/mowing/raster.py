@@ -42,11 +42,10 @@ from pipeline.mowing.series import days_to_dates, grid_axes
 from pipeline.storage import publish, staging
 from pipeline.tables import write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
+from pipeline.zones import read_parcels
 
 log = logging.getLogger(__name__)
 
-#: Columns tried, in order, as the parcel identifier.
-ID_COLUMNS = ("parcel_id", "id", "plotID", "PLOTID", "fid")
 #: Pixel support window (days) of a parcel event.
 SUPPORT_DAYS = 12.0
 
@@ -228,40 +227,6 @@ def write_cut_days(
     cut_days = xr.DataArray(lazy, dims=("event", "y", "x"),
                             coords={"y": cube["y"], "x": cube["x"]})
     return _cut_products(cube, cut_days)
-
-
-def read_parcels(path: Path, crs: object, id_column: str | None = None) -> gpd.GeoDataFrame:
-    """Read a parcels file (GeoJSON, GeoPackage, ...) as polygons in the cube's CRS.
-
-    Raises :class:`InputError` if it cannot be read, has no CRS, holds no polygons or
-    lies outside the cube (``crs`` is the cube's CRS).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"--parcels {path}: no such file; pass a GeoJSON or GeoPackage of "
-                         "parcel polygons")
-    try:
-        gdf = gpd.read_file(path)
-    except Exception as exc:
-        raise InputError(f"--parcels {path}: not a readable vector file "
-                         f"({type(exc).__name__}); pass GeoJSON or GeoPackage") from exc
-    poly = gdf[gdf.geometry.notna() & gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if poly.empty:
-        kinds = ", ".join(sorted(set(gdf.geom_type.dropna()))) or "no geometries"
-        raise InputError(f"--parcels {path}: holds {kinds}, no polygons; pass parcel "
-                         "outlines (Polygon/MultiPolygon)")
-    if gdf.crs is None:
-        raise InputError(f"--parcels {path}: the file has no CRS; save it with one "
-                         "(e.g. EPSG:4326 GeoJSON)")
-    key = id_column or next((c for c in ID_COLUMNS if c in poly.columns), None)
-    if key is not None and key not in poly.columns:
-        raise InputError(f"--parcel-id {key!r}: no such column in {path}; columns are "
-                         f"{', '.join(map(str, poly.columns))}")
-    poly = poly.to_crs(crs)
-    ids = poly[key].astype(str) if key else pd.Series(
-        [str(i) for i in range(len(poly))], index=poly.index)
-    return gpd.GeoDataFrame({"parcel_id": ids.to_numpy()}, geometry=poly.geometry.values,
-                            crs=poly.crs)
 
 
 def parcel_events(
