@@ -2,14 +2,15 @@
 
     python benchmarks/bench_context.py --out OUT --cache ARCHIVE_DIR [--zones truth|cube]
 
-OUT is the ``--out`` folder of a demo run (its cube holds ``ndvi``, ``ndvi_filled``,
-``ndvi_std``), ARCHIVE_DIR the demo archive (``catalog.json`` and ``truth/``). Zones are
-the world's true parcels (``truth/parcels.tif``, default) or the run's own ``zone``
-variable (``--zones cube``: the parcels or segments the run used). Scored on the cells
-inside the AOI without a clear observation, against the daily-mean clean NDVI of the
-bin; printed per land cover, per gap length, and per clear share of the cell's zone
-on that date (the context acts only where part of the zone is clear), with the 90 %
-interval coverage of SF and SF + context.
+OUT is the ``--out`` folder of a demo run (its cube's observations are filled again
+with the shipped SF, alone and with the context), ARCHIVE_DIR the demo archive
+(``catalog.json`` and ``truth/``). Zones are the world's true parcels
+(``truth/parcels.tif``, default) or the run's own ``zone`` variable (``--zones cube``:
+the parcels or segments the run used). Scored on the cells inside the AOI without a
+clear observation, against the daily-mean clean NDVI of the bin; printed per land
+cover, per gap length, and per clear share of the cell's zone on that date (the
+context acts only where part of the zone is clear), with the 90 % interval coverage
+of SF and SF + context.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rasterio.windows import from_bounds
 from pipeline.baselines import linear
 from pipeline.context import apply_context, calibrate, zone_centroids, zone_sides, zone_table
 from pipeline.cube import open_cube
+from pipeline.fill import S1_VARS, ModelFiller, cube_doy, fill_block
 
 Z90 = 1.6449
 GAP_BUCKETS = ((1, 1, "6 d"), (2, 3, "12-18 d"), (4, 5, "24-30 d"), (6, 10, "36-60 d"),
@@ -90,10 +92,12 @@ def main() -> None:
     ref = np.stack([bins[by_date[d]] for d in dates]).astype(np.float32)
     # (y, x, T) as the fill stage sees a block
     obs = np.moveaxis(cube["ndvi"].values, 0, -1)
-    sf = np.moveaxis(cube["ndvi_filled"].values, 0, -1)
-    sd = np.moveaxis(cube["ndvi_std"].values, 0, -1)
     ref = np.moveaxis(ref, 0, -1)
     obs = np.where(inside[..., None], obs, np.nan)
+    # SF alone, whatever the run did (its own fill may already hold a context)
+    s1 = [np.moveaxis(cube[v].values, 0, -1) for pair in S1_VARS for v in pair]
+    sf, sd = fill_block(ModelFiller(), obs, *s1, inside=inside,
+                        doy=cube_doy(cube["time"].values))
     xx = cube["x"].values[None, :]
     yy = cube["y"].values[:, None]
     sides = zone_sides(zone, xx, yy, zone_centroids(zone, xx, yy, n_zones))

@@ -237,6 +237,9 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
         }
     )
     out["ndvi_filled"].attrs.update(long_name="gap-filled NDVI", method=filler.name)
+    if context is not None:
+        out["ndvi_filled"].attrs["context"] = (
+            "same-date clear NDVI of the pixel's zone (pipeline.context)")
     out["ndvi_std"].attrs.update(long_name="predicted standard deviation of NDVI")
     out["observed"].attrs.update(long_name="1 = clear observation in bin, 0 = filled")
     return out.chunk(cube["ndvi"].chunksizes)
