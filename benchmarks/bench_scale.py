@@ -2,11 +2,14 @@
 peak memory for AOIs of 1x, 4x and 16x area (run and mowing), and a projection for
 Lithuania.
 
-    python benchmarks/bench_scale.py [--method sf|linear] [--cache DIR]
+    python benchmarks/bench_scale.py [--method sf|linear] [--cache DIR] [--parcels]
 
 Each run is the real CLI in a child process on a LocalCluster; peak memory is
 the largest summed RSS of the run's whole process tree (client, scheduler and
-worker processes), sampled every 50 ms with psutil.
+worker processes), sampled every 50 ms with psutil. With ``--parcels`` the memory
+series also runs with ``--parcels`` (the demo world's own field boundaries,
+``truth/parcels.geojson`` of the archive), so the parcel tables' and the field
+context's memory is measured against the area too.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def tree_rss(proc: psutil.Process) -> int:
 
 
 def run(
-    aoi: Path, out: Path, cache: Path, method: str, workers: int, chunk: int = 256
+    aoi: Path, out: Path, cache: Path, method: str, workers: int, chunk: int = 256,
+    parcels: Path | None = None,
 ) -> dict[str, float]:
     cmd = [
         sys.executable,
@@ -73,6 +77,7 @@ def run(
         str(workers),
         "--chunk",
         str(chunk),
+        *(["--parcels", str(parcels)] if parcels else []),
     ]
     wall, peak = timed_peak(cmd)
     rec = json.loads((out / "run.json").read_text())
@@ -126,6 +131,8 @@ def main() -> None:
         help="chunk edge for the memory series: small enough that even the 1x AOI has more "
         "full chunks than workers, so every worker is busy at every size (default: %(default)s)",
     )
+    ap.add_argument("--parcels", action="store_true",
+                    help="also run the memory series with the demo world's parcels")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -140,6 +147,13 @@ def main() -> None:
                 aoi, tmp / f"out{factor}", cache, args.method, 2, args.memory_chunk
             )
             mow[factor] = mowing(tmp / f"out{factor}")
+        with_parcels: dict[int, dict[str, float]] = {}
+        if args.parcels:
+            fields = next(Path(cache).glob("demo-*/truth/parcels.geojson"))
+            for factor, size in ((1, 1000), (4, 2000), (16, 4000)):
+                aoi = square_aoi(tmp / f"aoi{factor}.geojson", size)
+                with_parcels[factor] = run(aoi, tmp / f"outp{factor}", cache, args.method, 2,
+                                           args.memory_chunk, parcels=fields)
         big = square_aoi(tmp / "big.geojson", 4000)
         two = run(big, tmp / "big2", cache, args.method, 2)
         one = run(big, tmp / "big1", cache, args.method, 1)
@@ -158,6 +172,15 @@ def main() -> None:
             f"{r['pixels'] / r['wall']:,.0f} | {r['peak_mib']:.0f} |"
         )
     print(f"peak memory 16x / 1x: {results[16]['peak_mib'] / results[1]['peak_mib']:.2f}")
+    if with_parcels:
+        print("\nthe same with --parcels (the demo world's fields, tables and context):")
+        print("| AOI | pixels | wall s | peak MiB | peak vs without parcels |")
+        print("|---|---|---|---|---|")
+        for factor, r in with_parcels.items():
+            print(f"| {factor}x | {r['pixels']:,.0f} | {r['wall']:.1f} | {r['peak_mib']:.0f} | "
+                  f"{r['peak_mib'] / results[factor]['peak_mib']:.2f} |")
+        print("peak memory with parcels 16x / 1x: "
+              f"{with_parcels[16]['peak_mib'] / with_parcels[1]['peak_mib']:.2f}")
     print("\nmowing on those cubes (zdrop, filled series):")
     print("| AOI | wall s | px/s | peak MiB |")
     print("|---|---|---|---|")

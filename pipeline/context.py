@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.baselines import linear
+from pipeline.zones import zone_date_sums
 
 #: Fewest clear pixels of a zone on a date for its mean to be used (a handful of
 #: pixels next to a cloud edge are the most likely to be hazy or shadowed).
@@ -129,30 +130,22 @@ def zone_table(zone: np.ndarray, ndvi: np.ndarray, n_zones: int,
     ``ndvi`` has the block's spatial shape followed by time (time last); ``sides``
     (:func:`zone_sides`, the block's spatial shape) adds the sums per half of each zone.
     """
-    t = ndvi.shape[-1]
-    z = np.asarray(zone).reshape(-1).astype(np.int64)
+    z = np.asarray(zone).astype(np.int64)
     if z.size and (z.min() < 0 or z.max() > n_zones):
         raise ValueError(f"zone ids must lie in 0..{n_zones}")
-    y = np.asarray(ndvi, np.float64).reshape(-1, t)
-    clear = np.isfinite(y)
-    v = np.where(clear, y, 0.0)
-    k = n_zones + 1
-    n_pixels = np.bincount(z, minlength=k).astype(np.int64)
-    n_clear = np.empty((k, t), np.int64)
-    s1 = np.empty((k, t))
-    for j in range(t):
-        n_clear[:, j] = np.bincount(z, weights=clear[:, j], minlength=k).astype(np.int64)
-        s1[:, j] = np.bincount(z, weights=v[:, j], minlength=k)
+    z = z.reshape(np.shape(ndvi)[:-1])
+    by_date = np.moveaxis(np.asarray(ndvi), -1, 0)  # the sums take time first
+    whole = zone_date_sums(z, by_date, n_zones)
+    k, t = n_zones + 1, by_date.shape[0]
     h_clear = np.zeros((4, k, t), np.int64)
     h_sum = np.zeros((4, k, t))
     if sides is not None:
-        code = np.asarray(sides).reshape(-1).astype(np.int64)
+        code = np.asarray(sides).reshape(z.shape).astype(np.int64)
         for h, member in enumerate(_half_members(code)):
-            zh = z[member]
-            for j in range(t):
-                h_clear[h, :, j] = np.bincount(zh, weights=clear[member, j], minlength=k)
-                h_sum[h, :, j] = np.bincount(zh, weights=v[member, j], minlength=k)
-    return ZoneTable(n_pixels, n_clear, s1, h_clear, h_sum)
+            half = zone_date_sums(np.where(member, z, 0), by_date, n_zones)
+            h_clear[h], h_sum[h] = half.clear, half.ndvi_sum
+    return ZoneTable(np.bincount(z.reshape(-1), minlength=k).astype(np.int64),
+                     whole.clear.astype(np.int64), whole.ndvi_sum, h_clear, h_sum)
 
 
 def _half_members(code: np.ndarray) -> list[np.ndarray]:
