@@ -36,3 +36,14 @@ def powerlaw_field(
     k0 = 1.0 / outer_px
     amp = (k * k + k0 * k0) ** (-beta / 4.0) * np.exp(-((k / 0.25) ** 2))
     return _filtered(rng, shape, amp)
+
+
+def lorentzian_field(rng: np.random.Generator, shape: tuple[int, int], corner: float
+                     ) -> np.ndarray:
+    """Zero-mean, unit-std field with amplitude spectrum 1 / (1 + (k / corner)^2) (periodic).
+
+    ``corner`` is in cycles per cell. Its autocorrelation falls off more slowly than a
+    Gaussian's beyond the first lag, as the speckle of geocoded GRD images does.
+    """
+    k = _radial_frequency(shape)
+    return _filtered(rng, shape, 1.0 / (1.0 + (k / corner) ** 2))
