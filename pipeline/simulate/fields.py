@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import scipy.fft as sfft
 
 
 def _radial_frequency(shape: tuple[int, int]) -> np.ndarray:
@@ -40,10 +43,21 @@ def powerlaw_field(
 
 def lorentzian_field(rng: np.random.Generator, shape: tuple[int, int], corner: float
                      ) -> np.ndarray:
-    """Zero-mean, unit-std field with amplitude spectrum 1 / (1 + (k / corner)^2) (periodic).
+    """Zero-mean, unit-std field with amplitude spectrum 1 / (1 + (k / corner)^2).
 
     ``corner`` is in cycles per cell. Its autocorrelation falls off more slowly than a
-    Gaussian's beyond the first lag, as the speckle of geocoded GRD images does.
+    Gaussian's beyond the first lag, as the speckle of geocoded GRD images does. Drawn
+    for every Sentinel-1 scene, so it runs in single precision with a cached spectrum, on
+    a grid grown to FFT-friendly sizes and cropped (not periodic, same correlation).
     """
-    k = _radial_frequency(shape)
-    return _filtered(rng, shape, 1.0 / (1.0 + (k / corner) ** 2))
+    big = (sfft.next_fast_len(shape[0], real=True), sfft.next_fast_len(shape[1], real=True))
+    noise = rng.standard_normal(big, dtype=np.float32)
+    field = sfft.irfft2(sfft.rfft2(noise) * _lorentzian(big, corner), s=big)
+    field = field[:shape[0], :shape[1]]
+    std = float(field.std())
+    return ((field - field.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _lorentzian(shape: tuple[int, int], corner: float) -> np.ndarray:
+    return (1.0 / (1.0 + (_radial_frequency(shape) / corner) ** 2)).astype(np.float32)
