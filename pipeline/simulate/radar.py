@@ -2,9 +2,14 @@
 
 Per cell and scene (dB, then linear power): a class level, an NDVI (biomass) term,
 a soil-moisture term attenuated by vegetation, the orbit direction's offset, static
-parcel and cell offsets, a small per-parcel scene noise, wind on water; then gamma
-speckle (ENL ``spec.s1_enl``) and, in VH, residual thermal noise. The grid is not
-the Sentinel-2 grid: cells sample the landscape at the nearest padded-grid cell.
+parcel and cell offsets, a per-parcel scene noise of the class, wind on water; then
+speckle and, in VH, residual thermal noise. The speckle is single-look GRD speckle:
+gamma distributed with ENL ``spec.s1_enl`` (4.4) per pixel and spatially correlated
+like geocoded GRD (a Gaussian field with a Lorentzian spectrum, corner
+``cal.SPECKLE_CORNER``, mapped to the gamma marginal by the Wilson-Hilferty cube),
+so a field's mean over n pixels averages far fewer than n independent looks. The
+grid is not the Sentinel-2 grid: cells sample the landscape at the nearest
+padded-grid cell.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 from pyproj import Transformer
 
 from pipeline.simulate import calibration as cal
+from pipeline.simulate.fields import lorentzian_field
 from pipeline.simulate.landscape import Landscape
 from pipeline.simulate.spec import S1Acquisition, WorldSpec, s1_geobox, stream
 
@@ -75,9 +81,22 @@ def make_radar_scene(land: Landscape, spec: WorldSpec) -> RadarScene:
 
 
 def _class_table(land: Landscape) -> np.ndarray:
-    """(5, units): vv0, vv_ndvi, vh0, vh_ndvi, wet per unit."""
+    """(6, units): vv0, vv_ndvi, vh0, vh_ndvi, wet, scene_db per unit."""
     rows = [cal.BACKSCATTER[int(c)] for c in land.unit_class]
-    return np.array([[b.vv0, b.vv_ndvi, b.vh0, b.vh_ndvi, b.wet] for b in rows], np.float32).T
+    return np.array([[b.vv0, b.vv_ndvi, b.vh0, b.vh_ndvi, b.wet, b.scene_db] for b in rows],
+                    np.float32).T
+
+
+def speckle(rng: np.random.Generator, shape: tuple[int, int], looks: float) -> np.ndarray:
+    """Unit-mean multiplicative speckle: gamma(``looks``) marginal, GRD-like correlation.
+
+    A correlated standard normal field g becomes (1 - 1/(9L) + g / (3 sqrt(L)))^3, the
+    Wilson-Hilferty approximation of a gamma(L)/L variate (mean 1, variance 1/L; within
+    0.1 % of both for L >= 2); the cube keeps the field's correlation.
+    """
+    g = lorentzian_field(rng, shape, cal.SPECKLE_CORNER)
+    a, b = 1.0 - 1.0 / (9.0 * looks), 1.0 / (3.0 * np.sqrt(looks))
+    return (np.maximum(a + b * g, 0.02) ** 3).astype(np.float32)
 
 
 def simulate_scene(land: Landscape, radar: RadarScene, ndvi: np.ndarray, moisture: float,
@@ -87,13 +106,17 @@ def simulate_scene(land: Landscape, radar: RadarScene, ndvi: np.ndarray, moistur
     ``ndvi`` is the clean NDVI of each S1 cell at the scene's time.
     """
     rng = stream(spec, RADAR_STREAM, acq.index)
-    tab = _class_table(land)[:, radar.unit]
+    table = _class_table(land)
+    tab = table[:, radar.unit]
     n_units = land.unit_class.size
     veg = np.clip(ndvi, 0.0, 1.0)
     soil = moisture * tab[4] * (1.0 - 0.5 * veg)
     off_vv, off_vh = cal.ORBIT_OFFSET_DB[acq.orbit_state]
     orbit = radar.orbit_db[acq.orbit_state][:, radar.unit]
-    noise = rng.standard_normal((2, n_units)).astype(np.float32) * cal.SCENE_DB_STD
+    # Per-field scene noise, correlated between VV and VH (moisture, dew, wind, geometry).
+    z = rng.standard_normal((2, n_units)).astype(np.float32)
+    rho = cal.SCENE_POL_CORR
+    noise = np.stack([z[0], rho * z[0] + np.sqrt(1.0 - rho * rho) * z[1]]) * table[5]
     water = land.unit_class[radar.unit] == cal.WATER
     wind = rng.uniform(0.0, 1.0) ** 2
     vv_db = (tab[0] + tab[1] * ndvi + cal.WET_DB[0] * soil + off_vv + orbit[0]
@@ -104,10 +127,12 @@ def simulate_scene(land: Landscape, radar: RadarScene, ndvi: np.ndarray, moistur
              + np.where(water, 3.0 * wind, 0.0))
     shape = vv_db.shape
     looks = spec.s1_enl
-    vv = 10.0 ** (vv_db / 10.0) * rng.standard_gamma(looks, shape, dtype=np.float32) / looks
-    vh = 10.0 ** (vh_db / 10.0) * rng.standard_gamma(looks, shape, dtype=np.float32) / looks
-    vh = np.maximum(vh + cal.VH_NOISE_LINEAR * rng.standard_normal(shape, dtype=np.float32),
-                    1e-5)
+    vv = 10.0 ** (vv_db / 10.0) * speckle(rng, shape, looks)
+    vh = 10.0 ** (vh_db / 10.0) * speckle(rng, shape, looks)
+    w = cal.VH_NOISE_WHITE
+    floor = (np.sqrt(1.0 - w) * lorentzian_field(rng, shape, cal.SPECKLE_CORNER)
+             + np.sqrt(w) * rng.standard_normal(shape, dtype=np.float32))
+    vh = np.maximum(vh + cal.VH_NOISE_LINEAR * floor, cal.VH_FLOOR_LINEAR)
     outside = ~radar.swath[acq.orbit_state]
     vv, vh = vv.astype(np.float32), vh.astype(np.float32)
     vv[outside] = np.nan

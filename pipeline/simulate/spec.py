@@ -54,8 +54,8 @@ class WorldSpec:
     """Mean parcel size in hectares (Voronoi cells)."""
     s1_repeat_days: int = 6
     """Repeat of each Sentinel-1 relative orbit (6: S1A+S1B, 12: S1A alone)."""
-    s1_enl: float = 5.0
-    """Equivalent number of looks of the 10 m GRD speckle (gamma distributed)."""
+    s1_enl: float = 4.4
+    """Equivalent number of looks of the 10 m GRD speckle per pixel (gamma marginal, >= 2)."""
     s1_swath_edge: bool = True
     """Cut the descending orbit's swath edge through the west of the area (NaN there)."""
 
@@ -72,6 +72,8 @@ class WorldSpec:
             raise ValueError("clear_share and cloudy_share must be >= 0 and sum to <= 1")
         if not 0 <= self.thin_cloud_share < 0.5:
             raise ValueError(f"thin_cloud_share {self.thin_cloud_share}: pass 0 .. 0.5")
+        if not self.s1_enl >= 2.0:
+            raise ValueError(f"s1_enl {self.s1_enl}: pass 2 or more looks")
         if self.s1_repeat_days not in (6, 12):
             raise ValueError(f"s1_repeat_days {self.s1_repeat_days}: pass 6 or 12")
 
