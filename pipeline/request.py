@@ -423,9 +423,10 @@ def validate(req: RunRequest) -> None:
         raise InputError("--segments and --parcels: pass one (parcels are the zones when given)")
     if req.parcels is None and req.parcel_id is not None:
         raise InputError(f"--parcel-id {req.parcel_id!r} needs --parcels FILE")
-    if req.parcels is not None and not req.parcels.exists():
-        raise InputError(f"--parcels {req.parcels}: no such file; pass a GeoPackage, "
-                         "GeoParquet, GeoJSON or Shapefile of parcel polygons")
+    if req.parcels is not None and not req.parcels.is_file():
+        what = "is a folder" if req.parcels.is_dir() else "no such file"
+        raise InputError(f"--parcels {req.parcels}: {what}; pass a GeoPackage, "
+                         "GeoParquet, GeoJSON or Shapefile (.shp) of parcel polygons")
     if req.tile_m < 10 * req.chunk / 4:
         raise InputError(
             f"--tile-size {req.tile_m:g} m is too small for --chunk {req.chunk}; "

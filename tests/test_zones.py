@@ -212,3 +212,31 @@ def test_cube_sums_are_the_same_for_any_chunking(tmp_path: Path) -> None:
     direct = block_sums(z, rasterize_core(parcels.table, GRID), data["ndvi_filled"],
                         data["ndvi"], {}, parcels.n_zones)
     np.testing.assert_allclose(a.filled.mean(), direct.filled.mean())
+
+
+def test_mowing_parcel_series_do_not_depend_on_the_chunks(tmp_path: Path) -> None:
+    import xarray as xr
+
+    from pipeline.mowing.raster import parcel_series
+
+    geoms = [_local(15, 15, 205, 155), _local(195, 95, 385, 285), _local(50, 50, 80, 80)]
+    table = read_parcels(_parcels(tmp_path / "p.gpkg", geoms), "EPSG:32634")
+    rng = np.random.default_rng(2)
+    shape = (5, *GRID.shape)
+    ndvi = rng.random(shape).astype(np.float32)
+    ndvi[rng.random(shape) < 0.3] = np.nan
+    coords = GRID.coordinates
+    ds = xr.Dataset({"ndvi": (("time", "y", "x"), ndvi),
+                     "aoi_mask": (("y", "x"), np.ones(GRID.shape, np.uint8))},
+                    coords={"y": coords["y"].values, "x": coords["x"].values})
+    got = [parcel_series(ds.chunk({"time": -1, "y": e, "x": e}), table, GRID, "observed")
+           for e in (7, 40)]
+    for a, b in zip(got[0], got[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    zone = rasterize_zones(table, GRID)
+    mean, _, npix = got[0]
+    assert npix.tolist() == [int((zone == k).sum()) for k in (1, 2, 3)]
+    with np.errstate(all="ignore"):
+        ref = np.nanmean(ndvi[:, zone == 1], axis=1)
+        share = np.isfinite(ndvi[:, zone == 1]).mean(axis=1)
+    np.testing.assert_allclose(mean[0], np.where(share >= 0.5, ref, np.nan), rtol=1e-6)
