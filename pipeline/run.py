@@ -46,6 +46,7 @@ from pipeline.request import (
     source_choice,
     validate,
 )
+from pipeline.segments import CHOICE as SEGMENTS
 from pipeline.segments import segment_layers
 from pipeline.sources.demo import check_demo_extent
 from pipeline.sources.select import open_sources
@@ -121,6 +122,13 @@ class TilePlan:
     tiled: bool = False
     parcels: Parcels | None = None
     segments: bool = False
+
+    @property
+    def zones_key(self) -> str:
+        """What the tiles' zones are made of (part of their signatures), "" for none."""
+        if self.parcels is not None:
+            return self.parcels.digest
+        return f"segments {SEGMENTS}" if self.segments else ""
 
 
 @dataclass(frozen=True)
@@ -273,7 +281,7 @@ def run_tile(
     place.local.mkdir(parents=True, exist_ok=True)
     store = place.cube
     sigs = TileSignatures.of(geobox, plan.grid, [str(u["id"]) for u in tile_scenes.used],
-                             plan.filler, zones=plan.parcels.digest if plan.parcels else "")
+                             plan.filler, zones=plan.zones_key)
     marker = sigs.done_marker(store)
     pixels = int(geobox.shape[0] * geobox.shape[1])
     if _tile_complete(marker, place):

@@ -324,27 +324,31 @@ def zone_layers(parcels: Parcels, geobox: GeoBox, chunk: int) -> xr.Dataset:
 
 
 def local_zone_sums(
-    zone: np.ndarray, values: np.ndarray, squares: bool = False
+    zone: np.ndarray, values: np.ndarray, squares: bool = False, db: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per (zone present in the block, date): count and sum of finite values (and of their
     squares). Zone 0 is left out. One bincount per quantity for all dates together.
+    ``db=True`` sums the values as linear power (``10 ** (v / 10)``).
 
     Returns ``(ids (L,), count (L, T), total (L, T), squares (L, T) or None)``.
     """
     t = values.shape[0]
     flat_zone = zone.reshape(-1)
-    ids, local = np.unique(flat_zone, return_inverse=True)
+    pix = np.flatnonzero(flat_zone)  # only zone pixels are read and converted
+    ids, local = np.unique(flat_zone[pix], return_inverse=True)
     n = ids.size
-    flat = values.reshape(t, -1)
-    ok = np.isfinite(flat) & (flat_zone > 0)[None, :]
-    t_idx, pix = np.nonzero(ok)
-    idx = local[pix] * t + t_idx
-    v = flat[t_idx, pix].astype(np.float64)
-    count = np.bincount(idx, minlength=n * t).reshape(n, t)
-    total = np.bincount(idx, weights=v, minlength=n * t).reshape(n, t)
-    sq = np.bincount(idx, weights=v * v, minlength=n * t).reshape(n, t) if squares else None
-    keep = ids > 0
-    return (ids[keep], count[keep], total[keep], None if sq is None else sq[keep])
+    sub = values.reshape(t, -1)[:, pix].astype(np.float64)
+    if db:
+        sub = np.exp(sub * (np.log(10.0) / 10.0))
+    ok = np.isfinite(sub)
+    # no boolean gather (slow): NaNs weigh 0, the count is the sum of the finite flags
+    v = np.where(ok, sub, 0.0).reshape(-1)
+    idx = (local[None, :] + n * np.arange(t)[:, None]).reshape(-1)  # date-major (T, L)
+    size = n * t
+    count = np.bincount(idx, weights=ok.reshape(-1), minlength=size).astype(np.int64)
+    total = np.bincount(idx, weights=v, minlength=size)
+    sq = np.bincount(idx, weights=v * v, minlength=size).reshape(t, n).T if squares else None
+    return ids, count.reshape(t, n).T, total.reshape(t, n).T, sq
 
 
 def _scatter(ids: np.ndarray, local: np.ndarray, n_zones: int) -> np.ndarray:
@@ -417,8 +421,7 @@ class ZonePowerSums:
 
 def zone_power_sums(core: np.ndarray, db: np.ndarray, n_zones: int) -> ZonePowerSums:
     """:class:`ZonePowerSums` of one block: ``core`` (y, x) zone ids, ``db`` (T, y, x)."""
-    linear = np.power(np.float64(10.0), db.astype(np.float64) / 10.0)
-    ids, looks, total, _ = local_zone_sums(core, linear)
+    ids, looks, total, _ = local_zone_sums(core, db, db=True)
     return ZonePowerSums(_scatter(ids, total, n_zones), _scatter(ids, looks, n_zones))
 
 
