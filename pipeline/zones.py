@@ -200,7 +200,11 @@ def prepare_parcels(
     geoms, repaired = repair_polygons(gdf.geometry)
     assert geobox.crs is not None
     outlines = geoms.to_crs(geobox.crs.to_wkt())
-    clipped = gpd.GeoSeries(shapely.intersection(outlines.values, aoi), crs=outlines.crs)
+    # clip only the parcels the index finds near the AOI (a national file holds millions)
+    near = outlines.sindex.query(aoi, predicate="intersects")
+    clipped_values = np.array([shapely.Polygon()] * len(outlines), dtype=object)
+    clipped_values[near] = shapely.intersection(outlines.values[near], aoi)
+    clipped = gpd.GeoSeries(clipped_values, crs=outlines.crs)
     area = clipped.area.to_numpy()
     inside = area > 0
     pixel_area = abs(geobox.resolution.x * geobox.resolution.y)
