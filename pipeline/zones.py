@@ -203,19 +203,23 @@ def prepare_parcels(
     # clip only the parcels the index finds near the AOI (a national file holds millions)
     near = outlines.sindex.query(aoi, predicate="intersects")
     clipped_values = np.array([shapely.Polygon()] * len(outlines), dtype=object)
-    clipped_values[near] = shapely.intersection(outlines.values[near], aoi)
+    # a parcel sharing an edge with the AOI's outline clips to polygons plus a line,
+    # and a burnt line would add pixels: keep the polygons
+    clipped_values[near] = [_polygonal(g) for g in shapely.intersection(
+        outlines.values[near], aoi)]
     clipped = gpd.GeoSeries(clipped_values, crs=outlines.crs)
     area = clipped.area.to_numpy()
     inside = area > 0
     pixel_area = abs(geobox.resolution.x * geobox.resolution.y)
     big = area >= min_pixels * pixel_area
     keep = inside & big
+    if not inside.any():
+        raise InputError(f"--parcels {path}: none of its {n_read} parcels lies inside the AOI; "
+                         "check the file's CRS and that it covers the AOI")
     if not keep.any():
-        small = f", {int((inside & ~big).sum())} smaller than {min_pixels} pixels" if (
-            inside.any()) else ""
-        raise InputError(f"--parcels {path}: none of its {n_read} parcels lies inside the AOI"
-                         f"{small}; check the file's CRS and that it covers the AOI"
-                         + (" (or lower --min-parcel-pixels)" if small else ""))
+        raise InputError(f"--parcels {path}: the {int(inside.sum())} of its {n_read} parcels "
+                         f"inside the AOI are all smaller than {min_pixels} pixels there; pass "
+                         "a lower --min-parcel-pixels or a larger AOI")
     table = gpd.GeoDataFrame({"parcel_id": gdf["parcel_id"].to_numpy()[keep]},
                              geometry=clipped.values[keep], crs=outlines.crs)
     table = table.reset_index(drop=True)

@@ -94,7 +94,7 @@ def test_zero_parcels_inside_the_aoi_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="none of its 1 parcels lies inside the AOI"):
         prepare_parcels(path, AOI, GRID)
     tiny = _parcels(tmp_path / "tiny.gpkg", [_local(0, 0, 20, 20)])
-    with pytest.raises(InputError, match="smaller than 10 pixels"):
+    with pytest.raises(InputError, match="all smaller than 10 pixels there"):
         prepare_parcels(tiny, AOI, GRID)
 
 
@@ -240,3 +240,15 @@ def test_mowing_parcel_series_do_not_depend_on_the_chunks(tmp_path: Path) -> Non
         ref = np.nanmean(ndvi[:, zone == 1], axis=1)
         share = np.isfinite(ndvi[:, zone == 1]).mean(axis=1)
     np.testing.assert_allclose(mean[0], np.where(share >= 0.5, ref, np.nan), rtol=1e-6)
+
+
+def test_a_parcel_along_the_aoi_edge_gets_no_pixels_from_a_line(tmp_path: Path) -> None:
+    aoi = box(670000, 6180000, 670200, 6180300)
+    # one part inside, one outside sharing the AOI's east edge: the clip is a polygon
+    # plus a line along that edge
+    two = shapely.MultiPolygon([_local(100, 100, 150, 200), _local(200, 200, 300, 300)])
+    assert shapely.intersection(two, aoi).geom_type == "GeometryCollection"
+    parcels = prepare_parcels(_parcels(tmp_path / "p.gpkg", [two]), aoi, GRID)
+    assert parcels.table.geom_type.tolist() == ["Polygon"]
+    zones = rasterize_zones(parcels.table, GRID)
+    assert (zones == 1).sum() == 50 and not zones[:, 15:].any()
