@@ -16,6 +16,12 @@ eight neighbours belong to the same zone: a 10 m GRD pixel is resampled from abo
 20 x 22 m, so a pixel whose diagonal neighbour is another field already mixes the two.
 Both rasters are computed on the chunk grid padded by one pixel, so a parcel cut by a
 chunk or tile edge gets the same pixels and core as one that is not.
+
+The sums come in two shapes: :func:`zone_date_sums`, :func:`zone_power_sums` and
+:func:`zone_value_sums` return whole (K + 1, T) tables that add with ``+``; with agency
+files K is the run's parcel count (thousands to millions), so code that visits many
+chunks should add :func:`local_zone_sums` (the rows of the zones present in a block)
+into one set of tables in place, as :func:`pipeline.parcel_table.add_block` does.
 """
 
 from __future__ import annotations
