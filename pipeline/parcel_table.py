@@ -37,6 +37,7 @@ from pipeline.zones import (
     ZoneDateSums,
     ZonePowerSums,
     ZoneValueSums,
+    local_zone_sums,
     zone_date_sums,
     zone_s1_sums,
     zone_value_sums,
@@ -107,22 +108,43 @@ def block_sums(
                       zone_s1_sums(core, s1, n_zones))
 
 
+def add_block(
+    total: ParcelSums, zone: np.ndarray, core: np.ndarray, filled: np.ndarray,
+    ndvi: np.ndarray, s1: dict[str, np.ndarray],
+) -> None:
+    """Add one block's sums into ``total`` in place, touching only the rows of the zones
+    in the block (no K x T table per block)."""
+    ids, count, sums, squares = local_zone_sums(zone, filled, squares=True)
+    assert squares is not None
+    total.filled.count[ids] += count
+    total.filled.total[ids] += sums
+    total.filled.squares[ids] += squares
+    ids, clear, sums, _ = local_zone_sums(zone, ndvi)
+    total.observed.clear[ids] += clear
+    total.observed.ndvi_sum[ids] += sums
+    present, pixels = np.unique(zone[zone > 0], return_counts=True)
+    total.observed.pixels[present] += pixels[:, None]
+    for var, values in s1.items():
+        ids, looks, power, _ = local_zone_sums(core, values, db=True)
+        total.s1[var].power_sum[ids] += power
+        total.s1[var].looks[ids] += looks
+
+
 def cube_sums(cube: xr.Dataset, n_zones: int) -> ParcelSums | None:
     """:class:`ParcelSums` of a filled cube with ``zone``/``zone_core``, one chunk at a
-    time; None for a cube without zones."""
+    time into one set of K x T tables; None for a cube without zones."""
     if "zone" not in cube or "ndvi_filled" not in cube:
         return None
     chunks = cube["ndvi_filled"].chunksizes
     s1_vars = [v for v in S1_VARIABLES if v in cube]
-    total: ParcelSums | None = None
+    total = ParcelSums.empty(n_zones, cube.sizes["time"])
     for b in blocks(chunk_edges(chunks["y"]), chunk_edges(chunks["x"])):
         part = cube.isel(y=b.rows, x=b.cols)
         zone = part["zone"].values
         if not zone.any():
             continue
-        sums = block_sums(zone, part["zone_core"].values, part["ndvi_filled"].values,
-                          part["ndvi"].values, {v: part[v].values for v in s1_vars}, n_zones)
-        total = sums if total is None else total + sums
+        add_block(total, zone, part["zone_core"].values, part["ndvi_filled"].values,
+                  part["ndvi"].values, {v: part[v].values for v in s1_vars})
     return total
 
 

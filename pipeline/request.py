@@ -251,6 +251,12 @@ class RunRequest:
         "(default: %(default)s)",
         default=MIN_PARCEL_PIXELS,
     )
+    segments: bool = option(
+        "--segments",
+        "without --parcels: cut each tile into segments of the season's observed NDVI "
+        "(Felzenszwalb on six composites) and store them in the cube as zones",
+        default=False,
+    )
 
 
 @dataclass(frozen=True)
@@ -413,11 +419,14 @@ def validate(req: RunRequest) -> None:
     if req.dem is not None and not req.dem.is_file():
         raise InputError(f"--dem: file not found: {req.dem}")
     check_range("--min-parcel-pixels", req.min_parcel_pixels, 1, 10**9, "pixels")
+    if req.parcels is not None and req.segments:
+        raise InputError("--segments and --parcels: pass one (parcels are the zones when given)")
     if req.parcels is None and req.parcel_id is not None:
         raise InputError(f"--parcel-id {req.parcel_id!r} needs --parcels FILE")
-    if req.parcels is not None and not req.parcels.exists():
-        raise InputError(f"--parcels {req.parcels}: no such file; pass a GeoPackage, "
-                         "GeoParquet, GeoJSON or Shapefile of parcel polygons")
+    if req.parcels is not None and not req.parcels.is_file():
+        what = "is a folder" if req.parcels.is_dir() else "no such file"
+        raise InputError(f"--parcels {req.parcels}: {what}; pass a GeoPackage, "
+                         "GeoParquet, GeoJSON or Shapefile (.shp) of parcel polygons")
     if req.tile_m < 10 * req.chunk / 4:
         raise InputError(
             f"--tile-size {req.tile_m:g} m is too small for --chunk {req.chunk}; "
@@ -471,7 +480,12 @@ def run_signature(req: RunRequest, aoi_wkb: bytes) -> dict[str, str]:
 
 
 def _zones_signature(req: RunRequest) -> dict[str, str]:
-    """The parcels part of a run signature (the file's bytes, not its name); none without."""
+    """The zones part of a run signature: the parcels file's bytes (not its name) or the
+    segments' parameters; none for a run without zones."""
+    if req.segments:
+        from pipeline.segments import CHOICE
+
+        return {"zones": f"segments {CHOICE}"}
     if req.parcels is None or not req.parcels.is_file():
         return {}
     return {"parcels": f"{_sha256(req.parcels)}, id {req.parcel_id or 'default'}, "

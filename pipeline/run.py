@@ -46,6 +46,8 @@ from pipeline.request import (
     source_choice,
     validate,
 )
+from pipeline.segments import CHOICE as SEGMENTS
+from pipeline.segments import segment_layers
 from pipeline.sources.demo import check_demo_extent
 from pipeline.sources.select import open_sources
 from pipeline.storage import (
@@ -105,6 +107,7 @@ class TilePlan:
         workers: local threads that write chunks (1 when a dask cluster does the work).
         tiled: the run has several tiles (each then uploads its own products).
         parcels: the run's zone table (``--parcels``), or None.
+        segments: cut each tile into segments after its cube is written (``--segments``).
     """
 
     aoi: AOI
@@ -118,6 +121,14 @@ class TilePlan:
     workers: int = 1
     tiled: bool = False
     parcels: Parcels | None = None
+    segments: bool = False
+
+    @property
+    def zones_key(self) -> str:
+        """What the tiles' zones are made of (part of their signatures), "" for none."""
+        if self.parcels is not None:
+            return self.parcels.digest
+        return f"segments {SEGMENTS}" if self.segments else ""
 
 
 @dataclass(frozen=True)
@@ -174,7 +185,7 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     scenes.skipped.extend(source.skipped)  # scenes a source could not deliver
     stats: list[TileResult] = []
     plan = TilePlan(aoi, grid, filler, ingest, source.name, s2_items, s1_items,
-                    request_parameters(req), parcels=parcels)
+                    request_parameters(req), parcels=parcels, segments=req.segments)
     chunks = sum(n_chunks(t.geobox.shape, req.chunk) for t in tiles)
     spec = choose_scheduler(ClusterSpec(scheduler=req.scheduler, workers=req.workers), chunks)
     with claim_out(req.out, sig, req.overwrite), client_for(spec) as client:
@@ -270,7 +281,7 @@ def run_tile(
     place.local.mkdir(parents=True, exist_ok=True)
     store = place.cube
     sigs = TileSignatures.of(geobox, plan.grid, [str(u["id"]) for u in tile_scenes.used],
-                             plan.filler, zones=plan.parcels.digest if plan.parcels else "")
+                             plan.filler, zones=plan.zones_key)
     marker = sigs.done_marker(store)
     pixels = int(geobox.shape[0] * geobox.shape[1])
     if _tile_complete(marker, place):
@@ -280,6 +291,9 @@ def run_tile(
         t0 = time.perf_counter()
         ingested = write_chunked(cube, store, "ingest", sigs.ingest,
                                  progress=progress(f"ingest {tile.id}"), workers=plan.workers)
+        if plan.segments:  # zones from the written cube, before the fill reads them
+            write_chunked(segment_layers(open_cube(store)), store, "segments", sigs.ingest,
+                          new_store=False, workers=plan.workers)
         t1 = time.perf_counter()
         filled = compute_filled(open_cube(store), plan.filler)
         fill_stats = write_chunked(filled, store, "fill", sigs.fill,

@@ -16,6 +16,12 @@ eight neighbours belong to the same zone: a 10 m GRD pixel is resampled from abo
 20 x 22 m, so a pixel whose diagonal neighbour is another field already mixes the two.
 Both rasters are computed on the chunk grid padded by one pixel, so a parcel cut by a
 chunk or tile edge gets the same pixels and core as one that is not.
+
+The sums come in two shapes: :func:`zone_date_sums`, :func:`zone_power_sums` and
+:func:`zone_value_sums` return whole (K + 1, T) tables that add with ``+``; with agency
+files K is the run's parcel count (thousands to millions), so code that visits many
+chunks should add :func:`local_zone_sums` (the rows of the zones present in a block)
+into one set of tables in place, as :func:`pipeline.parcel_table.add_block` does.
 """
 
 from __future__ import annotations
@@ -200,18 +206,26 @@ def prepare_parcels(
     geoms, repaired = repair_polygons(gdf.geometry)
     assert geobox.crs is not None
     outlines = geoms.to_crs(geobox.crs.to_wkt())
-    clipped = gpd.GeoSeries(shapely.intersection(outlines.values, aoi), crs=outlines.crs)
+    # clip only the parcels the index finds near the AOI (a national file holds millions)
+    near = outlines.sindex.query(aoi, predicate="intersects")
+    clipped_values = np.array([shapely.Polygon()] * len(outlines), dtype=object)
+    # a parcel sharing an edge with the AOI's outline clips to polygons plus a line,
+    # and a burnt line would add pixels: keep the polygons
+    clipped_values[near] = [_polygonal(g) for g in shapely.intersection(
+        outlines.values[near], aoi)]
+    clipped = gpd.GeoSeries(clipped_values, crs=outlines.crs)
     area = clipped.area.to_numpy()
     inside = area > 0
     pixel_area = abs(geobox.resolution.x * geobox.resolution.y)
     big = area >= min_pixels * pixel_area
     keep = inside & big
+    if not inside.any():
+        raise InputError(f"--parcels {path}: none of its {n_read} parcels lies inside the AOI; "
+                         "check the file's CRS and that it covers the AOI")
     if not keep.any():
-        small = f", {int((inside & ~big).sum())} smaller than {min_pixels} pixels" if (
-            inside.any()) else ""
-        raise InputError(f"--parcels {path}: none of its {n_read} parcels lies inside the AOI"
-                         f"{small}; check the file's CRS and that it covers the AOI"
-                         + (" (or lower --min-parcel-pixels)" if small else ""))
+        raise InputError(f"--parcels {path}: the {int(inside.sum())} of its {n_read} parcels "
+                         f"inside the AOI are all smaller than {min_pixels} pixels there; pass "
+                         "a lower --min-parcel-pixels or a larger AOI")
     table = gpd.GeoDataFrame({"parcel_id": gdf["parcel_id"].to_numpy()[keep]},
                              geometry=clipped.values[keep], crs=outlines.crs)
     table = table.reset_index(drop=True)
@@ -324,27 +338,31 @@ def zone_layers(parcels: Parcels, geobox: GeoBox, chunk: int) -> xr.Dataset:
 
 
 def local_zone_sums(
-    zone: np.ndarray, values: np.ndarray, squares: bool = False
+    zone: np.ndarray, values: np.ndarray, squares: bool = False, db: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Per (zone present in the block, date): count and sum of finite values (and of their
     squares). Zone 0 is left out. One bincount per quantity for all dates together.
+    ``db=True`` sums the values as linear power (``10 ** (v / 10)``).
 
     Returns ``(ids (L,), count (L, T), total (L, T), squares (L, T) or None)``.
     """
     t = values.shape[0]
     flat_zone = zone.reshape(-1)
-    ids, local = np.unique(flat_zone, return_inverse=True)
+    pix = np.flatnonzero(flat_zone)  # only zone pixels are read and converted
+    ids, local = np.unique(flat_zone[pix], return_inverse=True)
     n = ids.size
-    flat = values.reshape(t, -1)
-    ok = np.isfinite(flat) & (flat_zone > 0)[None, :]
-    t_idx, pix = np.nonzero(ok)
-    idx = local[pix] * t + t_idx
-    v = flat[t_idx, pix].astype(np.float64)
-    count = np.bincount(idx, minlength=n * t).reshape(n, t)
-    total = np.bincount(idx, weights=v, minlength=n * t).reshape(n, t)
-    sq = np.bincount(idx, weights=v * v, minlength=n * t).reshape(n, t) if squares else None
-    keep = ids > 0
-    return (ids[keep], count[keep], total[keep], None if sq is None else sq[keep])
+    sub = values.reshape(t, -1)[:, pix].astype(np.float64)
+    if db:
+        sub = np.exp(sub * (np.log(10.0) / 10.0))
+    ok = np.isfinite(sub)
+    # no boolean gather (slow): NaNs weigh 0, the count is the sum of the finite flags
+    v = np.where(ok, sub, 0.0).reshape(-1)
+    idx = (local[None, :] + n * np.arange(t)[:, None]).reshape(-1)  # date-major (T, L)
+    size = n * t
+    count = np.bincount(idx, weights=ok.reshape(-1), minlength=size).astype(np.int64)
+    total = np.bincount(idx, weights=v, minlength=size)
+    sq = np.bincount(idx, weights=v * v, minlength=size).reshape(t, n).T if squares else None
+    return ids, count.reshape(t, n).T, total.reshape(t, n).T, sq
 
 
 def _scatter(ids: np.ndarray, local: np.ndarray, n_zones: int) -> np.ndarray:
@@ -417,8 +435,7 @@ class ZonePowerSums:
 
 def zone_power_sums(core: np.ndarray, db: np.ndarray, n_zones: int) -> ZonePowerSums:
     """:class:`ZonePowerSums` of one block: ``core`` (y, x) zone ids, ``db`` (T, y, x)."""
-    linear = np.power(np.float64(10.0), db.astype(np.float64) / 10.0)
-    ids, looks, total, _ = local_zone_sums(core, linear)
+    ids, looks, total, _ = local_zone_sums(core, db, db=True)
     return ZonePowerSums(_scatter(ids, total, n_zones), _scatter(ids, looks, n_zones))
 
 

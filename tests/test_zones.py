@@ -94,7 +94,7 @@ def test_zero_parcels_inside_the_aoi_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="none of its 1 parcels lies inside the AOI"):
         prepare_parcels(path, AOI, GRID)
     tiny = _parcels(tmp_path / "tiny.gpkg", [_local(0, 0, 20, 20)])
-    with pytest.raises(InputError, match="smaller than 10 pixels"):
+    with pytest.raises(InputError, match="all smaller than 10 pixels there"):
         prepare_parcels(tiny, AOI, GRID)
 
 
@@ -212,3 +212,43 @@ def test_cube_sums_are_the_same_for_any_chunking(tmp_path: Path) -> None:
     direct = block_sums(z, rasterize_core(parcels.table, GRID), data["ndvi_filled"],
                         data["ndvi"], {}, parcels.n_zones)
     np.testing.assert_allclose(a.filled.mean(), direct.filled.mean())
+
+
+def test_mowing_parcel_series_do_not_depend_on_the_chunks(tmp_path: Path) -> None:
+    import xarray as xr
+
+    from pipeline.mowing.raster import parcel_series
+
+    geoms = [_local(15, 15, 205, 155), _local(195, 95, 385, 285), _local(50, 50, 80, 80)]
+    table = read_parcels(_parcels(tmp_path / "p.gpkg", geoms), "EPSG:32634")
+    rng = np.random.default_rng(2)
+    shape = (5, *GRID.shape)
+    ndvi = rng.random(shape).astype(np.float32)
+    ndvi[rng.random(shape) < 0.3] = np.nan
+    coords = GRID.coordinates
+    ds = xr.Dataset({"ndvi": (("time", "y", "x"), ndvi),
+                     "aoi_mask": (("y", "x"), np.ones(GRID.shape, np.uint8))},
+                    coords={"y": coords["y"].values, "x": coords["x"].values})
+    got = [parcel_series(ds.chunk({"time": -1, "y": e, "x": e}), table, GRID, "observed")
+           for e in (7, 40)]
+    for a, b in zip(got[0], got[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    zone = rasterize_zones(table, GRID)
+    mean, _, npix = got[0]
+    assert npix.tolist() == [int((zone == k).sum()) for k in (1, 2, 3)]
+    with np.errstate(all="ignore"):
+        ref = np.nanmean(ndvi[:, zone == 1], axis=1)
+        share = np.isfinite(ndvi[:, zone == 1]).mean(axis=1)
+    np.testing.assert_allclose(mean[0], np.where(share >= 0.5, ref, np.nan), rtol=1e-6)
+
+
+def test_a_parcel_along_the_aoi_edge_gets_no_pixels_from_a_line(tmp_path: Path) -> None:
+    aoi = box(670000, 6180000, 670200, 6180300)
+    # one part inside, one outside sharing the AOI's east edge: the clip is a polygon
+    # plus a line along that edge
+    two = shapely.MultiPolygon([_local(100, 100, 150, 200), _local(200, 200, 300, 300)])
+    assert shapely.intersection(two, aoi).geom_type == "GeometryCollection"
+    parcels = prepare_parcels(_parcels(tmp_path / "p.gpkg", [two]), aoi, GRID)
+    assert parcels.table.geom_type.tolist() == ["Polygon"]
+    zones = rasterize_zones(parcels.table, GRID)
+    assert (zones == 1).sum() == 50 and not zones[:, 15:].any()

@@ -19,7 +19,6 @@ import functools
 import logging
 import os
 import tempfile
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ import geopandas as gpd
 import numpy as np
 import odc.geo.xr  # noqa: F401  (registers the .odc accessor)
 import pandas as pd
-import rasterio.features
 import xarray as xr
 import zarr
 from odc.geo.geobox import GeoBox
@@ -42,7 +40,14 @@ from pipeline.mowing.series import days_to_dates, grid_axes
 from pipeline.storage import publish, staging
 from pipeline.tables import write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
-from pipeline.zones import read_parcels
+from pipeline.zones import (
+    ZoneDateSums,
+    ZoneValueSums,
+    rasterize_zones,
+    read_parcels,
+    zone_date_sums,
+    zone_value_sums,
+)
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +234,82 @@ def write_cut_days(
     return _cut_products(cube, cut_days)
 
 
+def _chunk_zones(cube: xr.Dataset, parcels: gpd.GeoDataFrame, geobox: GeoBox,
+                 b: Block) -> np.ndarray:
+    """Parcel ids (1-based rows) of one chunk, 0 outside the AOI."""
+    zone = rasterize_zones(parcels, geobox[b.rows, b.cols])
+    if "aoi_mask" in cube:
+        zone = np.where(cube["aoi_mask"].isel(y=b.rows, x=b.cols).values > 0, zone, 0)
+    return zone
+
+
+def _cube_blocks(cube: xr.Dataset, var: str) -> list[Block]:
+    chunks = cube[var].chunksizes if cube[var].chunks else {
+        "y": (cube.sizes["y"],), "x": (cube.sizes["x"],)}
+    return list(blocks(chunk_edges(chunks["y"]), chunk_edges(chunks["x"])))
+
+
+def parcel_series(
+    cube: xr.Dataset, parcels: gpd.GeoDataFrame, geobox: GeoBox, series: str = "filled",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean series ``(n, T)``, RMS of the std ``(n, T)`` and pixel counts ``(n,)`` of the
+    parcels over their pixels in the AOI, summed chunk by chunk (:mod:`pipeline.zones`;
+    where parcels overlap the smaller keeps the shared pixels). With ``series="observed"``
+    a date counts only where at least :data:`MIN_CLEAR_SHARE` of the pixels are clear.
+    """
+    var, std_var = series_vars(series)
+    n, t = len(parcels), cube.sizes["time"]
+    values = ZoneValueSums(*(np.zeros((n + 1, t)) for _ in range(3)))
+    stds = ZoneValueSums(*(np.zeros((n + 1, t)) for _ in range(3)))
+    clear = ZoneDateSums(*(np.zeros((n + 1, t)) for _ in range(3)))
+    for b in _cube_blocks(cube, var):
+        zone = _chunk_zones(cube, parcels, geobox, b)
+        if not zone.any():
+            continue
+        ndvi = cube[var].isel(y=b.rows, x=b.cols).values
+        values = values + zone_value_sums(zone, ndvi, n)
+        clear = clear + zone_date_sums(zone, ndvi, n)
+        if std_var is not None and std_var in cube:
+            stds = stds + zone_value_sums(zone, cube[std_var].isel(y=b.rows, x=b.cols).values, n)
+    mean = values.mean()[1:]
+    if series == "observed":  # a date counts where most of the parcel is clear
+        mean = np.where(clear.clear_share()[1:] >= MIN_CLEAR_SHARE, mean, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.where(stds.count > 0, np.sqrt(stds.squares / stds.count), np.nan)[1:]
+    return (mean.astype(np.float32), rms.astype(np.float32),
+            clear.pixels[1:, 0].astype(int))
+
+
+def _support(
+    cube: xr.Dataset, parcels: gpd.GeoDataFrame, geobox: GeoBox, cut_days: xr.DataArray,
+    events: np.ndarray, var: str,
+) -> np.ndarray:
+    """Per parcel and event ``(n, E)``: pixels of the parcel with a cut of their own within
+    :data:`SUPPORT_DAYS` of the event, counted chunk by chunk from ``cut_days``
+    ``(event, y, x)`` in the chunks of the cube's ``var``; ``events`` ``(n, E)`` holds the
+    parcel events' days (NaN = none)."""
+    n, e = events.shape
+    table = np.vstack([np.full((1, e), np.nan), events])
+    counts = np.zeros(((n + 1) * e,))
+    for b in _cube_blocks(cube, var):
+        zone = _chunk_zones(cube, parcels, geobox, b).reshape(-1)
+        if not zone.any():
+            continue
+        pix = np.flatnonzero(zone)
+        cuts = cut_days.isel(y=b.rows, x=b.cols).values.reshape(cut_days.shape[0], -1)[:, pix]
+        ev = table[zone[pix]]  # (N, E)
+        with np.errstate(invalid="ignore"):
+            near = (np.abs(cuts.T[:, :, None] - ev[:, None, :]) <= SUPPORT_DAYS).any(axis=1)
+        idx = zone[pix][:, None] * e + np.arange(e)[None, :]
+        counts += np.bincount(idx.reshape(-1), weights=near.reshape(-1), minlength=counts.size)
+    return counts.reshape(n + 1, e)[1:]
+
+
 def parcel_events(
     cube: xr.Dataset,
     parcels: gpd.GeoDataFrame,
     geobox: GeoBox,
-    pixel_cuts: np.ndarray,
+    cut_days: xr.DataArray,
     method: str = "zdrop",
     params: DetectParams | None = None,
     series: str = "filled",
@@ -241,49 +317,25 @@ def parcel_events(
 ) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
     """Per-parcel table and event layer from the parcels' mean series.
 
-    ``pixel_cuts`` is the ``(event, y, x)`` array of per-pixel cut days. With
+    ``cut_days`` is the (lazy) ``(event, y, x)`` array of per-pixel cut days. Everything
+    is read one chunk at a time (memory: a chunk plus the parcels x dates tables). With
     ``series="observed"`` a parcel's value on a date is the mean of its clear pixels.
     """
     grid = cube_grid(cube)
-    labels = rasterio.features.rasterize(
-        ((g, i + 1) for i, g in enumerate(parcels.geometry)),
-        out_shape=geobox.shape, transform=geobox.affine, fill=0, dtype="int32",
-    )
-    inside = cube["aoi_mask"].values > 0 if "aoi_mask" in cube else np.ones(geobox.shape, bool)
-    labels = np.where(inside, labels, 0)
-    var, std_var = series_vars(series)
-    ndvi = cube[var].values
-    std = (cube[std_var].values if std_var is not None and std_var in cube
-           else np.full_like(ndvi, np.nan))
-    n = len(parcels)
-    t = ndvi.shape[0]
-    mean = np.full((n, t), np.nan, np.float32)
-    rms = np.full((n, t), np.nan, np.float32)
-    npix = np.zeros(n, int)
-    for i in range(n):
-        sel = labels == i + 1
-        npix[i] = int(sel.sum())
-        if npix[i]:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN dates stay NaN
-                mean[i] = np.nanmean(ndvi[:, sel], axis=1)
-                if series == "observed":  # a date counts where most of the parcel is clear
-                    mean[i] = np.where(np.isfinite(ndvi[:, sel]).mean(axis=1) >= MIN_CLEAR_SHARE,
-                                       mean[i], np.nan)
-                rms[i] = np.sqrt(np.nanmean(std[:, sel] ** 2, axis=1))
+    mean, rms, npix = parcel_series(cube, parcels, geobox, series)
     days, doy = grid_axes(grid)
     cuts, probs = detect_rows(mean, rms, days, doy, method, _params(method, series, params),
                               min_probability)
+    support = _support(cube, parcels, geobox, cut_days, np.asarray(cuts, np.float64),
+                       series_vars(series)[0])
     rows, events = [], []
     for i, pid in enumerate(parcels["parcel_id"]):
-        found = [c for c in cuts[i] if np.isfinite(c)]
-        dates = days_to_dates(np.asarray(found))
+        found = [(k, c) for k, c in enumerate(cuts[i]) if np.isfinite(c)]
+        dates = days_to_dates(np.asarray([c for _, c in found]))
         rows.append({"parcel_id": pid, "n_pixels": npix[i], "n_events": len(found),
                      "event_dates": ";".join(dates)})
-        sel = labels == i + 1
-        for k, (c, d) in enumerate(zip(found, dates, strict=True), start=1):
-            near = np.abs(pixel_cuts[:, sel] - c) <= SUPPORT_DAYS
-            share = float(np.mean(np.any(near, axis=0))) if npix[i] else 0.0
+        for k, ((j, _), d) in enumerate(zip(found, dates, strict=True), start=1):
+            share = float(support[i, j] / npix[i]) if npix[i] else 0.0
             prob = np.nan if probs is None else round(float(probs[i][k - 1]), 3)
             events.append({"parcel_id": pid, "event": k, "event_date": d, "method": method,
                            "series": series, "probability": prob,
@@ -342,7 +394,7 @@ def write_mowing(
                     tags={"METHOD": method, "SERIES": series})
         n_parcels = n_events = 0
         if parcels is not None:
-            table, layer = parcel_events(cube, parcels, geobox, res["cut_days"].values, method,
+            table, layer = parcel_events(cube, parcels, geobox, res["cut_days"], method,
                                          params, series, min_probability)
             write_csv_atomic(table, tmp / "mowing_parcels.csv")
             layer.to_file(tmp / "mowing_events.gpkg", layer="mowing_events", driver="GPKG")
