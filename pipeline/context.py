@@ -275,6 +275,43 @@ def calibrate(ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable,
                        np.bincount(b, minlength=nb).astype(np.float64), half_sq, half_n)
 
 
+@dataclass(frozen=True)
+class ZoneContext:
+    """What the fill of one cube needs: its zones' tables and the context calibration.
+
+    Zone ids of a run can be global (every parcel of an agency file); ``ids`` lists
+    the ones present in this cube, and the tables are indexed by their position in it
+    (1-based, 0 = no zone), so their size follows the zones of the tile, not of the run.
+
+    Attributes:
+        ids: (L,) sorted zone ids of the cube (0 excluded).
+        table: zone sums (L+1 rows), without the half-zone sums.
+        calibration: the errors of the context estimate on the cube.
+    """
+
+    ids: np.ndarray
+    table: ZoneTable
+    calibration: Calibration
+
+    def local(self, zone: np.ndarray) -> np.ndarray:
+        """Cube zone ids -> rows of the tables (0 = none)."""
+        return local_ids(zone, self.ids)
+
+    def apply(self, mean: np.ndarray, std: np.ndarray, ndvi: np.ndarray, zone: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`apply_context` on a block whose ``zone`` holds the cube's ids."""
+        return apply_context(mean, std, ndvi, self.local(zone), self.table, self.calibration)
+
+
+def local_ids(zone: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Zone ids -> 1-based positions in the sorted ``ids`` (0 for 0 or an absent id)."""
+    z = np.asarray(zone).astype(np.int64)
+    if ids.size == 0:
+        return np.zeros_like(z)
+    pos = np.clip(np.searchsorted(ids, z), 0, ids.size - 1)
+    return np.where((z > 0) & (ids[pos] == z), pos + 1, 0)
+
+
 def apply_context(
     mean: np.ndarray, std: np.ndarray, ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable,
     calibration: Calibration,

@@ -31,9 +31,10 @@ import xarray as xr
 from pipeline import baselines
 from pipeline.context import (
     Calibration,
+    ZoneContext,
     ZoneTable,
-    apply_context,
     calibrate,
+    local_ids,
     zone_centroids,
     zone_sides,
     zone_table,
@@ -146,7 +147,7 @@ def fill_block(
     inside: np.ndarray | None = None,
     doy: np.ndarray | None = None,
     zone: np.ndarray | None = None,
-    context: tuple[ZoneTable, Calibration] | None = None,
+    context: ZoneContext | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill a block whose last axis is time (..., T); returns (mean, std) of the same shape.
 
@@ -171,7 +172,7 @@ def fill_block(
         mean[rows], std[rows] = filler.fill(flat[rows], vv[rows], vh[rows], doy=doy)
     if zone is not None and context is not None:
         z = np.broadcast_to(zone, shape[:-1]).reshape(-1)
-        mean, std = apply_context(mean, std, flat, z, *context)
+        mean, std = context.apply(mean, std, flat, z)
     return mean.reshape(shape), std.reshape(shape)
 
 
@@ -245,12 +246,12 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     return out.chunk(cube["ndvi"].chunksizes)
 
 
-def zone_context(cube: xr.Dataset) -> tuple[ZoneTable, Calibration] | None:
+def zone_context(cube: xr.Dataset) -> ZoneContext | None:
     """The cube's zone tables and context calibration, or None without ``zone``.
 
-    Three passes over the cube chunk by chunk (zone centroids, zone sums, then the
-    errors that need both); pixels outside the AOI count in no zone. Memory: one
-    chunk plus tables of zones x dates.
+    Passes over the cube chunk by chunk: the zone ids present, their centroids, their
+    sums, then the errors that need both; pixels outside the AOI count in no zone.
+    Memory: one chunk plus tables of the cube's zones x dates.
     """
     if "zone" not in cube:
         return None
@@ -259,19 +260,21 @@ def zone_context(cube: xr.Dataset) -> tuple[ZoneTable, Calibration] | None:
     zone = cube["zone"]
     if "aoi_mask" in cube:
         zone = zone.where(cube["aoi_mask"] > 0, 0)
-    zone = zone.astype(np.int64)
-    n_zones = int(zone.max().compute())
-    if n_zones == 0:
-        return None
     ndvi = cube["ndvi"].transpose("time", "y", "x").chunk({"time": -1})
     cy, cx = ndvi.data.chunks[1], ndvi.data.chunks[2]
-    zone = zone.transpose("y", "x").chunk({"y": cy, "x": cx})
+    zone = zone.astype(np.int64).transpose("y", "x").chunk({"y": cy, "x": cx})
+    zd = zone.data.to_delayed()
+    present = dask.compute(*(dask.delayed(np.unique)(z) for z in zd.ravel()))
+    ids = np.unique(np.concatenate(present))
+    ids = ids[ids > 0]
+    if ids.size == 0:
+        return None
+    n_zones = int(ids.size)
     ys = np.split(cube["y"].values.astype(np.float64), np.cumsum(cy)[:-1])
     xs = np.split(cube["x"].values.astype(np.float64), np.cumsum(cx)[:-1])
     nd = ndvi.data.to_delayed()[0]
-    zd = zone.data.to_delayed()
-    blocks = [(nd[i, j], zd[i, j], ys[i][:, None], xs[j][None, :])
-              for i in range(len(cy)) for j in range(len(cx))]
+    blocks = [(nd[i, j], dask.delayed(local_ids)(zd[i, j], ids), ys[i][:, None],
+               xs[j][None, :]) for i in range(len(cy)) for j in range(len(cx))]
 
     def add(parts: tuple[Any, ...]) -> Any:
         return functools.reduce(lambda a, b: a + b, parts)
@@ -288,7 +291,7 @@ def zone_context(cube: xr.Dataset) -> tuple[ZoneTable, Calibration] | None:
         return calibrate(np.moveaxis(n, 0, -1), z, table, zone_sides(z, x, y, cent))
 
     cal = add(dask.compute(*(dask.delayed(errors)(*b) for b in blocks)))
-    return table.without_halves(), cal
+    return ZoneContext(ids, table.without_halves(), cal)
 
 
 def default_filler(model_path: str | Path | None, method: str, use_dates: bool = True) -> Filler:

@@ -130,9 +130,17 @@ def test_fill_stage_context_does_not_depend_on_chunks():
     err_ctx = np.abs(a["ndvi_filled"].values - ref)[gap].mean()
     err_plain = np.abs(plain["ndvi_filled"].values - ref)[gap].mean()
     assert err_ctx < err_plain
-    table, cal = zone_context(cube.chunk({"time": -1, "y": 5, "x": 7}))
-    assert int(table.n_pixels.sum()) == obs.shape[0] * obs.shape[1]
-    assert cal.count.sum() > 0
+    ctx = zone_context(cube.chunk({"time": -1, "y": 5, "x": 7}))
+    assert ctx is not None
+    assert int(ctx.table.n_pixels.sum()) == obs.shape[0] * obs.shape[1]
+    assert ctx.calibration.count.sum() > 0
+    # global zone ids (a national parcel file): the tables follow the zones present
+    far = cube.assign(zone=cube["zone"] * 100_000)
+    ctx_far = zone_context(far.chunk({"time": -1, "y": 5, "x": 7}))
+    assert ctx_far is not None and ctx_far.ids.tolist() == [100_000, 200_000]
+    assert ctx_far.table.n_clear.shape[0] == 3
+    c = compute_filled(far.chunk({"time": -1, "y": 5, "x": 7}), LinearWithStd()).compute()
+    np.testing.assert_allclose(c["ndvi_filled"].values, b["ndvi_filled"].values, atol=1e-6)
 
 
 def test_half_zone_errors_widen_the_variance_for_contiguous_clouds():

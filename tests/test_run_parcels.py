@@ -178,3 +178,35 @@ def test_zero_parcels_inside_the_aoi_is_refused_before_any_work(
                   capsys)
     assert "needs --parcels" in err
     assert not out.exists()
+
+
+def test_sf_run_with_parcels_fills_partly_clear_fields_from_their_clear_part(
+    demo_cache: Path, small_aoi: Path, mixed_parcels: Path, tmp_path: Path
+) -> None:
+    """The fill stage uses the parcels: cells of a field that is partly clear on their date
+    change (and their std narrows), every other cell is the plain SF fill."""
+    from pipeline.__main__ import main
+
+    base = ["run", "-q", "--aoi", str(small_aoi), "--cache", str(demo_cache), "--start", START,
+            "--end", END, "--method", "sf", "--scheduler", "threads"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, "--out", str(tmp_path / "fields"), "--parcels", str(mixed_parcels)]) == 0
+    plain = open_cube(tmp_path / "plain" / "cube.zarr")
+    ctx = open_cube(tmp_path / "fields" / "cube.zarr")
+    assert "context" in ctx["ndvi_filled"].attrs and "context" not in plain["ndvi_filled"].attrs
+    zone = ctx["zone"].values
+    obs = ctx["ndvi"].values
+    clear = np.isfinite(obs)
+    # clear pixels per zone and date, the context's condition (at least 4 of them)
+    n_clear = np.stack([np.bincount(zone.reshape(-1), weights=c.reshape(-1),
+                                    minlength=zone.max() + 1) for c in clear])
+    eligible = (~clear) & (zone > 0)[None] & (np.take_along_axis(
+        n_clear, np.broadcast_to(zone.reshape(1, -1), (clear.shape[0], zone.size)), axis=1
+    ).reshape(clear.shape) >= 4)
+    a, b = plain["ndvi_filled"].values, ctx["ndvi_filled"].values
+    sa, sb = plain["ndvi_std"].values, ctx["ndvi_std"].values
+    inside = np.isfinite(a)
+    assert eligible[inside].sum() > 100
+    assert (np.abs(a - b)[eligible & inside] > 1e-4).mean() > 0.9
+    assert (sb[eligible & inside] < sa[eligible & inside]).all()
+    np.testing.assert_array_equal(a[~eligible & inside], b[~eligible & inside])
