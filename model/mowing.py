@@ -5,9 +5,13 @@ clear NDVI observations and their mask, the linear interpolation between them, h
 far each date lies from the previous and the next observation (a drop seen across a
 three-week gap is weaker evidence than one between two clear dates a bin apart), and
 the day of year (cuts have a season; spring green-up and autumn senescence are not
-cuts). Two temporal convolutions give each date its neighbourhood, a bidirectional
-GRU the whole season (regrowth after a cut, the sward's peak before it), and a
-convolutional head one logit per date.
+cuts). The network (:class:`MowConvNet`) is convolutions only: a stack of residual
+1-D convolutions whose dilation doubles per layer, so that each date sees the season
+around it (regrowth after a cut, the sward's peak before it; 32 bins either side, a
+whole 1 March .. 30 November season from its middle) with few channels, then a 1x1
+head one logit per date. Without recurrence it runs as a handful of matrix products
+per chunk, about ten times faster per pixel than the earlier design (two temporal
+convolutions and a bidirectional GRU, :class:`MowNet`, whose weights still load).
 
 It deliberately takes no Sentinel-1 per point: in the labelled plot tables VV, VH
 and VH-VV correlate with NDVI at |r| < 0.1 (single-look speckle, about 2 dB per
@@ -19,7 +23,7 @@ Trained with one label per reference cut (the bin holding its date), grazing per
 masked out of the loss (neither positives nor negatives), and augmentation for a new
 region's cloudiness and sensor: clear observations hidden at random (0-40 % more per
 series), per-series NDVI gain and offset, and observation noise. Several seeds form
-an ensemble whose mean probability is the output.
+an ensemble whose mean probability is the output (the recipe's ``seeds``).
 
 >>> det = load_detector()                   # shipped weights (mowing.safetensors)
 >>> prob = det.predict_proba(ndvi, doy)     # (N, T) per-bin cut probability
@@ -42,8 +46,10 @@ from model.train import write_card
 
 __all__ = [
     "DetectorRecipe",
+    "MowConvNet",
     "MowNet",
     "MowingDetector",
+    "build_net",
     "default_detector_weights",
     "detector_features",
     "fit_detector",
@@ -116,6 +122,63 @@ class MowNet(nn.Module):
         return self.head(z.transpose(1, 2))[:, 0]
 
 
+class MowConvNet(nn.Module):
+    """Residual dilated temporal convolutions (no recurrence), one logit per date.
+
+    An input convolution (kernel 3) to ``width`` channels, one residual block per entry
+    of ``dilations`` (kernel 3 at that dilation, GELU), a 1x1 head. Each date's output
+    sees ``1 + sum(dilations)`` bins either side.
+    """
+
+    def __init__(self, width: int = 16, dilations: tuple[int, ...] = (1, 2, 4, 8, 16)) -> None:
+        super().__init__()
+        self.width = width
+        self.dilations = tuple(int(d) for d in dilations)
+        self.inp = nn.Conv1d(len(CHANNELS), width, 3, padding=1)
+        self.blocks = nn.ModuleList(nn.Conv1d(width, width, 3, padding=d, dilation=d)
+                                    for d in self.dilations)
+        self.act = nn.GELU()
+        self.head = nn.Conv1d(width, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` features -> ``(B, T)`` logits."""
+        z = self.act(self.inp(x))
+        for block in self.blocks:
+            z = z + self.act(block(z))
+        return self.head(z)[:, 0]
+
+
+#: Network classes by the recipe's ``net`` (cards without one hold GRU weights).
+NETS = {"conv": "model.mowing.MowConvNet", "gru": "model.mowing.MowNet"}
+
+
+def build_net(recipe: dict[str, Any]) -> nn.Module:
+    """The untrained network a recipe (a card's ``recipe``) describes.
+
+    ``net`` ``"conv"`` (:class:`MowConvNet`, ``hidden`` channels, ``dilations``) or
+    ``"gru"`` (:class:`MowNet`, ``hidden`` units); a recipe without ``net`` is from
+    before the convolutional design and builds the GRU.
+    """
+    kind = recipe.get("net", "gru")
+    if kind == "conv":
+        return MowConvNet(int(recipe.get("hidden", 16)),
+                          tuple(recipe.get("dilations", (1, 2, 4, 8, 16))))
+    if kind == "gru":
+        return MowNet(int(recipe.get("hidden", 32)))
+    raise ValueError(f"detector recipe: unknown net {kind!r} (expected one of {sorted(NETS)})")
+
+
+def architecture(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The card's description of the network a recipe builds."""
+    kind = recipe.get("net", "gru")
+    arch: dict[str, Any] = {"class": NETS.get(kind, kind), "net": kind,
+                            "width": int(recipe.get("hidden", 32))}
+    if kind == "conv":
+        dil = [int(d) for d in recipe.get("dilations", (1, 2, 4, 8, 16))]
+        arch.update(dilations=dil, kernel=3, receptive_field_bins=3 + 2 * sum(dil))
+    return arch
+
+
 @dataclass(frozen=True)
 class DetectorRecipe:
     """How the detector is trained (see the module docstring).
@@ -143,7 +206,9 @@ class DetectorRecipe:
     gain: float = 0.15
     offset: float = 0.08
     noise: float = 0.01
-    hidden: int = 32
+    net: str = "conv"
+    hidden: int = 16
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
 
 
 def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np.ndarray:
@@ -159,7 +224,7 @@ def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np
 
 
 def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
-               recipe: DetectorRecipe, seed: int) -> MowNet:
+               recipe: DetectorRecipe, seed: int) -> nn.Module:
     """Train one ensemble member.
 
     Args:
@@ -171,7 +236,7 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    net = MowNet(recipe.hidden)
+    net = build_net(asdict(recipe))
     opt = torch.optim.AdamW(net.parameters(), recipe.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.steps)
     y = torch.as_tensor(target, dtype=torch.float32)
@@ -192,9 +257,9 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
 
 
 class MowingDetector:
-    """An ensemble of :class:`MowNet` with its card, for numpy inference."""
+    """An ensemble of networks (:func:`build_net`) with its card, for numpy inference."""
 
-    def __init__(self, nets: list[MowNet], card: dict[str, Any]) -> None:
+    def __init__(self, nets: list[nn.Module], card: dict[str, Any]) -> None:
         self.nets = [n.eval() for n in nets]
         self.card = card
 
@@ -251,21 +316,40 @@ def fit_detector(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: 
     recipe = recipe or DetectorRecipe()
     nets = [fit_member(ndvi, doy, target, weight, recipe, recipe.first_seed + k)
             for k in range(recipe.seeds)]
-    full = {"recipe": asdict(recipe), "decode": dict(DECODE), **(card or {})}
+    card = dict(card or {})
+    arch = {**architecture(asdict(recipe)), **card.pop("architecture", {})}
+    full = {"recipe": asdict(recipe), "decode": dict(DECODE), "architecture": arch, **card}
     return MowingDetector(nets, full)
 
 
+def _recipe_of_weights(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The network part of a recipe, read off card-less weights."""
+    gru = next((v for k, v in tensors.items() if k.endswith(".gru.weight_hh_l0")), None)
+    if gru is not None:
+        return {"net": "gru", "hidden": int(gru.shape[1])}
+    inp = next((v for k, v in tensors.items() if k.endswith(".inp.weight")), None)
+    if inp is None:
+        raise ValueError("detector weights without a card hold neither a GRU nor a "
+                         "convolutional network")
+    return {"net": "conv", "hidden": int(inp.shape[0])}
+
+
 def load_detector(path: str | Path | None = None) -> MowingDetector:
-    """Load a detector from safetensors + its card (default: the shipped weights)."""
+    """Load a detector from safetensors + its card (default: the shipped weights).
+
+    The card's recipe names the network (:func:`build_net`); without a card the
+    weights tell a GRU (and its width) from a convolutional network (of the default
+    dilations).
+    """
     path = Path(path) if path is not None else default_detector_weights()
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     tensors = load_file(str(path))
     members = sorted({int(k.split(".", 1)[0][1:]) for k in tensors})
-    hidden = int(card.get("recipe", {}).get("hidden", 32))
+    recipe = dict(card.get("recipe", {})) if card else _recipe_of_weights(tensors)
     nets = []
     for m in members:
-        net = MowNet(hidden)
+        net = build_net(recipe)
         net.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items()
                              if k.startswith(f"m{m}.")})
         nets.append(net)
