@@ -32,7 +32,7 @@ an ensemble whose mean probability is the output (the recipe's ``seeds``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,12 +193,22 @@ class DetectorRecipe:
         hide: most extra share of clear observations hidden per series.
         gain, offset, noise: per-series NDVI gain (1 +- gain) and offset (+- offset),
             per-observation noise (std), all NDVI units.
-        hidden: network width.
+        net: ``"conv"`` (:class:`MowConvNet`) or ``"gru"`` (:class:`MowNet`).
+        hidden: network width (convolution channels, or GRU units).
+        dilations: the convolutional network's dilation per residual block.
+        distill: weight of a teacher's probabilities in the loss, against ``1 -
+            distill`` for the labels (0: labels only, no teacher). The teacher is an
+            ensemble trained on the same series first (:func:`teacher_recipe`); the
+            members learn its probabilities on the same augmented batches.
+        teacher_net, teacher_hidden, teacher_seeds, teacher_steps, teacher_first_seed:
+            the teacher's network, width, members, steps and first seed (its other
+            settings are this recipe's; another ``first_seed`` trains other members
+            from the same teacher).
     """
 
-    seeds: int = 3
+    seeds: int = 1
     first_seed: int = 0
-    steps: int = 800
+    steps: int = 1600
     batch: int = 128
     lr: float = 3e-3
     pos_weight: float = 4.0
@@ -209,6 +219,19 @@ class DetectorRecipe:
     net: str = "conv"
     hidden: int = 16
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
+    distill: float = 0.5
+    teacher_net: str = "gru"
+    teacher_hidden: int = 32
+    teacher_seeds: int = 3
+    teacher_steps: int = 800
+    teacher_first_seed: int = 0
+
+
+def teacher_recipe(recipe: DetectorRecipe) -> DetectorRecipe:
+    """The recipe of the ensemble whose probabilities a distilled recipe's members learn."""
+    return replace(recipe, net=recipe.teacher_net, hidden=recipe.teacher_hidden,
+                   seeds=recipe.teacher_seeds, steps=recipe.teacher_steps,
+                   first_seed=recipe.teacher_first_seed, distill=0.0)
 
 
 def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np.ndarray:
@@ -224,8 +247,9 @@ def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np
 
 
 def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
-               recipe: DetectorRecipe, seed: int) -> nn.Module:
-    """Train one ensemble member.
+               recipe: DetectorRecipe, seed: int, teacher: MowingDetector | None = None
+               ) -> nn.Module:
+    """Train one ensemble member (on the labels, and with ``teacher`` its probabilities).
 
     Args:
         ndvi: ``(N, T)`` binned clear NDVI (NaN = none).
@@ -233,6 +257,11 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
         target: ``(N, T)`` 1 in the bin of a reference cut, else 0.
         weight: ``(N, T)`` loss weight (0 = not a negative nor a positive: grazing,
             padding).
+        teacher: with ``recipe.distill > 0``, the ensemble whose mean probability on each
+            augmented batch is the soft target. Its probabilities are taken on the odds
+            scale its own training left them (the label term's ``pos_weight``), so the
+            member's logits keep that scale and :attr:`MowingDetector.prior_shift`
+            applies to it as to a member trained on labels alone.
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -245,8 +274,14 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
     for _ in range(recipe.steps):
         rows = rng.integers(0, len(ndvi), recipe.batch)
         x = detector_features(augment(ndvi[rows], recipe, rng), doy[rows])
+        logit = net(x)
         loss = nn.functional.binary_cross_entropy_with_logits(
-            net(x), y[rows], reduction="none", pos_weight=pos)
+            logit, y[rows], reduction="none", pos_weight=pos)
+        if teacher is not None and recipe.distill > 0:
+            with torch.no_grad():
+                soft = torch.stack([torch.sigmoid(t(x)) for t in teacher.nets]).mean(0)
+            loss = (1 - recipe.distill) * loss + recipe.distill * \
+                nn.functional.binary_cross_entropy_with_logits(logit, soft, reduction="none")
         wr = w[rows]
         loss = (loss * wr).sum() / wr.sum().clamp(min=1.0)
         opt.zero_grad()
@@ -310,13 +345,23 @@ class MowingDetector:
 
 
 def fit_detector(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
-                 recipe: DetectorRecipe | None = None, card: dict[str, Any] | None = None
-                 ) -> MowingDetector:
-    """Train the ensemble of ``recipe.seeds`` members (see :func:`fit_member`)."""
+                 recipe: DetectorRecipe | None = None, card: dict[str, Any] | None = None,
+                 teacher: MowingDetector | None = None) -> MowingDetector:
+    """Train the ensemble of ``recipe.seeds`` members (see :func:`fit_member`).
+
+    A recipe with ``distill > 0`` first trains its teacher (:func:`teacher_recipe`) on
+    the same series, unless ``teacher`` (trained on them already) is given.
+    """
     recipe = recipe or DetectorRecipe()
-    nets = [fit_member(ndvi, doy, target, weight, recipe, recipe.first_seed + k)
+    if recipe.distill > 0 and teacher is None:
+        teacher = fit_detector(ndvi, doy, target, weight, teacher_recipe(recipe))
+    use = teacher if recipe.distill > 0 else None
+    nets = [fit_member(ndvi, doy, target, weight, recipe, recipe.first_seed + k, use)
             for k in range(recipe.seeds)]
     card = dict(card or {})
+    if use is not None:
+        card.setdefault("teacher", {"recipe": use.card.get("recipe", {}),
+                                    "architecture": use.card.get("architecture", {})})
     arch = {**architecture(asdict(recipe)), **card.pop("architecture", {})}
     full = {"recipe": asdict(recipe), "decode": dict(DECODE), "architecture": arch, **card}
     return MowingDetector(nets, full)

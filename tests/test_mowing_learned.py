@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -95,7 +97,7 @@ def test_detector_learns_cuts_of_a_synthetic_season_and_round_trips(tmp_path: Pa
     target[np.arange(len(cuts)), cuts] = 1
     weight = np.ones_like(target)
     det = fit_detector(ndvi, np.tile(doy, (len(ndvi), 1)), target, weight,
-                       DetectorRecipe(seeds=1, steps=250, batch=32, lr=1e-2))
+                       DetectorRecipe(seeds=1, steps=250, batch=32, lr=1e-2, distill=0.0))
     test, tcuts = _season(np.random.default_rng(1), 40, grid.count)
     found, probs = detect_learned(test, days, doy, det)
     score = Score(0, 0, 0)
@@ -151,6 +153,34 @@ def test_gru_weights_of_the_earlier_card_format_still_load() -> None:
     assert score.f1 >= 0.5, score  # trained weights, not a freshly initialised network
 
 
+def test_distilled_recipe_trains_its_teacher_first_or_takes_the_one_given(
+        tmp_path: Path) -> None:
+    from model.mowing import DetectorRecipe, MowConvNet, MowNet, fit_detector, teacher_recipe
+
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    _, doy = grid_axes(grid)
+    ndvi, cuts = _season(np.random.default_rng(4), 16, grid.count)
+    target = np.zeros(ndvi.shape, np.float32)
+    target[np.arange(len(cuts)), cuts] = 1
+    doy_n, weight = np.tile(doy, (len(ndvi), 1)), np.ones_like(target)
+    recipe = DetectorRecipe(steps=4, batch=4, teacher_steps=3, teacher_seeds=2, distill=0.7)
+    det = fit_detector(ndvi, doy_n, target, weight, recipe)
+    assert len(det.nets) == 1 and type(det.nets[0]) is MowConvNet
+    assert det.card["teacher"]["recipe"]["net"] == "gru"
+    assert det.card["teacher"]["recipe"]["seeds"] == 2
+    teacher = fit_detector(ndvi, doy_n, target, weight,
+                           dataclasses.replace(teacher_recipe(recipe), hidden=5))
+    assert all(type(n) is MowNet for n in teacher.nets)
+    given = fit_detector(ndvi, doy_n, target, weight, recipe, teacher=teacher)
+    assert given.card["teacher"]["recipe"]["hidden"] == 5
+    # the teacher's probabilities steer the member: another teacher, another member
+    p1, p2 = det.predict_proba(ndvi, doy), given.predict_proba(ndvi, doy)
+    assert not np.allclose(p1, p2)
+    plain = fit_detector(ndvi, doy_n, target, weight,
+                         dataclasses.replace(recipe, distill=0.0), teacher=teacher)
+    assert "teacher" not in plain.card
+
+
 def test_unknown_network_in_a_recipe_is_refused() -> None:
     from model.mowing import build_net
 
@@ -165,7 +195,8 @@ def test_lodo_trains_and_tunes_without_the_left_out_domain(tmp_path: Path) -> No
     import bench_mowing
 
     rows, notes, rel = bench_mowing.bench_lodo(
-        _layout(tmp_path), 12.0, DetectorRecipe(seeds=1, steps=5, batch=4))
+        _layout(tmp_path), 12.0, DetectorRecipe(seeds=1, steps=5, batch=4, teacher_steps=5),
+        teacher_cache=tmp_path / "teachers")
     assert {r["domain"] for r in rows} == {"X", "camera"}
     for dom in ("X", "camera"):
         mine = {(r["method"], r["series"]) for r in rows if r["domain"] == dom}
@@ -173,6 +204,11 @@ def test_lodo_trains_and_tunes_without_the_left_out_domain(tmp_path: Path) -> No
         assert all(r["tp"] + r["fn"] == 3 for r in rows if r["domain"] == dom)
     assert any(n.startswith("X: learned minus best rule") for n in notes)
     assert set(rel) == {"X", "camera"}
+    # one teacher per fold, each trained without its left-out domain
+    cached = sorted((tmp_path / "teachers").glob("*.safetensors"))
+    assert len(cached) == 2
+    pools = {json.loads(p.with_suffix(".json").read_text())["pool"] for p in cached}
+    assert pools == {"all but X", "all but camera"}
 
 
 def _table(path: Path) -> Path:
