@@ -328,8 +328,9 @@ def fold_teacher(pool: Split, doy: np.ndarray, y: np.ndarray, w: np.ndarray, rec
     tr = teacher_recipe(recipe)
     if cache is None:
         return fit_detector(pool.ndvi, doy, y, w, tr)
-    h = hashlib.sha256(json.dumps([dataclasses.asdict(tr), [list(k) for k in pool.keys]])
-                       .encode())
+    trains = {k: v for k, v in dataclasses.asdict(tr).items()  # what the teacher depends on
+              if not k.startswith("teacher_") and k not in ("distill", "dilations")}
+    h = hashlib.sha256(json.dumps([trains, [list(k) for k in pool.keys]]).encode())
     for a in (pool.ndvi, y, w):
         h.update(np.ascontiguousarray(a).tobytes())
     path = cache / f"teacher-{h.hexdigest()[:16]}.safetensors"
@@ -522,6 +523,9 @@ def main() -> None:
                     "for the spread over training seeds)")
     ap.add_argument("--distill", type=float, default=None,
                     help="weight of the teacher's probabilities (default: the recipe's)")
+    ap.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                    help="another setting of the learned detector's recipe (repeatable; "
+                    "e.g. net=gru, hidden=32, seeds=3, lr=0.003)")
     ap.add_argument("--teacher-cache", type=Path, default=None,
                     help="folder for the folds' teachers of a distilled recipe: one trained "
                     "before on the same pool with the same recipe is reused")
@@ -531,12 +535,15 @@ def main() -> None:
         ap.error("pass the data folder (DATA or --data DATA)")
     t0 = time.perf_counter()
     if args.lodo:
-        from model.mowing import DetectorRecipe
+        from model.mowing import DetectorRecipe, with_settings
 
         over = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps),
                                   ("first_seed", args.first_seed), ("distill", args.distill))
                 if v is not None}
-        recipe = dataclasses.replace(DetectorRecipe(), **over)
+        try:
+            recipe = dataclasses.replace(with_settings(DetectorRecipe(), args.recipe), **over)
+        except ValueError as exc:
+            ap.error(str(exc))
         if args.teacher_cache:
             args.teacher_cache.mkdir(parents=True, exist_ok=True)
         print(f"leave one domain out ({data}):")

@@ -8,10 +8,11 @@ the day of year (cuts have a season; spring green-up and autumn senescence are n
 cuts). The network (:class:`MowConvNet`) is convolutions only: a stack of residual
 1-D convolutions whose dilation doubles per layer, so that each date sees the season
 around it (regrowth after a cut, the sward's peak before it; 32 bins either side, a
-whole 1 March .. 30 November season from its middle) with few channels, then a 1x1
+whole 1 March .. 30 November season from its middle) with 16 channels, then a 1x1
 head one logit per date. Without recurrence it runs as a handful of matrix products
-per chunk, about ten times faster per pixel than the earlier design (two temporal
-convolutions and a bidirectional GRU, :class:`MowNet`, whose weights still load).
+per chunk (``benchmarks/bench_detector.py`` times it against the earlier design: two
+temporal convolutions and a bidirectional GRU, :class:`MowNet`, three of them in an
+ensemble; their weights still load, ``model/weights/mowing-gru.safetensors``).
 
 It deliberately takes no Sentinel-1 per point: in the labelled plot tables VV, VH
 and VH-VV correlate with NDVI at |r| < 0.1 (single-look speckle, about 2 dB per
@@ -22,8 +23,14 @@ detector that depends on one filler's version would have to be retrained with it
 Trained with one label per reference cut (the bin holding its date), grazing periods
 masked out of the loss (neither positives nor negatives), and augmentation for a new
 region's cloudiness and sensor: clear observations hidden at random (0-40 % more per
-series), per-series NDVI gain and offset, and observation noise. Several seeds form
-an ensemble whose mean probability is the output (the recipe's ``seeds``).
+series), per-series NDVI gain and offset, and observation noise. The shipped recipe
+distils: an ensemble of three GRU networks (the teacher) is trained on the labels
+first, and one small convolutional network learns, on the same augmented batches,
+half from the labels and half from the teacher's mean probability. Trained on the
+labels alone, small convolutional networks generalised worse to a left-out domain
+than the GRU ensemble; the teacher passes on what its ensemble agrees on. Several
+seeds (the recipe's ``seeds``) can form an ensemble whose mean probability is the
+output.
 
 >>> det = load_detector()                   # shipped weights (mowing.safetensors)
 >>> prob = det.predict_proba(ndvi, doy)     # (N, T) per-bin cut probability
@@ -32,7 +39,7 @@ an ensemble whose mean probability is the output (the recipe's ``seeds``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +207,9 @@ class DetectorRecipe:
             distill`` for the labels (0: labels only, no teacher). The teacher is an
             ensemble trained on the same series first (:func:`teacher_recipe`); the
             members learn its probabilities on the same augmented batches.
-        teacher_net, teacher_hidden, teacher_seeds, teacher_steps, teacher_first_seed:
-            the teacher's network, width, members, steps and first seed (its other
+        teacher_net, teacher_hidden, teacher_seeds, teacher_steps, teacher_lr,
+        teacher_first_seed: the teacher's network, width, members, steps, learning rate
+            and first seed (its other
             settings are this recipe's; another ``first_seed`` trains other members
             from the same teacher).
     """
@@ -210,7 +218,7 @@ class DetectorRecipe:
     first_seed: int = 0
     steps: int = 1600
     batch: int = 128
-    lr: float = 3e-3
+    lr: float = 1e-2
     pos_weight: float = 4.0
     hide: float = 0.4
     gain: float = 0.15
@@ -224,14 +232,40 @@ class DetectorRecipe:
     teacher_hidden: int = 32
     teacher_seeds: int = 3
     teacher_steps: int = 800
+    teacher_lr: float = 3e-3
     teacher_first_seed: int = 0
+
+
+def with_settings(recipe: DetectorRecipe, settings: list[str]) -> DetectorRecipe:
+    """``recipe`` with ``KEY=VALUE`` settings (``net=conv``, ``lr=0.01``, ``dilations=1,2,4``).
+
+    Raises ValueError naming the setting that is no recipe field or does not parse.
+    """
+    types = {f.name: f.type for f in fields(DetectorRecipe)}
+    over: dict[str, Any] = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        if not sep or key not in types:
+            raise ValueError(f"recipe setting {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(types)}")
+        kind = str(types[key])
+        try:
+            if kind.startswith("tuple"):
+                over[key] = tuple(int(v) for v in text.split(","))
+            elif kind in ("int", "float"):
+                over[key] = int(text) if kind == "int" else float(text)
+            else:
+                over[key] = text
+        except ValueError:
+            raise ValueError(f"recipe setting {item!r}: {text!r} is not a {kind}") from None
+    return replace(recipe, **over)
 
 
 def teacher_recipe(recipe: DetectorRecipe) -> DetectorRecipe:
     """The recipe of the ensemble whose probabilities a distilled recipe's members learn."""
     return replace(recipe, net=recipe.teacher_net, hidden=recipe.teacher_hidden,
                    seeds=recipe.teacher_seeds, steps=recipe.teacher_steps,
-                   first_seed=recipe.teacher_first_seed, distill=0.0)
+                   lr=recipe.teacher_lr, first_seed=recipe.teacher_first_seed, distill=0.0)
 
 
 def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np.ndarray:

@@ -271,3 +271,14 @@ def test_mowing_learned_on_the_demo_cube_reads_observations_and_rates_events(
     inside = count != 255
     assert (fewer[inside] <= count[inside]).all()
     assert (gpd.read_file(strict / "mowing_events.gpkg")["probability"] >= 0.8).all()
+
+
+def test_recipe_settings_parse_by_field_type_and_name_a_bad_one() -> None:
+    from model.mowing import DetectorRecipe, with_settings
+
+    r = with_settings(DetectorRecipe(), ["net=gru", "hidden=32", "lr=0.003", "dilations=1,3"])
+    assert (r.net, r.hidden, r.lr, r.dilations) == ("gru", 32, 0.003, (1, 3))
+    with pytest.raises(ValueError, match="'widht=3'"):
+        with_settings(DetectorRecipe(), ["widht=3"])
+    with pytest.raises(ValueError, match="'x' is not a float"):
+        with_settings(DetectorRecipe(), ["lr=x"])

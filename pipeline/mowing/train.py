@@ -1,7 +1,7 @@
 """Train the shipped learned mowing detector on every labelled domain of a data folder.
 
     python -m pipeline.mowing.train --data DIR [--out model/weights/mowing.safetensors]
-        [--seeds N] [--steps N] [--teacher WEIGHTS]
+        [--seeds N] [--steps N] [--recipe KEY=VALUE ...] [--teacher WEIGHTS]
 
 ``DIR`` has the slovak-grassland layout (:mod:`pipeline.mowing.reference`). The
 recipe is :class:`model.mowing.DetectorRecipe`, the one scored across domains by
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         default_detector_weights,
         fit_detector,
         load_detector,
+        with_settings,
     )
 
     ap = argparse.ArgumentParser(prog="python -m pipeline.mowing.train", description=__doc__,
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=default_detector_weights())
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                    help="another recipe setting (repeatable; see model.mowing.DetectorRecipe)")
     ap.add_argument("--teacher", type=Path, default=None,
                     help="teacher weights trained on the same data (default: train one)")
     args = ap.parse_args(argv)
@@ -52,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                  "test/SK_long.gpkg)")
     torch.set_num_threads(1)
     over = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps)) if v is not None}
-    recipe = dataclasses.replace(DetectorRecipe(), **over)
+    try:
+        recipe = dataclasses.replace(with_settings(DetectorRecipe(), args.recipe), **over)
+    except ValueError as exc:
+        ap.error(str(exc))
     pool = concat(list(doms.values()), "all")
     days, doy = axes_rows(pool.keys, pool.ndvi.shape[1])
     y, w = targets(pool, days)
