@@ -1,7 +1,7 @@
 """Learned mowing detector throughput per thread: the shipped weights against others.
 
     python benchmarks/bench_detector.py [--pixels 20000] [--repeat 5]
-        [--weights W] [--compare model/weights/mowing-gru.safetensors] [--data DATA]
+        [--weights W] [--compare W2] [--data DATA]
 
 Times :func:`pipeline.mowing.learned.detect_learned` (the path ``mowing`` and
 ``mowing-table`` take per chunk: network input, the ensemble's probabilities and the
@@ -47,7 +47,7 @@ LIMIT_CORE_HOURS = 5.0
 
 
 def synthetic_seasons(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(N, T)`` NDVI (NaN = cloudy) of cut grassland on the 2022 grid, days, doy."""
+    """``(N, T)`` NDVI (NaN = cloudy) of cut grassland on the 2022 grid, days, doy (all N, T)."""
     grid = TimeGrid.covering("2022-03-01", "2022-11-30")
     days, doy = grid_axes(grid)
     rng = np.random.default_rng(seed)
@@ -59,7 +59,7 @@ def synthetic_seasons(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
         on = rng.random((n, 1)) < (1.0, 0.7, 0.4)[c]
         y -= on * (k >= cut) * 0.35 * np.exp(-(k - cut).clip(0) / 4.0)
     y[rng.random((n, t)) < 0.45] = np.nan
-    return y.astype(np.float32), days, doy
+    return y.astype(np.float32), np.tile(days, (n, 1)), np.tile(doy, (n, 1))
 
 
 def data_seasons(data: Path, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,7 +164,7 @@ def main() -> None:
         share = parts(det, ndvi, days, doy)
         tot = sum(share.values())
         hours = LITHUANIA_PX / px_cpu / 3600
-        print(f"{p.name}: {describe(det)}")
+        print(f"{p}: {describe(det)}")
         print(f"  {px_wall:9,.0f} px/s per thread (wall), {px_cpu:9,.0f} (CPU); input "
               f"{share['input'] / tot:.0%}, network {share['network'] / tot:.0%}, "
               f"decode {share['decode'] / tot:.0%}")
@@ -172,7 +172,7 @@ def main() -> None:
               f"(limit {LIMIT_CORE_HOURS:g}: {'within' if hours <= LIMIT_CORE_HOURS else 'over'})")
     if len(dets) > 1:
         for p, r in zip(paths, rate, strict=True):
-            print(f"{p.name}: {r / rate[1]:.1f}x the speed of {paths[1].name} (CPU time)")
+            print(f"{p}: {r / rate[1]:.1f}x the speed of {paths[1]} (CPU time)")
 
 
 if __name__ == "__main__":

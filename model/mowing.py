@@ -5,14 +5,17 @@ clear NDVI observations and their mask, the linear interpolation between them, h
 far each date lies from the previous and the next observation (a drop seen across a
 three-week gap is weaker evidence than one between two clear dates a bin apart), and
 the day of year (cuts have a season; spring green-up and autumn senescence are not
-cuts). The network (:class:`MowConvNet`) is convolutions only: a stack of residual
-1-D convolutions whose dilation doubles per layer, so that each date sees the season
-around it (regrowth after a cut, the sward's peak before it; 32 bins either side, a
-whole 1 March .. 30 November season from its middle) with 16 channels, then a 1x1
-head one logit per date. Without recurrence it runs as a handful of matrix products
-per chunk (``benchmarks/bench_detector.py`` times it against the earlier design: two
-temporal convolutions and a bidirectional GRU, :class:`MowNet`, three of them in an
-ensemble; their weights still load, ``model/weights/mowing-gru.safetensors``).
+cuts). Two temporal convolutions give each date its neighbourhood, a bidirectional
+GRU the whole season (regrowth after a cut, the sward's peak before it), and a
+convolutional head one logit per date (:class:`MowNet`); three of them form the
+shipped ensemble.
+
+A convolution-only network (:class:`MowConvNet`: residual 1-D convolutions whose
+dilation doubles per layer, 32 bins either side, 16 channels, no recurrence) is the
+faster alternative (``net="conv"``), about 13 times the pixels per second of the
+ensemble (``benchmarks/bench_detector.py``), trained on the labels or distilled from
+the GRU ensemble (``distill``). Across domains it has not matched the ensemble yet
+(``benchmarks/figures/mowing_fast.md``), so it is not the default.
 
 It deliberately takes no Sentinel-1 per point: in the labelled plot tables VV, VH
 and VH-VV correlate with NDVI at |r| < 0.1 (single-look speckle, about 2 dB per
@@ -23,14 +26,10 @@ detector that depends on one filler's version would have to be retrained with it
 Trained with one label per reference cut (the bin holding its date), grazing periods
 masked out of the loss (neither positives nor negatives), and augmentation for a new
 region's cloudiness and sensor: clear observations hidden at random (0-40 % more per
-series), per-series NDVI gain and offset, and observation noise. The shipped recipe
-distils: an ensemble of three GRU networks (the teacher) is trained on the labels
-first, and one small convolutional network learns, on the same augmented batches,
-half from the labels and half from the teacher's mean probability. Trained on the
-labels alone, small convolutional networks generalised worse to a left-out domain
-than the GRU ensemble; the teacher passes on what its ensemble agrees on. Several
-seeds (the recipe's ``seeds``) can form an ensemble whose mean probability is the
-output.
+series), per-series NDVI gain and offset, and observation noise. Several seeds form
+an ensemble whose mean probability is the output. A distilled recipe (``distill >
+0``) trains a teacher ensemble first (:func:`teacher_recipe`); its members learn, on
+the same augmented batches, from the labels and the teacher's mean probability.
 
 >>> det = load_detector()                   # shipped weights (mowing.safetensors)
 >>> prob = det.predict_proba(ndvi, doy)     # (N, T) per-bin cut probability
@@ -214,20 +213,20 @@ class DetectorRecipe:
             from the same teacher).
     """
 
-    seeds: int = 1
+    seeds: int = 3
     first_seed: int = 0
-    steps: int = 1600
+    steps: int = 800
     batch: int = 128
-    lr: float = 1e-2
+    lr: float = 3e-3
     pos_weight: float = 4.0
     hide: float = 0.4
     gain: float = 0.15
     offset: float = 0.08
     noise: float = 0.01
-    net: str = "conv"
-    hidden: int = 16
+    net: str = "gru"
+    hidden: int = 32
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
-    distill: float = 0.5
+    distill: float = 0.0
     teacher_net: str = "gru"
     teacher_hidden: int = 32
     teacher_seeds: int = 3

@@ -7,10 +7,10 @@
 recipe is :class:`model.mowing.DetectorRecipe`, the one scored across domains by
 ``benchmarks/bench_mowing.py DIR --lodo``; the weights (safetensors) and the model
 card (JSON: recipe, decoding, the parcel-years and events per domain) are written
-atomically. The recipe distils a teacher ensemble into one small network; the teacher
-is trained first on the same domains, or read from ``--teacher`` (weights trained on
-the same data with the recipe's teacher settings, e.g. the GRU ensemble
-``model/weights/mowing-gru.safetensors``).
+atomically. ``--recipe`` changes a setting (``--recipe net=conv --recipe hidden=16``);
+a distilled recipe (``distill`` > 0) trains its teacher first on the same domains,
+or reads it from ``--teacher`` (weights trained on the same data, e.g. the shipped
+GRU ensemble).
 """
 
 from __future__ import annotations
