@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import itertools
 import json
 import sys
@@ -312,12 +313,43 @@ def reliability(split: Split, dates: np.ndarray, probs: np.ndarray, tolerance: f
     return rows
 
 
+def fold_teacher(pool: Split, doy: np.ndarray, y: np.ndarray, w: np.ndarray, recipe: Any,
+                 cache: Path | None = None) -> Any:
+    """The teacher of a distilled ``recipe`` for one fold, trained on that fold's pool only.
+
+    With ``cache`` (a folder), a teacher trained before on the identical pool (keys,
+    series, targets) with the identical recipe is read from there instead of trained
+    again, and a new one is stored there. None when the recipe does not distil.
+    """
+    from model.mowing import fit_detector, load_detector, teacher_recipe
+
+    if recipe.distill <= 0:
+        return None
+    tr = teacher_recipe(recipe)
+    if cache is None:
+        return fit_detector(pool.ndvi, doy, y, w, tr)
+    trains = {k: v for k, v in dataclasses.asdict(tr).items()  # what the teacher depends on
+              if not k.startswith("teacher_") and k not in ("distill", "dilations")}
+    h = hashlib.sha256(json.dumps([trains, [list(k) for k in pool.keys]]).encode())
+    for a in (pool.ndvi, y, w):
+        h.update(np.ascontiguousarray(a).tobytes())
+    path = cache / f"teacher-{h.hexdigest()[:16]}.safetensors"
+    if path.is_file():
+        return load_detector(path)
+    det = fit_detector(pool.ndvi, doy, y, w, tr, {"pool": pool.name})
+    det.save(path)
+    return det
+
+
 def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
-               model_path: Path | None = None) -> tuple[list[dict], list[str], dict]:
+               model_path: Path | None = None, teacher_cache: Path | None = None
+               ) -> tuple[list[dict], list[str], dict]:
     """Leave one domain out: rules tuned and the detector trained on the other domains.
 
     Returns the score rows (one per left-out domain, detector and series), notes, and
-    the learned detector's reliability table per left-out domain.
+    the learned detector's reliability table per left-out domain. A distilled recipe's
+    teacher is trained per fold on the same other domains (see :func:`fold_teacher`
+    for ``teacher_cache``).
     """
     import torch
 
@@ -349,7 +381,8 @@ def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
                 rows.append(_lodo_row(left, method, name, test, dates, tolerance))
         days, doy = axes_rows(pool.keys, pool.ndvi.shape[1])
         y, w = targets(pool, days)
-        det = fit_detector(pool.ndvi, doy, y, w, recipe)
+        teacher = fold_teacher(pool, doy, y, w, recipe, teacher_cache)
+        det = fit_detector(pool.ndvi, doy, y, w, recipe, teacher=teacher)
         days_t, doy_t = axes_rows(test.keys, test.ndvi.shape[1])
         prob = det.predict_proba(test.ndvi, doy_t)
         dates, probs = decode(prob, days_t, det.threshold, det.min_gap_days)
@@ -488,19 +521,34 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=None,
                     help="seed of the first ensemble member (another value: another ensemble, "
                     "for the spread over training seeds)")
+    ap.add_argument("--distill", type=float, default=None,
+                    help="weight of the teacher's probabilities (default: the recipe's)")
+    ap.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                    help="another setting of the learned detector's recipe (repeatable; "
+                    "e.g. net=gru, hidden=32, seeds=3, lr=0.003)")
+    ap.add_argument("--teacher-cache", type=Path, default=None,
+                    help="folder for the folds' teachers of a distilled recipe: one trained "
+                    "before on the same pool with the same recipe is reused")
     args = ap.parse_args()
     data = args.data or args.data_opt
     if data is None:
         ap.error("pass the data folder (DATA or --data DATA)")
     t0 = time.perf_counter()
     if args.lodo:
-        from model.mowing import DetectorRecipe
+        from model.mowing import DetectorRecipe, with_settings
 
         over = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps),
-                                  ("first_seed", args.first_seed)) if v is not None}
-        recipe = dataclasses.replace(DetectorRecipe(), **over)
+                                  ("first_seed", args.first_seed), ("distill", args.distill))
+                if v is not None}
+        try:
+            recipe = dataclasses.replace(with_settings(DetectorRecipe(), args.recipe), **over)
+        except ValueError as exc:
+            ap.error(str(exc))
+        if args.teacher_cache:
+            args.teacher_cache.mkdir(parents=True, exist_ok=True)
         print(f"leave one domain out ({data}):")
-        rows, notes, rel = bench_lodo(data, args.tolerance, recipe, args.model)
+        rows, notes, rel = bench_lodo(data, args.tolerance, recipe, args.model,
+                                      args.teacher_cache)
         text = (f"Mowing detection across domains, produced by `benchmarks/bench_mowing.py "
                 f"{data} --lodo`: for each left-out domain, rule thresholds are tuned (F1, "
                 "coordinate search) and the learned detector trained on the other domains "

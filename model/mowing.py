@@ -7,7 +7,15 @@ three-week gap is weaker evidence than one between two clear dates a bin apart),
 the day of year (cuts have a season; spring green-up and autumn senescence are not
 cuts). Two temporal convolutions give each date its neighbourhood, a bidirectional
 GRU the whole season (regrowth after a cut, the sward's peak before it), and a
-convolutional head one logit per date.
+convolutional head one logit per date (:class:`MowNet`); three of them form the
+shipped ensemble.
+
+A convolution-only network (:class:`MowConvNet`: residual 1-D convolutions whose
+dilation doubles per layer, 32 bins either side, 16 channels, no recurrence) is the
+faster alternative (``net="conv"``), about 13 times the pixels per second of the
+ensemble (``benchmarks/bench_detector.py``), trained on the labels or distilled from
+the GRU ensemble (``distill``). Across domains it has not matched the ensemble yet
+(``benchmarks/figures/mowing_fast.md``), so it is not the default.
 
 It deliberately takes no Sentinel-1 per point: in the labelled plot tables VV, VH
 and VH-VV correlate with NDVI at |r| < 0.1 (single-look speckle, about 2 dB per
@@ -19,7 +27,9 @@ Trained with one label per reference cut (the bin holding its date), grazing per
 masked out of the loss (neither positives nor negatives), and augmentation for a new
 region's cloudiness and sensor: clear observations hidden at random (0-40 % more per
 series), per-series NDVI gain and offset, and observation noise. Several seeds form
-an ensemble whose mean probability is the output.
+an ensemble whose mean probability is the output. A distilled recipe (``distill >
+0``) trains a teacher ensemble first (:func:`teacher_recipe`); its members learn, on
+the same augmented batches, from the labels and the teacher's mean probability.
 
 >>> det = load_detector()                   # shipped weights (mowing.safetensors)
 >>> prob = det.predict_proba(ndvi, doy)     # (N, T) per-bin cut probability
@@ -28,7 +38,7 @@ an ensemble whose mean probability is the output.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +52,10 @@ from model.train import write_card
 
 __all__ = [
     "DetectorRecipe",
+    "MowConvNet",
     "MowNet",
     "MowingDetector",
+    "build_net",
     "default_detector_weights",
     "detector_features",
     "fit_detector",
@@ -116,6 +128,63 @@ class MowNet(nn.Module):
         return self.head(z.transpose(1, 2))[:, 0]
 
 
+class MowConvNet(nn.Module):
+    """Residual dilated temporal convolutions (no recurrence), one logit per date.
+
+    An input convolution (kernel 3) to ``width`` channels, one residual block per entry
+    of ``dilations`` (kernel 3 at that dilation, GELU), a 1x1 head. Each date's output
+    sees ``1 + sum(dilations)`` bins either side.
+    """
+
+    def __init__(self, width: int = 16, dilations: tuple[int, ...] = (1, 2, 4, 8, 16)) -> None:
+        super().__init__()
+        self.width = width
+        self.dilations = tuple(int(d) for d in dilations)
+        self.inp = nn.Conv1d(len(CHANNELS), width, 3, padding=1)
+        self.blocks = nn.ModuleList(nn.Conv1d(width, width, 3, padding=d, dilation=d)
+                                    for d in self.dilations)
+        self.act = nn.GELU()
+        self.head = nn.Conv1d(width, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` features -> ``(B, T)`` logits."""
+        z = self.act(self.inp(x))
+        for block in self.blocks:
+            z = z + self.act(block(z))
+        return self.head(z)[:, 0]
+
+
+#: Network classes by the recipe's ``net`` (cards without one hold GRU weights).
+NETS = {"conv": "model.mowing.MowConvNet", "gru": "model.mowing.MowNet"}
+
+
+def build_net(recipe: dict[str, Any]) -> nn.Module:
+    """The untrained network a recipe (a card's ``recipe``) describes.
+
+    ``net`` ``"conv"`` (:class:`MowConvNet`, ``hidden`` channels, ``dilations``) or
+    ``"gru"`` (:class:`MowNet`, ``hidden`` units); a recipe without ``net`` is from
+    before the convolutional design and builds the GRU.
+    """
+    kind = recipe.get("net", "gru")
+    if kind == "conv":
+        return MowConvNet(int(recipe.get("hidden", 16)),
+                          tuple(recipe.get("dilations", (1, 2, 4, 8, 16))))
+    if kind == "gru":
+        return MowNet(int(recipe.get("hidden", 32)))
+    raise ValueError(f"detector recipe: unknown net {kind!r} (expected one of {sorted(NETS)})")
+
+
+def architecture(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The card's description of the network a recipe builds."""
+    kind = recipe.get("net", "gru")
+    arch: dict[str, Any] = {"class": NETS.get(kind, kind), "net": kind,
+                            "width": int(recipe.get("hidden", 32))}
+    if kind == "conv":
+        dil = [int(d) for d in recipe.get("dilations", (1, 2, 4, 8, 16))]
+        arch.update(dilations=dil, kernel=3, receptive_field_bins=3 + 2 * sum(dil))
+    return arch
+
+
 @dataclass(frozen=True)
 class DetectorRecipe:
     """How the detector is trained (see the module docstring).
@@ -130,7 +199,18 @@ class DetectorRecipe:
         hide: most extra share of clear observations hidden per series.
         gain, offset, noise: per-series NDVI gain (1 +- gain) and offset (+- offset),
             per-observation noise (std), all NDVI units.
-        hidden: network width.
+        net: ``"conv"`` (:class:`MowConvNet`) or ``"gru"`` (:class:`MowNet`).
+        hidden: network width (convolution channels, or GRU units).
+        dilations: the convolutional network's dilation per residual block.
+        distill: weight of a teacher's probabilities in the loss, against ``1 -
+            distill`` for the labels (0: labels only, no teacher). The teacher is an
+            ensemble trained on the same series first (:func:`teacher_recipe`); the
+            members learn its probabilities on the same augmented batches.
+        teacher_net, teacher_hidden, teacher_seeds, teacher_steps, teacher_lr,
+        teacher_first_seed: the teacher's network, width, members, steps, learning rate
+            and first seed (its other
+            settings are this recipe's; another ``first_seed`` trains other members
+            from the same teacher).
     """
 
     seeds: int = 3
@@ -143,7 +223,48 @@ class DetectorRecipe:
     gain: float = 0.15
     offset: float = 0.08
     noise: float = 0.01
+    net: str = "gru"
     hidden: int = 32
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
+    distill: float = 0.0
+    teacher_net: str = "gru"
+    teacher_hidden: int = 32
+    teacher_seeds: int = 3
+    teacher_steps: int = 800
+    teacher_lr: float = 3e-3
+    teacher_first_seed: int = 0
+
+
+def with_settings(recipe: DetectorRecipe, settings: list[str]) -> DetectorRecipe:
+    """``recipe`` with ``KEY=VALUE`` settings (``net=conv``, ``lr=0.01``, ``dilations=1,2,4``).
+
+    Raises ValueError naming the setting that is no recipe field or does not parse.
+    """
+    types = {f.name: f.type for f in fields(DetectorRecipe)}
+    over: dict[str, Any] = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        if not sep or key not in types:
+            raise ValueError(f"recipe setting {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(types)}")
+        kind = str(types[key])
+        try:
+            if kind.startswith("tuple"):
+                over[key] = tuple(int(v) for v in text.split(","))
+            elif kind in ("int", "float"):
+                over[key] = int(text) if kind == "int" else float(text)
+            else:
+                over[key] = text
+        except ValueError:
+            raise ValueError(f"recipe setting {item!r}: {text!r} is not a {kind}") from None
+    return replace(recipe, **over)
+
+
+def teacher_recipe(recipe: DetectorRecipe) -> DetectorRecipe:
+    """The recipe of the ensemble whose probabilities a distilled recipe's members learn."""
+    return replace(recipe, net=recipe.teacher_net, hidden=recipe.teacher_hidden,
+                   seeds=recipe.teacher_seeds, steps=recipe.teacher_steps,
+                   lr=recipe.teacher_lr, first_seed=recipe.teacher_first_seed, distill=0.0)
 
 
 def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np.ndarray:
@@ -159,8 +280,9 @@ def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np
 
 
 def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
-               recipe: DetectorRecipe, seed: int) -> MowNet:
-    """Train one ensemble member.
+               recipe: DetectorRecipe, seed: int, teacher: MowingDetector | None = None
+               ) -> nn.Module:
+    """Train one ensemble member (on the labels, and with ``teacher`` its probabilities).
 
     Args:
         ndvi: ``(N, T)`` binned clear NDVI (NaN = none).
@@ -168,10 +290,15 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
         target: ``(N, T)`` 1 in the bin of a reference cut, else 0.
         weight: ``(N, T)`` loss weight (0 = not a negative nor a positive: grazing,
             padding).
+        teacher: with ``recipe.distill > 0``, the ensemble whose mean probability on each
+            augmented batch is the soft target. Its probabilities are taken on the odds
+            scale its own training left them (the label term's ``pos_weight``), so the
+            member's logits keep that scale and :attr:`MowingDetector.prior_shift`
+            applies to it as to a member trained on labels alone.
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    net = MowNet(recipe.hidden)
+    net = build_net(asdict(recipe))
     opt = torch.optim.AdamW(net.parameters(), recipe.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.steps)
     y = torch.as_tensor(target, dtype=torch.float32)
@@ -180,8 +307,14 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
     for _ in range(recipe.steps):
         rows = rng.integers(0, len(ndvi), recipe.batch)
         x = detector_features(augment(ndvi[rows], recipe, rng), doy[rows])
+        logit = net(x)
         loss = nn.functional.binary_cross_entropy_with_logits(
-            net(x), y[rows], reduction="none", pos_weight=pos)
+            logit, y[rows], reduction="none", pos_weight=pos)
+        if teacher is not None and recipe.distill > 0:
+            with torch.no_grad():
+                soft = torch.stack([torch.sigmoid(t(x)) for t in teacher.nets]).mean(0)
+            loss = (1 - recipe.distill) * loss + recipe.distill * \
+                nn.functional.binary_cross_entropy_with_logits(logit, soft, reduction="none")
         wr = w[rows]
         loss = (loss * wr).sum() / wr.sum().clamp(min=1.0)
         opt.zero_grad()
@@ -192,9 +325,9 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
 
 
 class MowingDetector:
-    """An ensemble of :class:`MowNet` with its card, for numpy inference."""
+    """An ensemble of networks (:func:`build_net`) with its card, for numpy inference."""
 
-    def __init__(self, nets: list[MowNet], card: dict[str, Any]) -> None:
+    def __init__(self, nets: list[nn.Module], card: dict[str, Any]) -> None:
         self.nets = [n.eval() for n in nets]
         self.card = card
 
@@ -245,27 +378,56 @@ class MowingDetector:
 
 
 def fit_detector(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
-                 recipe: DetectorRecipe | None = None, card: dict[str, Any] | None = None
-                 ) -> MowingDetector:
-    """Train the ensemble of ``recipe.seeds`` members (see :func:`fit_member`)."""
+                 recipe: DetectorRecipe | None = None, card: dict[str, Any] | None = None,
+                 teacher: MowingDetector | None = None) -> MowingDetector:
+    """Train the ensemble of ``recipe.seeds`` members (see :func:`fit_member`).
+
+    A recipe with ``distill > 0`` first trains its teacher (:func:`teacher_recipe`) on
+    the same series, unless ``teacher`` (trained on them already) is given.
+    """
     recipe = recipe or DetectorRecipe()
-    nets = [fit_member(ndvi, doy, target, weight, recipe, recipe.first_seed + k)
+    if recipe.distill > 0 and teacher is None:
+        teacher = fit_detector(ndvi, doy, target, weight, teacher_recipe(recipe))
+    use = teacher if recipe.distill > 0 else None
+    nets = [fit_member(ndvi, doy, target, weight, recipe, recipe.first_seed + k, use)
             for k in range(recipe.seeds)]
-    full = {"recipe": asdict(recipe), "decode": dict(DECODE), **(card or {})}
+    card = dict(card or {})
+    if use is not None:
+        card.setdefault("teacher", {"recipe": use.card.get("recipe", {}),
+                                    "architecture": use.card.get("architecture", {})})
+    arch = {**architecture(asdict(recipe)), **card.pop("architecture", {})}
+    full = {"recipe": asdict(recipe), "decode": dict(DECODE), "architecture": arch, **card}
     return MowingDetector(nets, full)
 
 
+def _recipe_of_weights(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The network part of a recipe, read off card-less weights."""
+    gru = next((v for k, v in tensors.items() if k.endswith(".gru.weight_hh_l0")), None)
+    if gru is not None:
+        return {"net": "gru", "hidden": int(gru.shape[1])}
+    inp = next((v for k, v in tensors.items() if k.endswith(".inp.weight")), None)
+    if inp is None:
+        raise ValueError("detector weights without a card hold neither a GRU nor a "
+                         "convolutional network")
+    return {"net": "conv", "hidden": int(inp.shape[0])}
+
+
 def load_detector(path: str | Path | None = None) -> MowingDetector:
-    """Load a detector from safetensors + its card (default: the shipped weights)."""
+    """Load a detector from safetensors + its card (default: the shipped weights).
+
+    The card's recipe names the network (:func:`build_net`); without a card the
+    weights tell a GRU (and its width) from a convolutional network (of the default
+    dilations).
+    """
     path = Path(path) if path is not None else default_detector_weights()
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     tensors = load_file(str(path))
     members = sorted({int(k.split(".", 1)[0][1:]) for k in tensors})
-    hidden = int(card.get("recipe", {}).get("hidden", 32))
+    recipe = dict(card.get("recipe", {})) if card else _recipe_of_weights(tensors)
     nets = []
     for m in members:
-        net = MowNet(hidden)
+        net = build_net(recipe)
         net.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items()
                              if k.startswith(f"m{m}.")})
         nets.append(net)

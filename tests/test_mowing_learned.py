@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -32,6 +34,44 @@ def test_decode_keeps_peaks_above_threshold_spaced_by_regrowth() -> None:
     assert np.isfinite(dates[1]).sum() == 1
     assert dates[1, 0] == pytest.approx(33.0)  # probability-weighted centre of the bins
     assert probs[1, 0] == pytest.approx(1 - 0.55 * 0.55)
+
+
+def _greedy_decode(prob: np.ndarray, days: np.ndarray, threshold: float, gap: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Reference: the decoding rule written out row by row, peak by peak."""
+    n, t = prob.shape
+    dates, probs = np.full((n, 6), np.nan), np.full((n, 6), np.nan)
+    for r in range(n):
+        p = np.concatenate([[0.0], prob[r], [0.0]])
+        d = np.concatenate([[np.nan], days, [np.nan]])
+        cand = []
+        for j in range(1, t + 1):
+            mass = 1 - (1 - p[j]) * (1 - p[j - 1]) * (1 - p[j + 1])
+            if p[j] > 0 and p[j] >= p[j - 1] and p[j] >= p[j + 1] and mass >= threshold:
+                w = [(p[i], d[i]) for i in (j - 1, j, j + 1) if np.isfinite(d[i])]
+                when = sum(a * b for a, b in w) / sum(a for a, _ in w)
+                cand.append((-mass, j, when))
+        kept: list[tuple[float, int, float]] = []
+        for c in sorted(cand):
+            if all(abs(c[2] - k[2]) >= gap for k in kept):
+                kept.append(c)
+        kept = sorted(kept, key=lambda c: c[2])[:6]
+        dates[r, : len(kept)] = [c[2] for c in kept]
+        probs[r, : len(kept)] = [-c[0] for c in kept]
+    return dates, probs
+
+
+def test_decode_matches_the_rule_row_by_row_with_ties_and_many_peaks() -> None:
+    rng = np.random.default_rng(5)
+    days = np.arange(30) * 6.0
+    p = np.round(rng.random((300, 30)) ** 3, 1)  # rounded: many ties, many peaks
+    p[rng.random(p.shape) < 0.3] = 0
+    for threshold, gap in ((0.3, 30.0), (0.6, 12.0), (0.05, 45.0)):
+        got = decode(p, days, threshold, gap)
+        want = _greedy_decode(p, days, threshold, gap)
+        np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-12)
+    assert np.isfinite(got[0]).sum() > len(p)  # rows with several events were decoded
 
 
 def _season(rng: np.random.Generator, n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +111,83 @@ def test_detector_learns_cuts_of_a_synthetic_season_and_round_trips(tmp_path: Pa
     assert again.card["recipe"]["steps"] == 250
 
 
+@pytest.mark.parametrize("recipe", [{"net": "conv", "hidden": 8, "dilations": (1, 3)},
+                                    {"net": "gru", "hidden": 6}])
+def test_load_builds_the_network_its_card_names(tmp_path: Path, recipe: dict) -> None:
+    from model.mowing import DetectorRecipe, MowConvNet, MowNet, fit_detector, load_detector
+
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    _, doy = grid_axes(grid)
+    ndvi, cuts = _season(np.random.default_rng(2), 16, grid.count)
+    target = np.zeros(ndvi.shape, np.float32)
+    target[np.arange(len(cuts)), cuts] = 1
+    det = fit_detector(ndvi, np.tile(doy, (len(ndvi), 1)), target, np.ones_like(target),
+                       DetectorRecipe(seeds=2, steps=3, batch=4, **recipe))
+    det.save(tmp_path / "d.safetensors")
+    again = load_detector(tmp_path / "d.safetensors")
+    cls = MowConvNet if recipe["net"] == "conv" else MowNet
+    assert all(type(n) is cls for n in again.nets) and len(again.nets) == 2
+    assert again.card["architecture"]["class"] == f"model.mowing.{cls.__name__}"
+    np.testing.assert_array_equal(again.predict_proba(ndvi, doy), det.predict_proba(ndvi, doy))
+    # without its card the weights' names tell the network apart
+    (tmp_path / "d.json").unlink()
+    if recipe["net"] == "gru":
+        bare = load_detector(tmp_path / "d.safetensors")
+        assert all(type(n) is MowNet for n in bare.nets)
+
+
+def test_gru_weights_of_the_earlier_card_format_still_load() -> None:
+    from model.mowing import MowNet, load_detector
+
+    det = load_detector()  # the shipped ensemble's card predates the recipe's ``net``
+    assert "net" not in det.card["recipe"]
+    assert len(det.nets) == 3 and all(type(n) is MowNet and n.hidden == 32 for n in det.nets)
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    days, doy = grid_axes(grid)
+    test, tcuts = _season(np.random.default_rng(1), 40, grid.count)
+    found, _ = detect_learned(test, days, doy, det)
+    score = Score(0, 0, 0)
+    for i, c in enumerate(tcuts):
+        score = score + match_events(found[i], [days[c]], 12.0)
+    assert score.f1 >= 0.5, score  # trained weights, not a freshly initialised network
+
+
+def test_distilled_recipe_trains_its_teacher_first_or_takes_the_one_given(
+        tmp_path: Path) -> None:
+    from model.mowing import DetectorRecipe, MowConvNet, MowNet, fit_detector, teacher_recipe
+
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    _, doy = grid_axes(grid)
+    ndvi, cuts = _season(np.random.default_rng(4), 16, grid.count)
+    target = np.zeros(ndvi.shape, np.float32)
+    target[np.arange(len(cuts)), cuts] = 1
+    doy_n, weight = np.tile(doy, (len(ndvi), 1)), np.ones_like(target)
+    recipe = DetectorRecipe(seeds=1, steps=4, batch=4, net="conv", hidden=16, teacher_steps=3,
+                            teacher_seeds=2, distill=0.7)
+    det = fit_detector(ndvi, doy_n, target, weight, recipe)
+    assert len(det.nets) == 1 and type(det.nets[0]) is MowConvNet
+    assert det.card["teacher"]["recipe"]["net"] == "gru"
+    assert det.card["teacher"]["recipe"]["seeds"] == 2
+    teacher = fit_detector(ndvi, doy_n, target, weight,
+                           dataclasses.replace(teacher_recipe(recipe), hidden=5))
+    assert all(type(n) is MowNet for n in teacher.nets)
+    given = fit_detector(ndvi, doy_n, target, weight, recipe, teacher=teacher)
+    assert given.card["teacher"]["recipe"]["hidden"] == 5
+    # the teacher's probabilities steer the member: another teacher, another member
+    p1, p2 = det.predict_proba(ndvi, doy), given.predict_proba(ndvi, doy)
+    assert not np.allclose(p1, p2)
+    plain = fit_detector(ndvi, doy_n, target, weight,
+                         dataclasses.replace(recipe, distill=0.0), teacher=teacher)
+    assert "teacher" not in plain.card
+
+
+def test_unknown_network_in_a_recipe_is_refused() -> None:
+    from model.mowing import build_net
+
+    with pytest.raises(ValueError, match="unknown net 'lstm'"):
+        build_net({"net": "lstm"})
+
+
 def test_lodo_trains_and_tunes_without_the_left_out_domain(tmp_path: Path) -> None:
     from model.mowing import DetectorRecipe
 
@@ -78,7 +195,9 @@ def test_lodo_trains_and_tunes_without_the_left_out_domain(tmp_path: Path) -> No
     import bench_mowing
 
     rows, notes, rel = bench_mowing.bench_lodo(
-        _layout(tmp_path), 12.0, DetectorRecipe(seeds=1, steps=5, batch=4))
+        _layout(tmp_path), 12.0, DetectorRecipe(seeds=1, steps=5, batch=4, net="conv",
+                                                hidden=16, distill=0.5, teacher_steps=5),
+        teacher_cache=tmp_path / "teachers")
     assert {r["domain"] for r in rows} == {"X", "camera"}
     for dom in ("X", "camera"):
         mine = {(r["method"], r["series"]) for r in rows if r["domain"] == dom}
@@ -86,6 +205,11 @@ def test_lodo_trains_and_tunes_without_the_left_out_domain(tmp_path: Path) -> No
         assert all(r["tp"] + r["fn"] == 3 for r in rows if r["domain"] == dom)
     assert any(n.startswith("X: learned minus best rule") for n in notes)
     assert set(rel) == {"X", "camera"}
+    # one teacher per fold, each trained without its left-out domain
+    cached = sorted((tmp_path / "teachers").glob("*.safetensors"))
+    assert len(cached) == 2
+    pools = {json.loads(p.with_suffix(".json").read_text())["pool"] for p in cached}
+    assert pools == {"all but X", "all but camera"}
 
 
 def _table(path: Path) -> Path:
@@ -148,3 +272,14 @@ def test_mowing_learned_on_the_demo_cube_reads_observations_and_rates_events(
     inside = count != 255
     assert (fewer[inside] <= count[inside]).all()
     assert (gpd.read_file(strict / "mowing_events.gpkg")["probability"] >= 0.8).all()
+
+
+def test_recipe_settings_parse_by_field_type_and_name_a_bad_one() -> None:
+    from model.mowing import DetectorRecipe, with_settings
+
+    r = with_settings(DetectorRecipe(), ["net=gru", "hidden=32", "lr=0.003", "dilations=1,3"])
+    assert (r.net, r.hidden, r.lr, r.dilations) == ("gru", 32, 0.003, (1, 3))
+    with pytest.raises(ValueError, match="'widht=3'"):
+        with_settings(DetectorRecipe(), ["widht=3"])
+    with pytest.raises(ValueError, match="'x' is not a float"):
+        with_settings(DetectorRecipe(), ["lr=x"])

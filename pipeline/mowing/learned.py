@@ -47,17 +47,42 @@ def decode(prob: np.ndarray, days: np.ndarray, threshold: float, min_gap_days: f
     wsum = prob + np.where(np.isfinite(d_left), left, 0) + np.where(np.isfinite(d_right), right, 0)
     when = (prob * days + np.nan_to_num(left * d_left) + np.nan_to_num(right * d_right)) / \
         np.maximum(wsum, 1e-12)
+    return _keep_spaced(peak, mass, when, min_gap_days, max_events)
+
+
+def _keep_spaced(peak: np.ndarray, mass: np.ndarray, when: np.ndarray, min_gap_days: float,
+                 max_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of each row's peaks, likeliest first, those at least ``min_gap_days`` from all kept.
+
+    Vectorised over rows: the peaks of every row are ranked by probability (ties: the
+    earlier bin first), and rank by rank a peak is kept where no kept one lies closer.
+    Returns the kept dates and probabilities in date order, ``(N, max_events)``, NaN
+    padded.
+    """
+    n = len(peak)
     dates = np.full((n, max_events), np.nan)
     probs = np.full((n, max_events), np.nan)
-    for r in np.flatnonzero(peak.any(axis=1)):
-        cand = np.flatnonzero(peak[r])
-        kept: list[int] = []
-        for j in cand[np.argsort(-mass[r, cand], kind="stable")]:
-            if all(abs(when[r, j] - when[r, k]) >= min_gap_days for k in kept):
-                kept.append(int(j))
-        kept = sorted(kept, key=lambda j: when[r, j])[:max_events]
-        dates[r, : len(kept)] = when[r, kept]
-        probs[r, : len(kept)] = mass[r, kept]
+    rows = np.flatnonzero(peak.any(axis=1))
+    if not len(rows):
+        return dates, probs
+    pk, m, w = peak[rows], mass[rows], when[rows]
+    k = int(pk.sum(axis=1).max())
+    order = np.argsort(np.where(pk, -m, np.inf), axis=1, kind="stable")[:, :k]
+    ok = np.take_along_axis(pk, order, 1)
+    cw = np.take_along_axis(w, order, 1)
+    cm = np.take_along_axis(m, order, 1)
+    kept = np.zeros_like(ok)
+    for j in range(k):
+        near = kept[:, :j] & (np.abs(cw[:, :j] - cw[:, j:j + 1]) < min_gap_days)
+        kept[:, j] = ok[:, j] & ~near.any(axis=1)
+    cw = np.where(kept, cw, np.inf)
+    by_date = np.argsort(cw, axis=1, kind="stable")[:, :max_events]
+    kw = np.take_along_axis(cw, by_date, 1)
+    km = np.take_along_axis(cm, by_date, 1)
+    on = np.isfinite(kw)
+    e = by_date.shape[1]
+    dates[rows, :e] = np.where(on, kw, np.nan)
+    probs[rows, :e] = np.where(on, km, np.nan)
     return dates, probs
 
 

@@ -1,13 +1,16 @@
 """Train the shipped learned mowing detector on every labelled domain of a data folder.
 
     python -m pipeline.mowing.train --data DIR [--out model/weights/mowing.safetensors]
-        [--seeds N] [--steps N]
+        [--seeds N] [--steps N] [--recipe KEY=VALUE ...] [--teacher WEIGHTS]
 
 ``DIR`` has the slovak-grassland layout (:mod:`pipeline.mowing.reference`). The
 recipe is :class:`model.mowing.DetectorRecipe`, the one scored across domains by
 ``benchmarks/bench_mowing.py DIR --lodo``; the weights (safetensors) and the model
 card (JSON: recipe, decoding, the parcel-years and events per domain) are written
-atomically.
+atomically. ``--recipe`` changes a setting (``--recipe net=conv --recipe hidden=16``);
+a distilled recipe (``distill`` > 0) trains its teacher first on the same domains,
+or reads it from ``--teacher`` (weights trained on the same data, e.g. the shipped
+GRU ensemble).
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from pipeline.mowing.reference import axes_rows, concat, domains, targets
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, train, write; returns the exit code."""
-    from model.mowing import DetectorRecipe, default_detector_weights, fit_detector
+    from model.mowing import (
+        DetectorRecipe,
+        default_detector_weights,
+        fit_detector,
+        load_detector,
+        with_settings,
+    )
 
     ap = argparse.ArgumentParser(prog="python -m pipeline.mowing.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,23 +42,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=default_detector_weights())
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                    help="another recipe setting (repeatable; see model.mowing.DetectorRecipe)")
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="teacher weights trained on the same data (default: train one)")
     args = ap.parse_args(argv)
+    if args.teacher is not None and not args.teacher.is_file():
+        ap.error(f"--teacher {args.teacher}: no such weights file")
     doms = domains(args.data)
     if not doms:
         ap.error(f"--data {args.data}: no labelled domain (train/mowing_events.gpkg or "
                  "test/SK_long.gpkg)")
     torch.set_num_threads(1)
     over = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps)) if v is not None}
-    recipe = dataclasses.replace(DetectorRecipe(), **over)
+    try:
+        recipe = dataclasses.replace(with_settings(DetectorRecipe(), args.recipe), **over)
+    except ValueError as exc:
+        ap.error(str(exc))
     pool = concat(list(doms.values()), "all")
     days, doy = axes_rows(pool.keys, pool.ndvi.shape[1])
     y, w = targets(pool, days)
     t0 = time.perf_counter()
+    teacher = load_detector(args.teacher) if args.teacher is not None else None
     card = {
         "name": "learned mowing-event detector",
-        "architecture": {"class": "model.mowing.MowNet", "inputs": "binned clear NDVI, its "
-                         "mask, linear fill, steps to the previous/next observation, day of "
-                         "year", "outputs": "per 6-day bin: probability of a cut"},
+        "architecture": {"inputs": "binned clear NDVI, its mask, linear fill, steps to the "
+                         "previous/next observation, day of year",
+                         "outputs": "per 6-day bin: probability of a cut"},
         "training": {
             "data": str(args.data.name),
             "domains": {n: {"parcel_years": len(d.keys),
@@ -60,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "validation": "benchmarks/figures/mowing_lodo.md (leave one domain out)",
     }
-    det = fit_detector(pool.ndvi, doy, y, w, recipe, card)
+    det = fit_detector(pool.ndvi, doy, y, w, recipe, card, teacher)
     det.card["training"]["seconds"] = round(time.perf_counter() - t0)
+    if teacher is not None and "teacher" in det.card:
+        det.card["teacher"]["weights"] = args.teacher.name
+        det.card["teacher"]["training"] = teacher.card.get("training", {})
     det.save(args.out)
     print(f"trained {recipe.seeds} members on {len(pool.keys)} parcel-years "
           f"({', '.join(doms)}) in {det.card['training']['seconds']} s -> {args.out}")
