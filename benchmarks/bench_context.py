@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import xarray as xr
 from rasterio.windows import from_bounds
 
 from pipeline.baselines import linear
@@ -42,6 +43,23 @@ def read_window(
     with rasterio.open(path) as src:
         win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
         return src.read(window=win), list(src.descriptions)
+
+
+def truth_for(cube: xr.Dataset, truth: Path
+              ) -> tuple[tuple[float, float, float, float], np.ndarray, np.ndarray,
+                         dict[int, str]]:
+    """The cube's bounds and, cut to them, the truth the cube is scored against: the
+    bins' daily-mean clean NDVI on the cube's dates (T, y, x), the land cover (y, x) and
+    the land cover's class names."""
+    bounds = (float(cube.x.min()) - 5, float(cube.y.min()) - 5,
+              float(cube.x.max()) + 5, float(cube.y.max()) + 5)
+    bins, desc = read_window(truth / "ndvi_bins.tif", bounds)
+    lc = read_window(truth / "landcover.tif", bounds)[0][0]
+    with rasterio.open(truth / "landcover.tif") as src:
+        names = {int(k): v for k, v in json.loads(src.tags().get("classes", "{}")).items()}
+    by_date = {d[:10]: i for i, d in enumerate(desc)}
+    ref = np.stack([bins[by_date[str(d)[:10]]] for d in cube.time.values]).astype(np.float32)
+    return bounds, ref, lc, names
 
 
 def gap_length(missing: np.ndarray) -> np.ndarray:
@@ -68,13 +86,8 @@ def main() -> None:
     args = ap.parse_args()
 
     cube = open_cube(args.out / "cube.zarr")
-    bounds = (float(cube.x.min()) - 5, float(cube.y.min()) - 5,
-              float(cube.x.max()) + 5, float(cube.y.max()) + 5)
     truth = args.cache / "truth"
-    bins, desc = read_window(truth / "ndvi_bins.tif", bounds)
-    lc = read_window(truth / "landcover.tif", bounds)[0][0]
-    with rasterio.open(truth / "landcover.tif") as src:
-        names = {int(k): v for k, v in json.loads(src.tags().get("classes", "{}")).items()}
+    bounds, ref, lc, names = truth_for(cube, truth)
     if args.zones == "truth":
         zone = read_window(truth / "parcels.tif", bounds)[0][0].astype(np.int64)
     else:
@@ -87,9 +100,6 @@ def main() -> None:
     zone = zone.reshape(inside.shape)
     n_zones = int(zone.max())
 
-    by_date = {d[:10]: i for i, d in enumerate(desc)}
-    dates = [str(d)[:10] for d in cube.time.values]
-    ref = np.stack([bins[by_date[d]] for d in dates]).astype(np.float32)
     # (y, x, T) as the fill stage sees a block
     obs = np.moveaxis(cube["ndvi"].values, 0, -1)
     ref = np.moveaxis(ref, 0, -1)

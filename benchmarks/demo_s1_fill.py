@@ -12,16 +12,14 @@ the daily-mean clean NDVI of the bin, per land cover and gap length.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import rasterio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_context import GAP_BUCKETS, gap_length, read_window
+from bench_context import GAP_BUCKETS, gap_length, truth_for
 
 from pipeline.cube import open_cube
 from pipeline.fill import S1_VARS, cube_doy, shipped_weights
@@ -35,15 +33,7 @@ def main() -> None:
     from model import load_model
 
     cube = open_cube(args.out / "cube.zarr")
-    bounds = (float(cube.x.min()) - 5, float(cube.y.min()) - 5,
-              float(cube.x.max()) + 5, float(cube.y.max()) + 5)
-    truth = args.cache / "truth"
-    bins, desc = read_window(truth / "ndvi_bins.tif", bounds)
-    lc = read_window(truth / "landcover.tif", bounds)[0][0]
-    with rasterio.open(truth / "landcover.tif") as src:
-        names = {int(k): v for k, v in json.loads(src.tags().get("classes", "{}")).items()}
-    by_date = {d[:10]: i for i, d in enumerate(desc)}
-    ref = np.stack([bins[by_date[str(d)[:10]]] for d in cube.time.values])
+    _, ref, lc, names = truth_for(cube, args.cache / "truth")
     t = ref.shape[0]
     inside = (cube["aoi_mask"].values > 0).reshape(-1)
     ndvi = np.moveaxis(cube["ndvi"].values, 0, -1).reshape(-1, t)
