@@ -24,6 +24,7 @@ from rasterio.features import rasterize
 from shapely.geometry import shape
 from shapely.ops import transform
 
+from pipeline.baselines import linear
 from pipeline.context import apply_context, calibrate, zone_centroids, zone_sides, zone_table
 from pipeline.fill import ModelFiller, cube_doy, fill_block
 from pipeline.s2 import clear_mask
@@ -113,8 +114,6 @@ def main() -> None:
         table = zone_table(zone, seen, 1, sides)
         cal = calibrate(seen, zone, table, sides)
         ctx, ctx_sd = apply_context(mean, std, seen, zone, table, cal)
-        from pipeline.baselines import linear
-
         lin = linear(seen.reshape(-1, t)).reshape(seen.shape)
         truth = obs[mask]
         e = {"lin": np.abs(lin[mask] - truth), "sf": np.abs(mean[mask] - truth),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _neighbour_indices(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def neighbour_indices(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the previous and next valid sample for every cell (-1 / T if none)."""
     n, t = valid.shape
     pos = np.broadcast_to(np.arange(t), (n, t))
@@ -27,7 +27,7 @@ def linear(y: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected (N, T) array, got shape {y.shape}")
     n, t = y.shape
     valid = np.isfinite(y)
-    prev, nxt = _neighbour_indices(valid)
+    prev, nxt = neighbour_indices(valid)
     rows = np.arange(n)[:, None]
     has_prev, has_next = prev >= 0, nxt < t
     y_prev = y[rows, np.clip(prev, 0, t - 1)]
@@ -44,7 +44,7 @@ def linear(y: np.ndarray) -> np.ndarray:
 def _carry_ends(y: np.ndarray, filled: np.ndarray) -> np.ndarray:
     """Nearest-value carry outside each row's first/last observation; all-NaN rows NaN."""
     valid = np.isfinite(y)
-    prev, nxt = _neighbour_indices(valid)
+    prev, nxt = neighbour_indices(valid)
     n, t = y.shape
     rows = np.arange(n)[:, None]
     has_prev, has_next = prev >= 0, nxt < t

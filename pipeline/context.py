@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.baselines import linear
+from pipeline.baselines import linear, neighbour_indices
 from pipeline.zones import zone_date_sums
 
 #: Fewest clear pixels of a zone on a date for its mean to be used (a handful of
@@ -246,8 +246,7 @@ def calibrate(ndvi: np.ndarray, zone: np.ndarray, table: ZoneTable,
     n, t = p.d.shape
     valid = np.isfinite(p.d)
     pos = np.broadcast_to(np.arange(t), (n, t))
-    prev = np.maximum.accumulate(np.where(valid, pos, -1), axis=1)
-    nxt = np.minimum.accumulate(np.where(valid, pos, t)[:, ::-1], axis=1)[:, ::-1]
+    prev, nxt = neighbour_indices(valid)
     before = np.concatenate([np.full((n, 1), -1), prev[:, :-1]], axis=1)
     after = np.concatenate([nxt[:, 1:], np.full((n, 1), t)], axis=1)
     ok = valid & (before >= 0) & (after < t)
