@@ -166,17 +166,19 @@ def _run_fold(
         net = load_model(path).net
         seconds = float(json.loads(path.with_suffix(".json").read_text())["training"]
                         .get("seconds", 0.0))
-        calibration = calibrate(net, calib, recipe.seed)
+        calibration = calibrate(net, calib, recipe.seed, use_s1=bool(recipe.s1))
     else:
         net, calibration, seconds = fit(pools, calib, recipe, rng)
     card = {"version": __version__, "calibration": calibration,
             "architecture": {"config": net.config},
             "training": {"recipe": recipe_fields, "cv_left_out": test, "seconds": seconds,
                          "domains": sorted({d.name for d in domains} - {test})}}
+    if not recipe.s1:
+        card["inference"] = {"s1": False}
     _save(net, card, path)
     sf = SFModel(net, card)
     variants: dict[str, dict[str, Any]] = {"sf": {}}
-    if left.has_s1:
+    if left.has_s1 and recipe.s1:
         variants["sf_no_s1"] = {"use_s1": False}
     results: dict[str, Any] = {}
     ratios: dict[str, list[np.ndarray]] = {}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from model import SFModel
+from model import SFModel, load_model
 from model.cv import FoldOverlapError, check_disjoint, discover_domains, fold_data
 from model.sf import SFNet, akima_fill
 from model.train import Recipe
@@ -140,3 +140,27 @@ def test_region_augmentation_keeps_shapes_and_masks() -> None:
     assert np.nanmin(a) >= -1 and np.nanmax(a) <= 1
     assert d.min() >= 1 and d.max() <= 366.25
     assert np.isnan(b).any() and not np.isnan(vv).any()
+
+
+def test_recipe_without_s1_trains_and_scores_without_radar(tables: Path,
+                                                           tmp_path: Path) -> None:
+    """``s1=0``: no batch carries Sentinel-1, and the fold card withholds it at inference."""
+    from model.__main__ import main
+    from model.train import Batches
+
+    domains = discover_domains(tables)
+    pools, _, _ = fold_data(domains, "AA", Recipe(steps=1))
+    draw = Batches(pools, Recipe(s1=0, batch=32), np.random.default_rng(0)).draw()
+    assert torch.isnan(draw[1]).all() and torch.isnan(draw[2]).all()
+    with_s1 = Batches(pools, Recipe(batch=32), np.random.default_rng(0)).draw()
+    assert torch.isfinite(with_s1[1]).any()
+
+    out = tmp_path / "report"
+    assert main(["cv", "--data", str(tables), "--out", str(out), "--steps", "3",
+                 "--workers", "1", "--gap-seeds", "0", "--repeats", "1",
+                 "--domains", "AA", "--set", "akima=1", "--set", "s1=0"]) == 0
+    fold = json.loads((out / "cv.json").read_text())["folds"][0]
+    assert set(fold["seeds"]["0"]) == {"sf", "sf_no_fallback"}
+    card = json.loads((out / "folds" / "AA.json").read_text())
+    assert card["inference"]["s1"] is False
+    assert load_model(out / "folds" / "AA.safetensors").use_s1 is False
