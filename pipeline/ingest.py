@@ -1,9 +1,10 @@
 """Ingestion: STAC items -> lazy cube on the run's grid and 6-day time grid.
 
 Every source hands over STAC items; this module reads them the same way for
-all sources (odc-stac over rasterio), so a demo run exercises the very code a
-real run uses. Nothing is computed here: the result is a dask-backed
-``xarray.Dataset`` that :mod:`pipeline.cube` writes chunk by chunk.
+all sources (Sentinel-2 through odc-stac over rasterio, Sentinel-1 through
+:mod:`pipeline.warp`), so a demo run exercises the very code a real run uses.
+Nothing is computed here: the result is a dask-backed ``xarray.Dataset`` that
+:mod:`pipeline.cube` writes chunk by chunk.
 
 Per-scene policy: a scene whose metadata is unusable or whose assets cannot be
 opened is skipped and recorded with the reason (see :class:`SceneLog`); the run
@@ -34,6 +35,7 @@ from rasterio.features import rasterize
 
 from pipeline import s1 as s1mod
 from pipeline import s2 as s2mod
+from pipeline import warp
 from pipeline.aoi import AOI, aoi_in_crs
 from pipeline.timegrid import TimeGrid
 
@@ -319,31 +321,12 @@ def load_s1(
     out: dict[str, xr.DataArray] = {}
     for direction, d_items in by_dir.items():
         usable = _with_keys(d_items, key_of, scenes)
-        groups: dict[tuple[str, ...], list[pystac.Item]] = {}
-        for item, keys in usable:
-            groups.setdefault(keys, []).append(item)
-        # One load per group for both polarisations: odc-stac works out each scene's
-        # footprint on the grid once per load (the costly part of building the graph).
-        loaded = [
-            (keys, odc.stac.load(
-                group,
-                bands=list(keys),
-                geobox=geobox,
-                chunks={"time": -1, "x": chunk, "y": chunk},
-                groupby="solar_day",
-                resampling="bilinear",
-                dtype="float32",
-                fail_on_error=True,
-            ))
-            for keys, group in groups.items()
-        ]
-        for pol_i, pol in enumerate(spec.polarisations):
-            parts = []
-            for keys, ds in loaded:
-                da = ds[keys[pol_i]]
-                parts.append(da.where(da > 0))
-            if parts:
-                da = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
+        if usable:
+            # Resampled here, not by odc-stac: GDAL's warper gives a pixel another value
+            # with another chunk or tile layout (pipeline.warp).
+            loaded = warp.load_scenes([warp.scene_of(item, keys) for item, keys in usable],
+                                      geobox, spec.polarisations, chunk)
+            for pol, da in loaded.items():
                 out[s1mod.cube_variable(pol, direction)] = da
         for item, _ in usable:
             scenes.used.append(
