@@ -221,7 +221,11 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         "--cube", type=Path, required=True, help="the --out folder of a run, or its cube.zarr"
     )
     mw.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
-    mw.add_argument("--parcels", type=Path, help="parcel polygons (GeoJSON, GeoPackage)")
+    mw.add_argument(
+        "--parcels", type=Path,
+        help="parcel polygons (GeoJSON, GeoPackage); default: the run's own parcels when it "
+        "was made with --parcels (its parcels.parquet and the cube's parcel raster)",
+    )
     mw.add_argument(
         "--parcel-id",
         help="parcels column with the parcel id (default: the first of parcel_id, id, plotID, "
@@ -255,8 +259,8 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_mowing(args: argparse.Namespace) -> int:
     """Writes OUT/mowing_count.tif (cuts per pixel) and OUT/mowing_dates.tif (one band per
-    cut, YYYYMMDD, 0 = none); with --parcels also mowing_parcels.csv and
-    mowing_events.gpkg from each parcel's mean filled series."""
+    cut, YYYYMMDD, 0 = none); with --parcels (or on a run made with --parcels) also
+    mowing_parcels.csv and mowing_events.gpkg from each parcel's mean series."""
     from pipeline.mowing.raster import series_for, write_mowing
     from pipeline.storage import check_writable_dir
 
@@ -268,7 +272,7 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
         args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id,
         series=series, min_probability=args.min_probability,
     )
-    extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if args.parcels else ""
+    extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if r.parcels else ""
     names = ", ".join(p.name for p in r.paths)
     print(f"{r.pixels_with_cuts:,} pixels with cuts{extra}; wrote {names}")
     return EXIT_OK

@@ -210,3 +210,31 @@ def test_sf_run_with_parcels_fills_partly_clear_fields_from_their_clear_part(
     assert (np.abs(a - b)[eligible & inside] > 1e-4).mean() > 0.9
     assert (sb[eligible & inside] < sa[eligible & inside]).all()
     np.testing.assert_array_equal(a[~eligible & inside], b[~eligible & inside])
+
+
+def test_mowing_reads_the_runs_own_parcels(parcels_run: Path, mixed_parcels: Path,
+                                           tmp_path: Path) -> None:
+    """Without --parcels, ``mowing`` on a run made with --parcels reports per parcel of the
+    run, over exactly the pixels its per-parcel tables summed."""
+    from pipeline.__main__ import main
+
+    assert main(["mowing", "-q", "--cube", str(parcels_run), "--out",
+                 str(tmp_path / "own"), "--detector", "zdrop"]) == 0
+    own = pd.read_csv(tmp_path / "own" / "mowing_parcels.csv", dtype={"parcel_id": str})
+    table = pd.read_csv(parcels_run / "parcels.csv", dtype={"parcel_id": str})
+    pixels = table.groupby("parcel_id", sort=False)["n_pixels"].first()
+    assert list(own["parcel_id"]) == list(pixels.index)
+    np.testing.assert_array_equal(own["n_pixels"].to_numpy(), pixels.to_numpy())
+    layer = gpd.read_file(tmp_path / "own" / "mowing_events.gpkg")
+    assert set(layer["parcel_id"]) <= set(own["parcel_id"])
+    # the same parcels given as a file: the same events where no parcel was dropped
+    assert main(["mowing", "-q", "--cube", str(parcels_run), "--out",
+                 str(tmp_path / "file"), "--detector", "zdrop",
+                 "--parcels", str(mixed_parcels)]) == 0
+    given = pd.read_csv(tmp_path / "file" / "mowing_parcels.csv",
+                        dtype={"parcel_id": str}).set_index("parcel_id")
+    both = own.set_index("parcel_id").join(given, rsuffix="_file", how="inner")
+    same = both["n_pixels"] == both["n_pixels_file"]
+    assert same.sum() >= 5
+    assert (both.loc[same, "event_dates"].fillna("")
+            == both.loc[same, "event_dates_file"].fillna("")).all()

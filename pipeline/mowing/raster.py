@@ -11,6 +11,12 @@ the share of the parcel's pixels that have a cut of their own within 12 days.
 With ``series="observed"`` the same runs on the cube's clear observations
 ``ndvi`` (gaps stay gaps, no std; a parcel's date counts where at least half of
 its pixels are clear).
+
+The parcels are the user's file (``--parcels``), or else those of the run: a run
+with ``--parcels`` keeps each pixel's parcel in the cube (``zone``) and the parcels'
+ids and outlines in ``parcels.parquet``, and the detector then reads exactly the
+pixels the run's per-parcel tables summed (same rasterisation, size filter and
+overlap rule).
 """
 
 from __future__ import annotations
@@ -234,9 +240,42 @@ def write_cut_days(
     return _cut_products(cube, cut_days)
 
 
+#: Marks a parcel table whose zones are the cube's ``zone`` raster (a run's parcels).
+FROM_CUBE = "zones_from_cube"
+
+
+def run_parcels(cube_path: Path, cube: xr.Dataset) -> gpd.GeoDataFrame | None:
+    """The parcels of the run that wrote the cube (``parcel_id`` and outline, row k for
+    zone k + 1), or None when the run had no ``--parcels``.
+
+    ``parcels.parquet`` lies in the run folder: beside ``cube.zarr``, or two levels up
+    for a tile's cube (``OUT/tiles/<id>/cube.zarr``); zone ids are the run's.
+    """
+    from pipeline.parcel_table import PARQUET_NAME
+
+    if "zone" not in cube:
+        return None
+    path = Path(cube_path)
+    store = path / "cube.zarr" if (path / "cube.zarr").is_dir() else path
+    for folder in (store.parent, store.parent.parent.parent):
+        table = folder / PARQUET_NAME
+        if table.is_file():
+            break
+    else:
+        return None
+    frame = gpd.read_parquet(table, columns=["parcel_id", "date", "geometry"])
+    first = frame[frame["date"] == frame["date"].iloc[0]] if len(frame) else frame
+    parcels = first[["parcel_id", "geometry"]].reset_index(drop=True)
+    parcels.attrs[FROM_CUBE] = True
+    log.info("parcels of the run: %d from %s", len(parcels), table)
+    return parcels
+
+
 def _chunk_zones(cube: xr.Dataset, parcels: gpd.GeoDataFrame, geobox: GeoBox,
                  b: Block) -> np.ndarray:
     """Parcel ids (1-based rows) of one chunk, 0 outside the AOI."""
+    if parcels.attrs.get(FROM_CUBE):
+        return np.asarray(cube["zone"].isel(y=b.rows, x=b.cols).values, np.int64)
     zone = rasterize_zones(parcels, geobox[b.rows, b.cols])
     if "aoi_mask" in cube:
         zone = np.where(cube["aoi_mask"].isel(y=b.rows, x=b.cols).values > 0, zone, 0)
@@ -365,12 +404,13 @@ def write_mowing(
     ``mowing_parcels.csv`` and ``mowing_events.gpkg``. ``series``: detect on the
     ``filled`` series (default) or on the ``observed`` clear NDVI only; the ``learned``
     detector always reads the observations, and its parcel events carry a probability
-    (``min_probability`` filters them and the pixels' cuts).
+    (``min_probability`` filters them and the pixels' cuts). Without ``parcels_path``
+    the run's own parcels are used when it had any (:func:`run_parcels`).
     """
     series = series_for(method, series)
     cube = open_filled_cube(cube_path, series)
     geobox: GeoBox = cube.odc.geobox
-    parcels = None
+    parcels = None if parcels_path is not None else run_parcels(cube_path, cube)
     if parcels_path is not None:
         parcels = read_parcels(parcels_path, geobox.crs, parcel_id)
         hits = parcels.intersects(geobox.extent.geom)
