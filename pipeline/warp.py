@@ -94,10 +94,19 @@ def _bilinear(
     ``None`` when no position touches the scene.
     """
     c, r = col - 0.5, row - 0.5
+    finite = np.isfinite(c) & np.isfinite(r)  # PROJ gives inf where it cannot transform
+    if not finite.any():
+        return None
     c0, r0 = np.floor(c), np.floor(r)
+    if finite.all():
+        cs, rs = c0, r0
+    else:
+        cs, rs = c0[finite], r0[finite]
+        c0, r0 = np.where(finite, c0, -1e9), np.where(finite, r0, -1e9)
+        c, r = np.where(finite, c, -1e9), np.where(finite, r, -1e9)
     h, w = band.height, band.width
-    cmin, cmax = max(int(c0.min()), 0), min(int(c0.max()) + 1, w - 1)
-    rmin, rmax = max(int(r0.min()), 0), min(int(r0.max()) + 1, h - 1)
+    cmin, cmax = max(int(cs.min()), 0), min(int(cs.max()) + 1, w - 1)
+    rmin, rmax = max(int(rs.min()), 0), min(int(rs.max()) + 1, h - 1)
     if cmin > cmax or rmin > rmax:
         return None
     data = band.read(1, window=Window(cmin, rmin, cmax - cmin + 1, rmax - rmin + 1),

@@ -127,3 +127,14 @@ def test_solar_day_and_time_label(items: list[pystac.Item]) -> None:
     assert [len(d) for d in days] == [2, 1]
     assert [s.key[1] for s in days[0]] == ["a", "b"]
     assert days[0][0].time == dt.datetime(2023, 5, 3, 16, 10)
+
+
+def test_positions_proj_cannot_transform_are_left_empty(items: list[pystac.Item]) -> None:
+    with rasterio.open(items[2].assets["vv"].href) as src:
+        col = np.array([[10.2, np.inf], [np.nan, 40.7]])
+        row = np.array([[20.5, 5.0], [7.0, 90.1]])
+        got = warp._bilinear(src, col, row)
+        assert got is not None
+        assert np.isfinite(got[0, 0]) and np.isfinite(got[1, 1])
+        assert np.isnan(got[0, 1]) and np.isnan(got[1, 0])
+        assert warp._bilinear(src, np.full((2, 2), np.inf), row) is None
