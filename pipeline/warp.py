@@ -192,7 +192,8 @@ def _extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, 
             if s.bbox is None:
                 row.append(None)
                 continue
-            e = box(*s.bbox, "EPSG:4326").to_crs(geobox.crs).boundingbox
+            # densified (0.01 degree, ~1 km) so curved edges in the grid CRS stay inside
+            e = box(*s.bbox, "EPSG:4326").to_crs(geobox.crs, resolution=0.01).boundingbox
             row.append((e.left - pad, e.bottom - pad, e.right + pad, e.top + pad))
         out.append(row)
     return out
