@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,6 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
 
     scenes = SceneLog()
     scenes.skipped.extend(source.skipped)  # scenes a source could not deliver
-    stats: list[TileResult] = []
     plan = TilePlan(aoi, grid, filler, ingest, source.name, s2_items, s1_items,
                     request_parameters(req), parcels=parcels, segments=req.segments)
     chunks = sum(n_chunks(t.geobox.shape, req.chunk) for t in tiles)
@@ -191,10 +191,8 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
     with claim_out(req.out, sig, req.overwrite), client_for(spec) as client:
         preload_filler(client, filler)
         plan = replace(plan, workers=req.workers if client is None else 1, tiled=len(tiles) > 1)
-        for n, tile in enumerate(tiles, start=1):
-            log.info("tile %s (%d of %d)", tile.id, n, len(tiles))
-            rel = "" if len(tiles) == 1 else f"tiles/{tile.id}"
-            stats.append(run_tile(plan, tile, place.tile(rel), scenes, progress))
+        stats = run_tiles(plan, tiles, place, scenes, progress,
+                          tiles_in_flight(client is not None, len(tiles)))
         record = run_record(plan.parameters, grid, scenes, filler, [s.entry for s in stats])
         if len(tiles) > 1:
             products = mosaic_products(
@@ -229,6 +227,54 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
         tiles_skipped=sum(s.entry.skipped for s in stats),
         location=req.remote or str(req.out),
     )
+
+
+#: Tiles run at once on a dask cluster (see :func:`tiles_in_flight`).
+TILES_IN_FLIGHT = 2
+
+
+def tiles_in_flight(cluster: bool, n_tiles: int) -> int:
+    """How many tiles run at once: on a dask cluster two, so the client's share of a
+    tile (scene checks, GRD processing, graph building, the export) overlaps the
+    workers' chunks of the other and the cluster's queue never drains at a tile's
+    end; with in-process threads one (its threads already are the machine's cores)."""
+    return min(TILES_IN_FLIGHT, n_tiles) if cluster and n_tiles > 1 else 1
+
+
+def run_tiles(
+    plan: TilePlan, tiles: list[Tile], place: OutputPlace, scenes: SceneLog,
+    progress: ProgressFactory, in_flight: int = 1,
+) -> list[TileResult]:
+    """:func:`run_tile` for every tile, ``in_flight`` at a time, results in tile order.
+
+    Each tile logs its scenes apart and the logs join ``scenes`` in tile order, so
+    run.json does not depend on which tile finished first. The first failure cancels
+    the tiles not started and is raised once the running ones stop (each tile resumes
+    from its own markers).
+    """
+    logs = [SceneLog() for _ in tiles]
+
+    def one(n: int) -> TileResult:
+        tile = tiles[n]
+        log.info("tile %s (%d of %d)", tile.id, n + 1, len(tiles))
+        rel = "" if len(tiles) == 1 else f"tiles/{tile.id}"
+        return run_tile(plan, tile, place.tile(rel), logs[n], progress)
+
+    try:
+        if in_flight <= 1:
+            return [one(n) for n in range(len(tiles))]
+        with ThreadPoolExecutor(in_flight, thread_name_prefix="tile") as pool:
+            futures = [pool.submit(one, n) for n in range(len(tiles))]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    finally:
+        for part in logs:
+            scenes.used.extend(part.used)
+            scenes.skipped.extend(part.skipped)
 
 
 def _items_over(items: list[pystac.Item], footprint: BaseGeometry) -> list[pystac.Item]:

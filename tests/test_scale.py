@@ -116,6 +116,29 @@ def test_run_on_existing_cluster_equals_local(tmp_path, demo_cache, small_aoi, r
     _same_products(out, reference)
 
 
+def test_tiles_in_flight_on_a_cluster_equal_the_single_tile_run(
+        tmp_path, demo_cache, small_aoi, reference, cluster):
+    """Two tiles at a time on the cluster: the same mosaic, and run.json lists the scenes
+    in tile order whichever tile finished first."""
+    from pipeline.run import tiles_in_flight
+
+    assert tiles_in_flight(True, 6) == 2 and tiles_in_flight(True, 1) == 1
+    assert tiles_in_flight(False, 6) == 1
+    address, _ = cluster
+    runs = []
+    for name, scheduler in (("cluster", address), ("threads", "threads")):
+        out = tmp_path / name
+        subprocess.run(_cli(out, small_aoi, demo_cache, "--scheduler", scheduler, "--chunk",
+                            "16", "--tile-size", "300"), check=True)
+        assert len(list((out / "tiles").iterdir())) > 2
+        runs.append(out)
+    for name in PRODUCTS:
+        with rasterio.open(runs[0] / name) as a, rasterio.open(reference / name) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+    used = [json.loads((r / "run.json").read_text())["scenes"]["used"] for r in runs]
+    assert used[0] == used[1]
+
+
 def test_worker_killed_mid_run_still_completes(tmp_path, demo_cache, small_aoi, reference,
                                                cluster):
     address, procs = cluster
