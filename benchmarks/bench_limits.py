@@ -7,8 +7,9 @@ On a square AOI of ``--size`` metres inside the demo world (off the tile lattice
 
 * ingest (the pipeline's read, mask, reproject, bin and Zarr write of the cube) against
   the decode limit: plain rasterio reads of the same AOI windows of every asset the
-  ingest used, decoded only, and decoded plus the warps onto the grid that the ingest
-  needs (S1 from its lat/lon grid, SCL from 20 m);
+  ingest used, decoded only, and decoded plus one GDAL warp of each window onto the
+  grid (S1 from its lat/lon grid, SCL from 20 m) as the reference cost of resampling
+  (the ingest resamples S1 itself, per pixel centre: ``pipeline.warp``);
 * fill (the pipeline's fill stage: read the cube, fill the AOI's pixels, write) against
   the SF kernel (``ModelFiller.fill``) on the same pixels, already in memory;
 * mowing (``write_cut_days``: read the filled series, detect, store) against the
