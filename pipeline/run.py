@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -231,13 +232,17 @@ def run_pipeline(req: RunRequest, progress: ProgressFactory = _noop) -> RunSumma
 
 #: Tiles run at once on a dask cluster (see :func:`tiles_in_flight`).
 TILES_IN_FLIGHT = 2
+#: One tile's export at a time: it writes netCDF through HDF5 and draws the quicklook
+#: with matplotlib, neither of which may run in two threads at once.
+_EXPORT_LOCK = threading.Lock()
 
 
 def tiles_in_flight(cluster: bool, n_tiles: int) -> int:
     """How many tiles run at once: on a dask cluster two, so the client's share of a
     tile (scene checks, GRD processing, graph building, the export) overlaps the
     workers' chunks of the other and the cluster's queue never drains at a tile's
-    end; with in-process threads one (its threads already are the machine's cores)."""
+    end; with in-process threads one (its threads already are the machine's cores).
+    Exports never overlap each other (``_EXPORT_LOCK``)."""
     return min(TILES_IN_FLIGHT, n_tiles) if cluster and n_tiles > 1 else 1
 
 
@@ -351,7 +356,8 @@ def run_tile(
         check_filled_tile(open_cube(store), plan.grid.count, tile.id)
         record = run_record(plan.parameters, plan.grid, tile_scenes, plan.filler, [entry])
         record["tile"] = tile.id
-        write_products(open_cube(store), geobox, plan.grid, place.local, record)
+        with _EXPORT_LOCK:  # HDF5 (netCDF) and matplotlib are not thread-safe
+            write_products(open_cube(store), geobox, plan.grid, place.local, record)
         entry = replace(entry, seconds={**entry.seconds, "export": time.perf_counter() - t2})
         if place.remote is not None and plan.tiled:
             upload_products(place.local, place.remote)  # tile products of a multi-tile run
