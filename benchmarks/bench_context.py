@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import xarray as xr
-from rasterio.windows import from_bounds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_truth import cube_bounds, read_truth
 
 from pipeline.baselines import linear
 from pipeline.context import apply_context, calibrate, zone_centroids, zone_sides, zone_table
@@ -36,25 +39,15 @@ SHARE_BUCKETS = ((0.0, 0.0, "0 % (zone all cloudy)"), (1e-9, 0.1, "<10 %"),
                  (0.1, 0.9, "10-90 %"), (0.9, 1.0, ">90 %"))
 
 
-def read_window(
-    path: Path, bounds: tuple[float, float, float, float]
-) -> tuple[np.ndarray, list[str]]:
-    """Bands of a truth raster cut to the cube's bounds (same grid)."""
-    with rasterio.open(path) as src:
-        win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
-        return src.read(window=win), list(src.descriptions)
-
-
 def truth_for(cube: xr.Dataset, truth: Path
               ) -> tuple[tuple[float, float, float, float], np.ndarray, np.ndarray,
                          dict[int, str]]:
     """The cube's bounds and, cut to them, the truth the cube is scored against: the
     bins' daily-mean clean NDVI on the cube's dates (T, y, x), the land cover (y, x) and
     the land cover's class names."""
-    bounds = (float(cube.x.min()) - 5, float(cube.y.min()) - 5,
-              float(cube.x.max()) + 5, float(cube.y.max()) + 5)
-    bins, desc = read_window(truth / "ndvi_bins.tif", bounds)
-    lc = read_window(truth / "landcover.tif", bounds)[0][0]
+    bounds = cube_bounds(cube)
+    bins, desc = read_truth(truth / "ndvi_bins.tif", bounds, dtype=None)
+    lc = read_truth(truth / "landcover.tif", bounds, dtype=None)[0][0]
     with rasterio.open(truth / "landcover.tif") as src:
         names = {int(k): v for k, v in json.loads(src.tags().get("classes", "{}")).items()}
     by_date = {d[:10]: i for i, d in enumerate(desc)}
@@ -89,7 +82,7 @@ def main() -> None:
     truth = args.cache / "truth"
     bounds, ref, lc, names = truth_for(cube, truth)
     if args.zones == "truth":
-        zone = read_window(truth / "parcels.tif", bounds)[0][0].astype(np.int64)
+        zone = read_truth(truth / "parcels.tif", bounds, dtype=None)[0][0].astype(np.int64)
     else:
         zone = cube["zone"].values.astype(np.int64)
     inside = cube["aoi_mask"].values > 0 if "aoi_mask" in cube else np.ones(zone.shape, bool)

@@ -14,22 +14,18 @@ few sizes are the floor any segmentation must beat.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.windows import from_bounds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_truth import cube_bounds, read_truth
 
 from pipeline.cube import open_cube
 from pipeline.segments import CHOICE, make_segments, seasonal_composites, segment_purity
-
-
-def _truth(path: Path, cube_bounds: tuple[float, float, float, float]) -> np.ndarray:
-    with rasterio.open(path) as src:
-        win = from_bounds(*cube_bounds, transform=src.transform).round_offsets().round_lengths()
-        return src.read(1, window=win)
 
 
 def _slic(comp: np.ndarray, inside: np.ndarray, n: int, compactness: float) -> np.ndarray:
@@ -48,9 +44,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, required=True)
     args = ap.parse_args()
     cube = open_cube(args.out / "cube.zarr")
-    bounds = (float(cube.x.min()) - 5, float(cube.y.min()) - 5, float(cube.x.max()) + 5,
-              float(cube.y.max()) + 5)
-    truth = _truth(args.cache / "truth" / "parcels.tif", bounds)
+    truth = read_truth(args.cache / "truth" / "parcels.tif", cube_bounds(cube), dtype=None)[0][0]
     inside = cube["aoi_mask"].values > 0
     assert truth.shape == inside.shape, (truth.shape, inside.shape)
     n_fields = np.unique(truth[inside & (truth > 0)]).size

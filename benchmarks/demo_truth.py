@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
 from rasterio.windows import from_bounds
 
 from pipeline.cube import open_cube
@@ -34,13 +35,21 @@ from pipeline.sources.stac import StaticCatalogSource
 from pipeline.timegrid import TimeGrid
 
 
+def cube_bounds(cube: xr.Dataset) -> tuple[float, float, float, float]:
+    """The cube's outer bounds (pixel centres +- half a 10 m pixel)."""
+    return (float(cube.x.min()) - 5, float(cube.y.min()) - 5,
+            float(cube.x.max()) + 5, float(cube.y.max()) + 5)
+
+
 def read_truth(
-    path: Path, bounds: tuple[float, float, float, float]
+    path: Path, bounds: tuple[float, float, float, float], dtype: type | None = np.float32
 ) -> tuple[np.ndarray, list[str]]:
-    """Bands of a truth stack cut to the cube bounds (same grid), with descriptions."""
+    """Bands of a truth stack cut to the cube bounds (same grid), with descriptions;
+    ``dtype=None`` keeps the raster's own type (ids, classes)."""
     with rasterio.open(path) as src:
         win = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
-        return src.read(window=win).astype(np.float32), list(src.descriptions)
+        data = src.read(window=win)
+        return (data if dtype is None else data.astype(dtype)), list(src.descriptions)
 
 
 def main() -> None:
@@ -50,12 +59,7 @@ def main() -> None:
     args = ap.parse_args()
 
     cube = open_cube(args.out / "cube.zarr")
-    gb_bounds = (
-        float(cube.x.min()) - 5,
-        float(cube.y.min()) - 5,
-        float(cube.x.max()) + 5,
-        float(cube.y.max()) + 5,
-    )
+    gb_bounds = cube_bounds(cube)
     truth_dir = args.cache / "truth"
     acq, acq_desc = read_truth(truth_dir / "ndvi_acq.tif", gb_bounds)
     thin, _ = read_truth(truth_dir / "thin_cloud_acq.tif", gb_bounds)
