@@ -47,14 +47,14 @@ class Scene:
         time: acquisition time (naive UTC).
         day: its solar day (local solar date at the scene's centre longitude).
         bbox: lon/lat bounds (``None``: unknown, read for every chunk).
-        key: sort key within a day (time, then id).
+        id: the item id (breaks ties of time within a day).
     """
 
     hrefs: tuple[str, ...]
     time: dt.datetime
     day: dt.date
     bbox: tuple[float, float, float, float] | None
-    key: tuple[dt.datetime, str]
+    id: str
 
 
 def scene_of(item: pystac.Item, asset_keys: Sequence[str]) -> Scene:
@@ -68,13 +68,13 @@ def scene_of(item: pystac.Item, asset_keys: Sequence[str]) -> Scene:
     lon = (bbox[0] + bbox[2]) / 2 if bbox else 0.0
     day = (when + dt.timedelta(hours=lon / 15)).date()
     hrefs = tuple(item.assets[k].get_absolute_href() or item.assets[k].href for k in asset_keys)
-    return Scene(hrefs, when, day, bbox, (when, item.id))  # type: ignore[arg-type]
+    return Scene(hrefs, when, day, bbox, item.id)  # type: ignore[arg-type]
 
 
 def group_days(scenes: Sequence[Scene]) -> list[list[Scene]]:
     """Scenes grouped by solar day, days in order, each day's scenes in time order."""
     days: dict[dt.date, list[Scene]] = {}
-    for s in sorted(scenes, key=lambda s: (s.day, s.key)):
+    for s in sorted(scenes, key=lambda s: (s.day, s.time, s.id)):
         days.setdefault(s.day, []).append(s)
     return list(days.values())
 
@@ -148,7 +148,6 @@ class _Coords:
 
     def __init__(self, geobox: GeoBox):
         assert geobox.crs is not None
-        self.geobox = geobox
         self.crs = geobox.crs.to_wkt()
         self.xy = _centres(geobox)
         self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -125,7 +125,7 @@ def test_solar_day_and_time_label(items: list[pystac.Item]) -> None:
     scenes = [warp.scene_of(it, ["vv", "vh"]) for it in items]
     days = warp.group_days(scenes[::-1])
     assert [len(d) for d in days] == [2, 1]
-    assert [s.key[1] for s in days[0]] == ["a", "b"]
+    assert [s.id for s in days[0]] == ["a", "b"]
     assert days[0][0].time == dt.datetime(2023, 5, 3, 16, 10)
 
 
