@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     cv.add_argument("--domains", nargs="+", default=None, help="left-out domains (default all)")
     cv.add_argument("--reuse", action="store_true",
                     help="score the fold networks already in OUT/folds (no training)")
+    cv.add_argument("--adapt-steps", type=int, default=None,
+                    help="fine-tuning steps of the test-time adaptation variant sf_adapted "
+                    "(default that of model.adapt; 0 = not scored)")
     for p in (tr, cv):
         p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="override a Recipe field (repeatable), e.g. --set real_frac=0.7")
@@ -70,12 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "cv" and args.workers < 1:
             parser.error("--workers must be at least 1")
         if args.command == "cv":
+            from model.adapt import STEPS
             from model.cv import run_cv
+
+            adapt_steps = STEPS if args.adapt_steps is None else args.adapt_steps
+            if adapt_steps < 0:
+                parser.error("--adapt-steps must be 0 or more")
 
             try:
                 run_cv(args.data, args.out, Recipe(**fields), seeds=args.gap_seeds,
                        repeats=args.repeats, workers=args.workers, only=args.domains,
-                       reuse=args.reuse)
+                       reuse=args.reuse, adapt_steps=adapt_steps)
             except (FileNotFoundError, ValueError) as exc:
                 parser.error(str(exc))
             return 0

@@ -143,7 +143,7 @@ def fold_data(
 
 def _run_fold(
     data_dir: str, test: str, recipe_fields: dict[str, Any], seeds: list[int], repeats: int,
-    weights_dir: str, reuse: bool = False,
+    weights_dir: str, reuse: bool = False, adapt_steps: int = 0,
 ) -> dict[str, Any]:
     import torch
 
@@ -198,10 +198,46 @@ def _run_fold(
                                                      repeats=repeats)
             sf.fallback = True
         results[str(seed)] = per
+    adaptation: list[dict[str, Any]] = []
+    if adapt_steps > 0:
+        route, adaptation = cross_fit(left.season, sf, recipe.seed, adapt_steps)
+        for seed in seeds:
+            results[str(seed)]["sf_adapted"], _ = score_buckets(
+                left.season, sf, seed=seed, repeats=repeats, route=route)
     return {"domain": test, "has_s1": left.has_s1, "n_plot_years": len(left.season.plot),
             "train_plot_years": [len(p.plot) for p in pools], "train_seconds": seconds,
-            "calibration": calibration, "seeds": results,
+            "calibration": calibration, "seeds": results, "adaptation": adaptation,
             "ratios": {b: np.concatenate(v) for b, v in ratios.items()}}
+
+
+def cross_fit(
+    season: PlotSeries, sf: Any, seed: int, steps: int
+) -> tuple[tuple[np.ndarray, list[Any]], list[dict[str, Any]]]:
+    """Test-time adaptation scored without leaking: two halves of the domain's plots.
+
+    The plots of the left-out domain are split in two (seeded, by plot id, so no
+    plot-year of a plot is on both sides); each half is filled by the fold's network
+    adapted (:func:`model.adapt.adapt`, Sentinel-1 withheld as SF ships) on the other
+    half's series alone. A user's run adapts on the very series it fills, so this is
+    the harder case: the network never saw the filled series' own clear dates.
+
+    Returns the ``route`` of :func:`pipeline.evaluate.score_buckets` and the two
+    adaptation reports.
+    """
+    from model import SFModel
+    from model.adapt import adapt
+
+    plots = np.array(sorted(set(season.plot.tolist())))
+    half = set(plots[np.random.default_rng(seed).permutation(len(plots))[: len(plots) // 2]])
+    group = np.isin(season.plot, list(half)).astype(int)
+    base = SFModel(sf.net, sf.card)
+    base.use_s1 = False
+    models, reports = [], []
+    for k in (0, 1):
+        model_k, rep = adapt(base, season.take(group != k), seed=seed + k, steps=steps)
+        models.append(model_k)
+        reports.append({"fills_half": k, **rep.as_dict()})
+    return (group, models), reports
 
 
 def shift_factors(folds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -247,6 +283,7 @@ def run_cv(
     workers: int = 2,
     only: Sequence[str] | None = None,
     reuse: bool = False,
+    adapt_steps: int = 0,
 ) -> dict[str, Any]:
     """Leave-one-domain-out training and scoring; writes ``cv.json`` and ``cv.md``.
 
@@ -260,6 +297,8 @@ def run_cv(
         only: left-out domains to run (default: every domain).
         reuse: score fold networks already in ``out_dir/folds`` instead of training
             them again (calibration and scoring are redone).
+        adapt_steps: > 0 also scores variant ``sf_adapted``: test-time adaptation
+            (:func:`cross_fit`) with this many fine-tuning steps.
     """
     from model.train import Recipe, write_text
 
@@ -273,8 +312,8 @@ def run_cv(
     out_dir.mkdir(parents=True, exist_ok=True)
     fields = dataclasses.asdict(recipe)
     t0 = time.perf_counter()
-    args = [(str(data_dir), t, fields, list(seeds), repeats, str(out_dir / "folds"), reuse)
-            for t in tests]
+    args = [(str(data_dir), t, fields, list(seeds), repeats, str(out_dir / "folds"), reuse,
+             adapt_steps) for t in tests]
     if workers <= 1 or len(args) == 1:
         folds = [_run_fold(*a) for a in args]
     else:
@@ -286,7 +325,8 @@ def run_cv(
         f.pop("ratios")
     report = {"data": str(data_dir), "domains": names, "recipe": fields,
               "std_shift_factor": factors,
-              "seeds": list(seeds), "repeats": repeats, "wall_seconds":
+              "seeds": list(seeds), "repeats": repeats, "adapt_steps": adapt_steps,
+              "wall_seconds":
               round(time.perf_counter() - t0, 1), "workers": workers, "folds": folds}
     write_text(out_dir / "cv.json", json.dumps(report, indent=2) + "\n")
     write_text(out_dir / "cv.md", markdown(report))
@@ -356,5 +396,6 @@ def fold_summary(report: dict[str, Any]) -> dict[str, Any]:
                                 "best_classic": c, "classic_mae": round(r[c]["mae"], 5),
                                 "reduction": round(r["sf_mae_reduction_vs_best_classic"], 4),
                                 "coverage90": round(r["sf"]["coverage90"], 4)})
-        out["folds"][fold["domain"]] = {"n_plot_years": fold["n_plot_years"], "table": table}
+        out["folds"][fold["domain"]] = {"n_plot_years": fold["n_plot_years"], "table": table,
+                                        "adaptation": fold.get("adaptation", [])}
     return out

@@ -121,6 +121,7 @@ def score_buckets(
     seed: int = 0,
     repeats: int = 10,
     use_s1: bool = True,
+    route: tuple[np.ndarray, list[SFModel]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Hide windows per gap bucket (protocol steps 3-4) and score SF and the classics.
 
@@ -130,6 +131,9 @@ def score_buckets(
         seed: seed of the gap placement (the same placement for every method).
         repeats: windows per series and bucket.
         use_s1: ``False`` scores SF with Sentinel-1 withheld (NDVI and dates only).
+        route: ``(group, models)``: the copies of series ``i`` are filled by
+            ``models[group[i]]`` instead of ``sf`` (cross-fitting: each group's model
+            never saw its series). The gap placement is the same as without it.
 
     Returns:
         ``(summary, samples)``: per bucket the scores of every method (MAE, RMSE, R²,
@@ -147,7 +151,16 @@ def score_buckets(
         vv, vh = series.vv[rows], series.vh[rows]
         if not use_s1:
             vv, vh = np.full_like(vv, np.nan), np.full_like(vh, np.nan)
-        mean, std = sf.predict(inp, vv, vh, doy=doy[rows])
+        if route is None:
+            mean, std = sf.predict(inp, vv, vh, doy=doy[rows])
+        else:
+            mean = np.full(inp.shape, np.nan, np.float32)
+            std = np.full(inp.shape, np.nan, np.float32)
+            for k, model_k in enumerate(route[1]):
+                sel = route[0][rows] == k
+                if sel.any():
+                    mean[sel], std[sel] = model_k.predict(inp[sel], vv[sel], vh[sel],
+                                                          doy=doy[rows][sel])
         res["sf"] = _scores(mean[hidden], truth)
         res["sf"]["coverage90"] = float(
             np.mean(np.abs(mean[hidden] - truth) <= Z90 * std[hidden])

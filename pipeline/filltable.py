@@ -8,18 +8,28 @@ optional ``orbit`` column (``ascending``/``descending``, also ``asc``/``desc``/`
 keep their NDVI; series without any NDVI observation get empty values. Each row's
 date also gives the network its day of year (grassland seasons are seasonal). The
 output appears atomically (temporary file, then rename).
+
+By default the network is first adapted to the table (:mod:`model.adapt`): fine-tuned
+on the series' own clear dates, kept only if that is better on a held-out fifth of the
+series, with its std calibrated there. Tables with fewer than ``model.adapt.MIN_SERIES``
+usable series are filled with the weights as shipped; ``adapt=False`` always does.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from pipeline.errors import InputError
 from pipeline.tables import numeric_column, read_csv_table, write_csv_atomic
+
+if TYPE_CHECKING:
+    from model.adapt import Adaptation
+    from model.data import PlotSeries
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +111,19 @@ def _check_dates(df: pd.DataFrame, path: Path) -> None:
         )
 
 
-def fill_table(input: Path, output: Path, model_path: Path | None = None) -> None:
+def fill_table(input: Path, output: Path, model_path: Path | None = None,
+               adapt: bool = True, adapt_steps: int | None = None) -> Adaptation | None:
     """Fill the NDVI gaps of a CSV table with SF and write ``id,date,ndvi_filled,ndvi_std``.
 
     Args:
         input: CSV with columns ``id,date,ndvi,vv,vh`` (optional ``orbit``).
         output: CSV to write (atomically).
         model_path: SF weights; ``None`` = shipped weights.
+        adapt: adapt the network to the table first (module docstring).
+        adapt_steps: fine-tuning steps (default ``model.adapt.STEPS``).
+
+    Returns:
+        The adaptation report, ``None`` with ``adapt=False``.
 
     Raises:
         InputError: a one-line message naming the problem in the input.
@@ -126,6 +142,13 @@ def fill_table(input: Path, output: Path, model_path: Path | None = None) -> Non
     dates = df["_date"].to_numpy().astype("datetime64[D]")
     jan1 = dates.astype("datetime64[Y]").astype("datetime64[D]")
     doy = ((dates - jan1).astype(np.int64) + 1).astype(np.float32)
+    report = None
+    if adapt:
+        from model.adapt import STEPS
+        from model.adapt import adapt as adapt_model
+
+        series = _as_series(order, starts, lengths, ndvi, vv, vh, direction, dates, ids)
+        sf, report = adapt_model(sf, series, steps=STEPS if adapt_steps is None else adapt_steps)
     for t in np.unique(lengths):
         group = starts[lengths == t]
         idx = order[group[:, None] + np.arange(t)[None, :]]  # (n, t) row numbers
@@ -147,3 +170,26 @@ def fill_table(input: Path, output: Path, model_path: Path | None = None) -> Non
     })
     write_csv_atomic(out, Path(output), float_format="%.5f")
     log.info("filled %d series, %d rows -> %s", len(starts), len(df), output)
+    return report
+
+
+def _as_series(order: np.ndarray, starts: np.ndarray, lengths: np.ndarray, ndvi: np.ndarray,
+               vv: np.ndarray, vh: np.ndarray, direction: np.ndarray, dates: np.ndarray,
+               ids: np.ndarray) -> PlotSeries:
+    """The table's series in one array, padded with empty dates to the longest."""
+    from model.data import PlotSeries
+
+    n, t = len(starts), int(lengths.max())
+    nd = np.full((n, t), np.nan, np.float32)
+    a = np.full((n, t, 2), np.nan, np.float32)
+    b = np.full((n, t, 2), np.nan, np.float32)
+    for i, (s0, k) in enumerate(zip(starts, lengths, strict=True)):
+        rows = order[s0 : s0 + k]
+        nd[i, :k] = ndvi[rows]
+        a[i, np.arange(k), direction[s0 : s0 + k]] = vv[rows]
+        b[i, np.arange(k), direction[s0 : s0 + k]] = vh[rows]
+    first = dates[order[starts]]
+    # A row's date is its bin's centre: the series' bins start half a step before.
+    start = first - np.timedelta64(STEP_DAYS // 2, "D")
+    year = first.astype("datetime64[Y]").astype(int) + 1970
+    return PlotSeries(ids[starts], year, start, nd, a, b)

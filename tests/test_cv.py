@@ -62,12 +62,15 @@ def test_cv_command_writes_its_table(tables: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
     assert main(["cv", "--data", str(tables), "--out", str(out), "--steps", "3",
                  "--workers", "1", "--gap-seeds", "0", "1", "--repeats", "1",
-                 "--set", "akima=1"]) == 0
+                 "--set", "akima=1", "--adapt-steps", "2"]) == 0
     report = json.loads((out / "cv.json").read_text())
     assert [f["domain"] for f in report["folds"]] == ["AA", "BB"]
     fold = report["folds"][0]
     assert set(fold["seeds"]) == {"0", "1"}
-    assert set(fold["seeds"]["0"]) == {"sf", "sf_no_s1", "sf_no_fallback"}
+    assert set(fold["seeds"]["0"]) == {"sf", "sf_no_s1", "sf_no_fallback", "sf_adapted"}
+    # 6 plots x 2 years: each half has too few series, and the report says so.
+    assert [a["fills_half"] for a in fold["adaptation"]] == [0, 1]
+    assert all("fewer than" in a["reason"] for a in fold["adaptation"])
     assert set(fold["seeds"]["0"]["sf"]) == {"6d", "12-18d", "24-30d", "36-60d"}
     md = (out / "cv.md").read_text()
     assert "| AA | sf | 6d | 0 |" in md and "| BB | sf_no_s1 | 36-60d | 1 |" in md
@@ -158,9 +161,32 @@ def test_recipe_without_s1_trains_and_scores_without_radar(tables: Path,
     out = tmp_path / "report"
     assert main(["cv", "--data", str(tables), "--out", str(out), "--steps", "3",
                  "--workers", "1", "--gap-seeds", "0", "--repeats", "1",
-                 "--domains", "AA", "--set", "akima=1", "--set", "s1=0"]) == 0
+                 "--domains", "AA", "--set", "akima=1", "--set", "s1=0",
+                 "--adapt-steps", "0"]) == 0
     fold = json.loads((out / "cv.json").read_text())["folds"][0]
     assert set(fold["seeds"]["0"]) == {"sf", "sf_no_fallback"}
     card = json.loads((out / "folds" / "AA.json").read_text())
     assert card["inference"]["s1"] is False
     assert load_model(out / "folds" / "AA.safetensors").use_s1 is False
+
+
+def test_cross_fit_adapts_each_half_on_the_other_half_only() -> None:
+    from model.cv import cross_fit
+    from model.data import PlotSeries
+
+    rng = np.random.default_rng(0)
+    n_plots, t = 70, 36
+    plot = np.repeat([f"P{i}" for i in range(n_plots)], 2)  # two years per plot
+    nd = (0.5 + 0.3 * np.sin(np.arange(t) / 5)[None, :] + rng.normal(0, 0.02, (2 * n_plots, t)))
+    nd[rng.random(nd.shape) < 0.3] = np.nan
+    s1 = np.full((2 * n_plots, t, 2), np.nan, np.float32)
+    season = PlotSeries(plot, np.tile([2021, 2022], n_plots),
+                        np.full(2 * n_plots, np.datetime64("2021-04-01")),
+                        nd.astype(np.float32), s1, s1.copy())
+    (group, models), reports = cross_fit(season, load_model(), seed=0, steps=2)
+    for p in set(plot.tolist()):  # both years of a plot on one side
+        assert len(set(group[plot == p].tolist())) == 1
+    assert sorted(np.bincount(group).tolist()) == [70, 70]
+    for k, rep in enumerate(reports):  # half k is filled by a model tuned on the other
+        assert rep["fills_half"] == k and rep["n_series"] == int((group != k).sum())
+    assert all(m.use_s1 is False for m in models)
