@@ -10,7 +10,9 @@ trained with the recipe on the other domains (their plots split 90 / 10 into
 training and calibration; Sentinel-2-only domains only where the recipe's
 ``s2_only`` asks for them), then the left-out domain is scored with the ``evaluate``
 protocol of :mod:`pipeline.evaluate` (same buckets, every classic baseline) at each
-gap seed: SF with Sentinel-1, without it, and without the fallback to the Akima fill.
+gap seed: SF with Sentinel-1, without it, without the fallback to the Akima fill, and
+adapted to the domain as ``fill-table`` adapts it (:func:`cross_fit`: each half of the
+domain's plots filled by the network adapted on the other half).
 No plot may be in both the training and the test side of a fold: :func:`check_disjoint`
 enforces it before any training starts.
 
@@ -211,7 +213,7 @@ def _run_fold(
 
 
 def cross_fit(
-    season: PlotSeries, sf: Any, seed: int, steps: int
+    season: PlotSeries, sf: Any, seed: int, steps: int, use_s1: bool | None = False
 ) -> tuple[tuple[np.ndarray, list[Any]], list[dict[str, Any]]]:
     """Test-time adaptation scored without leaking: two halves of the domain's plots.
 
@@ -220,6 +222,7 @@ def cross_fit(
     adapted (:func:`model.adapt.adapt`, Sentinel-1 withheld as SF ships) on the other
     half's series alone. A user's run adapts on the very series it fills, so this is
     the harder case: the network never saw the filled series' own clear dates.
+    ``use_s1``: whether the adapted networks read Sentinel-1 (``None``: as ``sf`` does).
 
     Returns the ``route`` of :func:`pipeline.evaluate.score_buckets` and the two
     adaptation reports.
@@ -231,7 +234,7 @@ def cross_fit(
     half = set(plots[np.random.default_rng(seed).permutation(len(plots))[: len(plots) // 2]])
     group = np.isin(season.plot, list(half)).astype(int)
     base = SFModel(sf.net, sf.card)
-    base.use_s1 = False
+    base.use_s1 = sf.use_s1 if use_s1 is None else use_s1
     models, reports = [], []
     for k in (0, 1):
         model_k, rep = adapt(base, season.take(group != k), seed=seed + k, steps=steps)

@@ -166,6 +166,10 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
     ev.add_argument("--out", type=Path, required=True, help="report folder")
     _add_model(ev)
     ev.add_argument("--seed", type=int, default=0, help="seed of the artificial gaps")
+    ev.add_argument("--no-adapt", action="store_true",
+                    help="score SF as shipped only; by default SF adapted as fill-table adapts "
+                    "it is scored too (each half of the plots by the network adapted on the "
+                    "other half)")
     _add_common(ev, _cmd_evaluate)
     _add_mowing_parsers(sub)
     return parser
@@ -201,7 +205,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     check_writable_dir(args.out)
     if not args.data.is_dir():
         raise InputError(f"--data: not a folder: {args.data}")
-    run_evaluation(args.data, args.out, model_path=args.model, seed=args.seed)
+    run_evaluation(args.data, args.out, model_path=args.model, seed=args.seed,
+                   adapt_steps=0 if args.no_adapt else None)
     print(f"report in {args.out}/")
     return EXIT_OK
 

@@ -135,6 +135,11 @@ def test_evaluate_writes_report_on_any_folder(tmp_path: Path) -> None:
     assert set(result["summary"]) == {"6d", "12-18d", "24-30d", "36-60d"}
     for name in ("metrics.json", "report.md", "samples.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+    # The adapted variant (what fill-table does) is scored and reported; three plots
+    # are too few to adapt on, which the report says.
+    assert set(result["adapted"]["summary"]) == set(result["summary"])
+    assert "SF adapted" in (tmp_path / "report" / "report.md").read_text()
+    assert all("fewer than" in a["reason"] for a in result["adapted"]["adaptation"])
 
 
 def test_plot_tables_use_the_pipeline_time_grid() -> None:
