@@ -74,14 +74,16 @@ def main() -> None:
         if args.folds is not None:
             sf = load_model(args.folds / f"{d.name}.safetensors")
             sf.use_s1 = shipped.use_s1
-        for name, (lo, hi) in BUCKETS.items():
+        # As in evaluate, one generator per seed draws the buckets in order.
+        gaps = {}
+        for seed in args.seeds:
+            rng = np.random.default_rng(seed)
+            gaps[seed] = {name: make_gaps(d.season.ndvi, lo, hi, 1, rng)
+                          for name, (lo, hi) in BUCKETS.items()}
+        for name in BUCKETS:
             vals = []
             for seed in args.seeds:
-                # The evaluate protocol's generator draws the buckets in order from one seed.
-                rng = np.random.default_rng(seed)
-                for other_lo, other_hi in list(BUCKETS.values())[: list(BUCKETS).index(name)]:
-                    make_gaps(d.season.ndvi, other_lo, other_hi, 1, rng)
-                r, inp, hidden = make_gaps(d.season.ndvi, lo, hi, 1, rng)
+                r, inp, hidden = gaps[seed][name]
                 base = d.season.take(r)
                 table = PlotSeries(base.plot, base.year, base.start, inp, base.vv, base.vh)
                 truth = base.ndvi[hidden]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -76,24 +76,17 @@ class Adaptation:
     holdout_mae_adapted: float | None = None
     std_scale: float | None = None
     coverage90_holdout: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (floats rounded)."""
-        out: dict[str, Any] = {}
-        for k, v in self.__dict__.items():
-            if k == "extra":
-                out.update(v)
-            else:
-                out[k] = round(v, 5) if isinstance(v, float) else v
-        return out
+        return {k: round(v, 5) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def _windows(
     series: PlotSeries, doy: np.ndarray, use_s1: bool, rng: np.random.Generator
 ) -> tuple[torch.Tensor, ...]:
     """One fine-tuning batch: crops of random series with hidden runs (train's task)."""
-    from model.train import hide_runs
+    from model.train import Recipe, gap_task
 
     n, t = series.ndvi.shape
     length = int(rng.integers(min(MIN_LEN, t), min(MAX_LEN, t) + 1))
@@ -106,23 +99,16 @@ def _windows(
         vh = series.vh[rows[:, None], cols]
     else:
         vv = vh = np.full((BATCH, length, series.vv.shape[2]), np.nan, np.float32)
-    observed = np.isfinite(nd)
-    hidden = hide_runs(observed, rng)
-    visible = observed & ~hidden
-    ok = (visible.sum(axis=1) >= 2)[:, None]
-    w = np.where(hidden, 1.0, np.where(visible, 0.1, 0.0)) * ok
-    return (torch.from_numpy(np.where(hidden, np.nan, nd).astype(np.float32)),
-            torch.from_numpy(np.ascontiguousarray(vv, np.float32)),
-            torch.from_numpy(np.ascontiguousarray(vh, np.float32)),
-            torch.from_numpy(np.nan_to_num(nd, nan=0.0).astype(np.float32)),
-            torch.from_numpy(w.astype(np.float32)),
+    inp, target, w = gap_task(nd, rng, Recipe.hidden_weight, Recipe.visible_weight)
+    return (inp, torch.from_numpy(np.ascontiguousarray(vv, np.float32)),
+            torch.from_numpy(np.ascontiguousarray(vh, np.float32)), target, w,
             torch.from_numpy(np.ascontiguousarray(doy[rows[:, None], cols], np.float32)))
 
 
 def fine_tune(net: SFNet, series: PlotSeries, use_s1: bool, seed: int,
               steps: int = STEPS) -> SFNet:
     """A copy of ``net`` fine-tuned on ``series`` (see the module docstring, step 2)."""
-    from model.train import loss_fn
+    from model.train import Recipe, loss_fn
 
     net = copy.deepcopy(net)
     ref = [p.detach().clone() for p in net.parameters()]
@@ -135,7 +121,7 @@ def fine_tune(net: SFNet, series: PlotSeries, use_s1: bool, seed: int,
             g["lr"] = LR * 0.5 * (1 + np.cos(np.pi * k / steps))
         inp, vv, vh, target, w, d = _windows(series, doy, use_s1, rng)
         mean, std = net(build_features(inp, vv, vh, d, akima=net.akima))
-        loss = loss_fn(mean, std, target, w, 0.05)
+        loss = loss_fn(mean, std, target, w, Recipe.nll_weight)
         loss = loss + L2SP * sum(((p - q) ** 2).sum()
                                  for p, q in zip(net.parameters(), ref, strict=True))
         opt.zero_grad()

@@ -259,16 +259,29 @@ class Batches:
             vv = np.full_like(vv, np.nan)
             vh = np.full_like(vh, np.nan)
         doy[rng.random(len(doy)) < r.doy_drop] = np.nan
-        observed = np.isfinite(nd)
-        hidden = hide_runs(observed, rng)
-        visible = observed & ~hidden
-        ok = (visible.sum(axis=1) >= 2)[:, None]
-        w = np.where(hidden, r.hidden_weight, np.where(visible, r.visible_weight, 0.0)) * ok
-        inp = np.where(hidden, np.nan, nd).astype(np.float32)
-        target = np.nan_to_num(nd, nan=0.0)
-        return (torch.from_numpy(inp), torch.from_numpy(vv), torch.from_numpy(vh),
-                torch.from_numpy(target), torch.from_numpy(w.astype(np.float32)),
+        inp, target, w = gap_task(nd, rng, r.hidden_weight, r.visible_weight)
+        return (inp, torch.from_numpy(vv), torch.from_numpy(vh), target, w,
                 torch.from_numpy(doy.astype(np.float32)))
+
+
+def gap_task(
+    nd: np.ndarray, rng: np.random.Generator, hidden_weight: float, visible_weight: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The self-supervised task on ``(N, T)`` NDVI windows: hide runs of clear dates.
+
+    Returns ``(input, target, weights)``: the windows with the hidden dates set to NaN,
+    the NDVI to predict (0 where none) and the loss weights (``hidden_weight`` on hidden
+    dates, ``visible_weight`` on visible ones, 0 on windows left with under two
+    visible dates).
+    """
+    observed = np.isfinite(nd)
+    hidden = hide_runs(observed, rng)
+    visible = observed & ~hidden
+    ok = (visible.sum(axis=1) >= 2)[:, None]
+    w = np.where(hidden, hidden_weight, np.where(visible, visible_weight, 0.0)) * ok
+    inp = np.where(hidden, np.nan, nd).astype(np.float32)
+    target = np.nan_to_num(nd, nan=0.0).astype(np.float32)
+    return torch.from_numpy(inp), torch.from_numpy(target), torch.from_numpy(w.astype(np.float32))
 
 
 def loss_fn(

@@ -203,6 +203,7 @@ def run_evaluation(
         The metrics dictionary written to ``metrics.json``.
     """
     from model import load_model
+    from model.adapt import STEPS
     from model.data import read_plot_series
 
     out_dir = Path(out_dir)
@@ -223,8 +224,6 @@ def run_evaluation(
     log.info("evaluating on %d plot-years (%s)", len(series.plot), why)
     summary, samples = score_buckets(series, sf, seed=seed, repeats=repeats)
     adapted: dict[str, Any] = {}
-    from model.adapt import STEPS
-
     steps = STEPS if adapt_steps is None else adapt_steps
     if steps > 0:
         from model.cv import cross_fit

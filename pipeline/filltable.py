@@ -142,23 +142,16 @@ def fill_table(input: Path, output: Path, model_path: Path | None = None,
     dates = df["_date"].to_numpy().astype("datetime64[D]")
     jan1 = dates.astype("datetime64[Y]").astype("datetime64[D]")
     doy = ((dates - jan1).astype(np.int64) + 1).astype(np.float32)
+    groups = [_length_group(np.flatnonzero(lengths == t), int(t), starts, order, ndvi, vv, vh,
+                            direction) for t in np.unique(lengths)]
     report = None
     if adapt:
         from model.adapt import STEPS
         from model.adapt import adapt as adapt_model
 
-        series = _as_series(order, starts, lengths, ndvi, vv, vh, direction, dates, ids)
+        series = _as_series(groups, int(lengths.max()), dates[order[starts]], ids[starts])
         sf, report = adapt_model(sf, series, steps=STEPS if adapt_steps is None else adapt_steps)
-    for t in np.unique(lengths):
-        group = starts[lengths == t]
-        idx = order[group[:, None] + np.arange(t)[None, :]]  # (n, t) row numbers
-        x = ndvi[idx].astype(np.float32)
-        d = direction[group[:, None] + np.arange(t)[None, :]]
-        a = np.full((*idx.shape, 2), np.nan, dtype=np.float32)
-        b = np.full((*idx.shape, 2), np.nan, dtype=np.float32)
-        rows, cols = np.indices(idx.shape)
-        a[rows, cols, d] = vv[idx]
-        b[rows, cols, d] = vh[idx]
+    for _, idx, x, a, b in groups:
         m, s = sf.predict(x, a, b, doy=doy[idx])
         filled[idx] = m
         std[idx] = s
@@ -173,23 +166,37 @@ def fill_table(input: Path, output: Path, model_path: Path | None = None,
     return report
 
 
-def _as_series(order: np.ndarray, starts: np.ndarray, lengths: np.ndarray, ndvi: np.ndarray,
-               vv: np.ndarray, vh: np.ndarray, direction: np.ndarray, dates: np.ndarray,
+def _length_group(
+    which: np.ndarray, t: int, starts: np.ndarray, order: np.ndarray, ndvi: np.ndarray,
+    vv: np.ndarray, vh: np.ndarray, direction: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """The series ``which`` (all ``t`` dates long) as arrays: ``(which, idx, ndvi, vv,
+    vh)``, ``idx`` the ``(n, t)`` row numbers, S1 ``(n, t, 2)`` by orbit direction."""
+    pos = starts[which][:, None] + np.arange(t)[None, :]  # positions in sorted order
+    idx = order[pos]
+    d = direction[pos]
+    a = np.full((*idx.shape, 2), np.nan, dtype=np.float32)
+    b = np.full((*idx.shape, 2), np.nan, dtype=np.float32)
+    rows, cols = np.indices(idx.shape)
+    a[rows, cols, d] = vv[idx]
+    b[rows, cols, d] = vh[idx]
+    return which, idx, ndvi[idx].astype(np.float32), a, b
+
+
+def _as_series(groups: list[tuple[np.ndarray, ...]], t: int, first: np.ndarray,
                ids: np.ndarray) -> PlotSeries:
-    """The table's series in one array, padded with empty dates to the longest."""
+    """The table's series in one array, padded with empty dates to the longest ``t``;
+    ``first``: each series' first date."""
     from model.data import PlotSeries
 
-    n, t = len(starts), int(lengths.max())
+    n = len(ids)
     nd = np.full((n, t), np.nan, np.float32)
     a = np.full((n, t, 2), np.nan, np.float32)
     b = np.full((n, t, 2), np.nan, np.float32)
-    for i, (s0, k) in enumerate(zip(starts, lengths, strict=True)):
-        rows = order[s0 : s0 + k]
-        nd[i, :k] = ndvi[rows]
-        a[i, np.arange(k), direction[s0 : s0 + k]] = vv[rows]
-        b[i, np.arange(k), direction[s0 : s0 + k]] = vh[rows]
-    first = dates[order[starts]]
+    for which, _, x, va, vb in groups:
+        k = x.shape[1]
+        nd[which, :k], a[which, :k], b[which, :k] = x, va, vb
     # A row's date is its bin's centre: the series' bins start half a step before.
     start = first - np.timedelta64(STEP_DAYS // 2, "D")
     year = first.astype("datetime64[Y]").astype(int) + 1970
-    return PlotSeries(ids[starts], year, start, nd, a, b)
+    return PlotSeries(ids, year, start, nd, a, b)
