@@ -1,10 +1,15 @@
 """Ingestion: STAC items -> lazy cube on the run's grid and 6-day time grid.
 
-Every source hands over STAC items; this module reads them the same way for
-all sources (Sentinel-2 through odc-stac over rasterio, Sentinel-1 through
-:mod:`pipeline.warp`), so a demo run exercises the very code a real run uses.
-Nothing is computed here: the result is a dask-backed ``xarray.Dataset`` that
-:mod:`pipeline.cube` writes chunk by chunk.
+Every source hands over STAC items; this module reads them the same way for all
+sources, so a demo run exercises the very code a real run uses. Both sensors are
+read per chunk by :mod:`pipeline.warp` over rasterio: Sentinel-2 levels and classes
+by nearest neighbour at the pixel centres (the pixels odc-stac's ``load`` gives on the
+same GeoBox, tested against it), Sentinel-1 bilinearly. One task per chunk reads its
+window of every scene (through :data:`pipeline.handles.POOL`, so a block that two
+chunks share is decoded once while GDAL's cache holds it), fuses each solar day,
+masks and computes NDVI; one more bins it onto the 6-day grid. Nothing is computed
+here: the result is a dask-backed ``xarray.Dataset`` that :mod:`pipeline.cube` writes
+chunk by chunk.
 
 Per-scene policy: a scene whose metadata is unusable or whose assets cannot be
 opened is skipped and recorded with the reason (see :class:`SceneLog`); the run
@@ -25,7 +30,6 @@ from pathlib import Path
 
 import dask.array as dask_array
 import numpy as np
-import odc.stac
 import pystac
 import rasterio
 import xarray as xr
@@ -157,19 +161,33 @@ def bin_block(obs: np.ndarray, idx: np.ndarray, nbins: int) -> tuple[np.ndarray,
     """Mean (float32, NaN where none) and count (uint8) of the non-NaN ``obs`` per bin.
 
     ``obs`` is (T, ...) with acquisitions in time order, ``idx`` (T,) their bin
-    (-1: outside the grid). Sums run in float32 in acquisition order and the mean
-    divides in float64, as a dask ``sum`` over the acquisitions of a bin would.
+    (-1: outside the grid), non-decreasing where not -1. Sums run in float32 in
+    acquisition order and the mean divides in float64, as a dask ``sum`` over the
+    acquisitions of a bin would.
     """
-    total = np.zeros((nbins, *obs.shape[1:]), np.float32)
-    n = np.zeros((nbins, *obs.shape[1:]), np.int64)
-    for t, b in enumerate(idx):
-        if b < 0:
+    shape = (nbins, *obs.shape[1:])
+    mean = np.full(shape, np.nan, np.float32)
+    count = np.zeros(shape, np.uint8)
+    ts = np.flatnonzero(idx >= 0)
+    bins = idx[ts]
+    if bins.size and np.any(np.diff(bins) < 0):
+        raise ValueError("acquisitions must be in time order")
+    starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]]) if bins.size else bins
+    for s, e in zip(starts, [*starts[1:], bins.size], strict=True):
+        b = bins[s]
+        if e - s == 1:  # one acquisition: its values (+0.0 added, as the sum would)
+            np.add(obs[ts[s]], np.float32(0), out=mean[b])
+            count[b] = ~np.isnan(obs[ts[s]])
             continue
-        ok = ~np.isnan(obs[t])
-        total[b] += np.where(ok, obs[t], np.float32(0))
-        n[b] += ok
-    mean = (total / np.where(n > 0, n, np.nan)).astype(np.float32)
-    return mean, n.astype(np.uint8)
+        sel = obs[ts[s:e]]
+        nan = np.isnan(sel)
+        # axis-0 sums add the acquisitions one after another, in order
+        total = np.where(nan, np.float32(0), sel).sum(axis=0, dtype=np.float32)
+        n = (e - s) - nan.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean[b] = total / np.where(n > 0, n, np.nan)
+        count[b] = n
+    return mean, count
 
 
 def _bin_stacked(obs: np.ndarray, idx: np.ndarray, nbins: int, db: bool) -> np.ndarray:
@@ -249,38 +267,15 @@ def load_s2_ndvi(
             log.warning("scene %s: %s", item.id, check.flag)
         checks[item.id] = check
         scaling[item.id] = check.scaling
-    # One load per (asset keys, scaling) group: odc-stac returns raw numbers, and the
-    # offset of each group is applied exactly once below.
+    # One read per (asset keys, scaling) group: the levels are read raw, and the
+    # offset of each group is applied exactly once.
     groups: dict[tuple[tuple[str, ...], tuple[float, float]], list[pystac.Item]] = {}
     for item, keys in usable:
         sc = scaling[item.id]
         groups.setdefault((keys, (sc.scale, sc.offset)), []).append(item)
     parts = []
     for (keys, (scale, offset)), group in groups.items():
-        red_k, nir_k, scl_k = keys
-        ds = odc.stac.load(
-            group,
-            bands=list(keys),
-            geobox=geobox,
-            chunks={"time": -1, "x": chunk, "y": chunk},
-            groupby="solar_day",
-            resampling={scl_k: "nearest", "*": "nearest"},
-            fail_on_error=True,
-        )
-        valid = (ds[red_k] > 0) & (ds[nir_k] > 0)
-        red = ds[red_k].astype(np.float32) * scale + offset
-        nir = ds[nir_k].astype(np.float32) * scale + offset
-        clear = xr.apply_ufunc(
-            s2mod.clear_mask,
-            ds[scl_k],
-            dask="parallelized",
-            output_dtypes=[bool],
-            kwargs={"classes": spec.clear_classes},
-        )
-        ndvi = xr.apply_ufunc(
-            s2mod.compute_ndvi, red, nir, dask="parallelized", output_dtypes=[np.float32]
-        )
-        parts.append(ndvi.where(valid & clear))
+        parts.append(_s2_ndvi_days(group, keys, scale, offset, geobox, chunk))
         for item in group:
             scenes.used.append(
                 {
@@ -296,8 +291,54 @@ def load_s2_ndvi(
             )
     if not parts:
         return None
-    out = xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
-    return out.drop_vars([c for c in out.coords if c not in ("time", "y", "x", "spatial_ref")])
+    return xr.concat(parts, dim="time").sortby("time") if len(parts) > 1 else parts[0]
+
+
+def _s2_block(
+    days: list[list[warp.Scene]], extents: list[list[tuple[float, ...] | None]],
+    scale: float, offset: float, geobox: GeoBox, x: np.ndarray, block_info: dict | None = None,
+) -> np.ndarray:
+    """One chunk's cloud-masked NDVI per solar day, ``(days, y, x)`` float32."""
+    assert block_info is not None
+    (y0, y1), (x0, x1) = block_info[None]["array-location"][-2:]
+    red, nir, scl = warp.fuse_days(days, extents, 3, geobox[y0:y1, x0:x1], "nearest")
+    keep = (red > 0) & (nir > 0) & s2mod.clear_mask(scl, s2mod.S2.clear_classes)
+    # s2.compute_ndvi's arithmetic, in place: reflectance = level * scale + offset
+    for dn in (red, nir):
+        dn *= np.float32(scale)
+        dn += np.float32(offset)
+    total = nir + red
+    keep &= total > 0  # and finite: the levels are
+    nir -= red
+    ndvi = np.full(total.shape, np.nan, np.float32)
+    np.divide(nir, total, out=ndvi, where=keep)
+    return np.clip(ndvi, -1.0, 1.0, out=ndvi)
+
+
+def _s2_ndvi_days(
+    group: Sequence[pystac.Item], keys: tuple[str, ...], scale: float, offset: float,
+    geobox: GeoBox, chunk: int,
+) -> xr.DataArray:
+    """Lazy ``(time, y, x)`` NDVI of one scaling group's scenes, one time per solar day.
+
+    Each chunk reads its window of every scene's red, NIR and SCL rasters (nearest
+    neighbour at the pixel centres, :func:`pipeline.warp.sample_nearest`), fuses the
+    scenes of a solar day first-valid per band in time order, and masks in one task.
+    """
+    days = warp.group_days([warp.scene_of(item, keys) for item in group])
+    ny, nx = geobox.shape
+    template = dask_array.zeros((ny, nx), dtype=np.uint8, chunks=(chunk, chunk))
+    data = dask_array.map_blocks(
+        _s2_block, days, warp.extents(days, geobox), scale, offset, geobox, template,
+        new_axis=[0],
+        chunks=((len(days),), *template.chunks),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), np.float32),
+    )
+    coords = geobox.coordinates
+    times = np.array([d[0].time for d in days], dtype="datetime64[ns]")
+    return xr.DataArray(data, dims=("time", "y", "x"), coords={
+        "time": times, "y": coords["y"].values, "x": coords["x"].values})
 
 
 def load_s1(

@@ -57,6 +57,7 @@ def cube_variable(pol: str, direction: str) -> str:
 def to_db(power: np.ndarray) -> np.ndarray:
     """Linear backscatter power to decibels; NaN for non-positive values."""
     power = np.asarray(power, dtype=np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        db = 10.0 * np.log10(power)
-    return np.where(power > 0, db, np.float32(np.nan)).astype(np.float32)
+    db = np.full(power.shape, np.nan, np.float32)
+    np.log10(power, out=db, where=power > 0)
+    db *= np.float32(10.0)
+    return db

@@ -1,4 +1,5 @@
-"""Sentinel-1 scenes resampled onto the run grid, each pixel on its own.
+"""Scenes resampled onto the run grid, each pixel on its own: Sentinel-1 bilinearly,
+Sentinel-2 levels and classes by nearest neighbour.
 
 GDAL's warper, which odc-stac calls once per dask chunk, derives its bilinear kernel
 and its coordinate mapping from each destination window. The same pixel then gets
@@ -12,8 +13,15 @@ pixels around it are blended with bilinear weights, renormalised over the valid 
 The result is the same for any chunk or tile layout, bit for bit, and equals GDAL's
 bilinear warp of small windows (within 0.002 dB on 16-pixel windows).
 
+Nearest neighbour (:func:`sample_nearest`) takes the scene pixel that holds the
+centre, as GDAL's nearest resampling does: where the grid shares the scene's CRS and
+10 m lattice (Sentinel-2 tiles and the run grid in one UTM zone) that is exactly the
+pixel odc-stac pastes, and the 20 m SCL pixel under each 10 m pixel.
+
 Scenes of one solar day are fused first-valid in time order, as odc-stac's
-``groupby="solar_day"`` does; the time label of a day is its first scene's.
+``groupby="solar_day"`` does; the time label of a day is its first scene's. Each
+chunk reads its window of every raster once, through the pool of open datasets
+(:mod:`pipeline.handles`); rasters on one pixel grid share one sampling plan.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import box
 from pyproj import Transformer
 from rasterio.windows import Window
+
+from pipeline.handles import POOL
 
 #: A pixel is valid where the valid neighbours carry at least this share of its
 #: bilinear weight (its centre lies inside the scene's valid area, to half a pixel).
@@ -84,15 +94,20 @@ def _transformer(dst_crs: str, src_crs: str) -> Transformer:
     return Transformer.from_crs(dst_crs, src_crs, always_xy=True)
 
 
-def _bilinear(
-    band: rasterio.io.DatasetReader, col: np.ndarray, row: np.ndarray
-) -> np.ndarray | None:
-    """Band 1 of ``band`` sampled bilinearly at fractional pixel positions.
+@dataclass(frozen=True)
+class _Plan:
+    """Where a set of positions falls in one raster's pixels, for any of its bands:
+    the window to read, and each position's four neighbours and bilinear weights."""
 
-    ``col``/``row`` are positions in the scene's pixel space (0 = the first pixel's
-    left/top edge). NaN where the valid neighbours carry less than ``MIN_WEIGHT``.
-    ``None`` when no position touches the scene.
-    """
+    window: Window
+    index: tuple[np.ndarray, ...]  # flat index of each neighbour in the padded window
+    weights: tuple[np.ndarray, ...]
+
+
+def _bilinear_plan(col: np.ndarray, row: np.ndarray, h: int, w: int) -> _Plan | None:
+    """The :class:`_Plan` of fractional positions ``col``/``row`` (pixel space of an
+    ``h`` x ``w`` raster, 0 = the first pixel's left/top edge); ``None`` when no
+    position touches the raster."""
     c, r = col - 0.5, row - 0.5
     finite = np.isfinite(c) & np.isfinite(r)  # PROJ gives inf where it cannot transform
     if not finite.any():
@@ -104,36 +119,55 @@ def _bilinear(
         cs, rs = c0[finite], r0[finite]
         c0, r0 = np.where(finite, c0, -1e9), np.where(finite, r0, -1e9)
         c, r = np.where(finite, c, -1e9), np.where(finite, r, -1e9)
-    h, w = band.height, band.width
     cmin, cmax = max(int(cs.min()), 0), min(int(cs.max()) + 1, w - 1)
     rmin, rmax = max(int(rs.min()), 0), min(int(rs.max()) + 1, h - 1)
     if cmin > cmax or rmin > rmax:
         return None
-    data = band.read(1, window=Window(cmin, rmin, cmax - cmin + 1, rmax - rmin + 1),
-                     out_dtype="float32")
-    good = np.isfinite(data) & (data > 0)
-    if band.nodata is not None and np.isfinite(band.nodata):
-        good &= data != band.nodata
+    window = Window(cmin, rmin, cmax - cmin + 1, rmax - rmin + 1)
     # A border of two invalid cells: a position beyond the window (or the scene) is
     # clipped into it and reads four invalid neighbours.
+    ph, pw = rmax - rmin + 1 + 4, cmax - cmin + 1 + 4
+    base = (np.clip(r0 - (rmin - 2), 0, ph - 2).astype(np.intp) * pw
+            + np.clip(c0 - (cmin - 2), 0, pw - 2).astype(np.intp))
+    fr, fc = (r - r0).astype(np.float32), (c - c0).astype(np.float32)
+    weights = ((1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc)
+    return _Plan(window, (base, base + 1, base + pw, base + pw + 1), weights)
+
+
+def _bilinear_apply(plan: _Plan, data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """The plan's positions sampled from ``data`` (the plan's window of a band):
+    NaN where the valid neighbours carry less than ``MIN_WEIGHT``."""
+    good = np.isfinite(data) & (data > 0)
+    if nodata is not None and np.isfinite(nodata):
+        good &= data != nodata
     values = np.zeros((data.shape[0] + 4, data.shape[1] + 4), np.float32)
     weights = np.zeros_like(values)
     values[2:-2, 2:-2] = np.where(good, data, 0)
     weights[2:-2, 2:-2] = good
-    ph, pw = values.shape
-    base = (np.clip(r0 - (rmin - 2), 0, ph - 2).astype(np.intp) * pw
-            + np.clip(c0 - (cmin - 2), 0, pw - 2).astype(np.intp))
-    fr, fc = (r - r0).astype(np.float32), (c - c0).astype(np.float32)
-    acc = np.zeros(col.shape, np.float32)
-    wsum = np.zeros(col.shape, np.float32)
     vflat, wflat = values.ravel(), weights.ravel()
-    for off, weight in ((0, (1 - fr) * (1 - fc)), (1, (1 - fr) * fc),
-                        (pw, fr * (1 - fc)), (pw + 1, fr * fc)):
-        idx = base + off
+    acc = np.zeros(plan.index[0].shape, np.float32)
+    wsum = np.zeros(plan.index[0].shape, np.float32)
+    for idx, weight in zip(plan.index, plan.weights, strict=True):
         acc += weight * vflat[idx]
         wsum += weight * wflat[idx]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(wsum >= MIN_WEIGHT, acc / wsum, np.nan)
+
+
+def _bilinear(
+    band: rasterio.io.DatasetReader, col: np.ndarray, row: np.ndarray
+) -> np.ndarray | None:
+    """Band 1 of ``band`` sampled bilinearly at fractional pixel positions.
+
+    ``col``/``row`` are positions in the scene's pixel space (0 = the first pixel's
+    left/top edge). NaN where the valid neighbours carry less than ``MIN_WEIGHT``.
+    ``None`` when no position touches the scene.
+    """
+    plan = _bilinear_plan(col, row, band.height, band.width)
+    if plan is None:
+        return None
+    data = band.read(1, window=plan.window, out_dtype="float32")
+    return _bilinear_apply(plan, data, band.nodata)
 
 
 def _centres(geobox: GeoBox) -> tuple[np.ndarray, np.ndarray]:
@@ -144,13 +178,15 @@ def _centres(geobox: GeoBox) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Coords:
-    """Pixel centres of one chunk in each scene CRS met, transformed once per CRS."""
+    """Pixel centres of one chunk in each scene CRS met, transformed once per CRS, and
+    the sampling plans of the rasters met, made once per pixel grid."""
 
     def __init__(self, geobox: GeoBox):
         assert geobox.crs is not None
         self.crs = geobox.crs.to_wkt()
         self.xy = _centres(geobox)
         self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.plans: dict[tuple[object, ...], object] = {}
 
     def in_crs(self, crs: str) -> tuple[np.ndarray, np.ndarray]:
         if crs not in self.cache:
@@ -158,29 +194,95 @@ class _Coords:
             self.cache[crs] = (np.asarray(sx), np.asarray(sy))
         return self.cache[crs]
 
+    def positions(self, src: rasterio.io.DatasetReader) -> tuple[np.ndarray, np.ndarray]:
+        """The centres in ``src``'s pixel space (0 = its first pixel's left/top edge)."""
+        if src.crs is None:
+            raise ValueError(f"{src.name}: no CRS (rasters must be geocoded)")
+        sx, sy = self.in_crs(src.crs.to_wkt())
+        inv = ~src.transform
+        return inv.a * sx + inv.b * sy + inv.c, inv.d * sx + inv.e * sy + inv.f
+
+    def plan(self, kind: str, src: rasterio.io.DatasetReader) -> object:
+        """The ``bilinear`` or ``nearest`` plan of ``src``'s pixel grid (None: missed)."""
+        key = (kind, src.crs.to_wkt() if src.crs else None, src.transform, src.height,
+               src.width)
+        if key not in self.plans:
+            col, row = self.positions(src)
+            make = _bilinear_plan if kind == "bilinear" else _nearest_plan
+            self.plans[key] = make(col, row, src.height, src.width)
+        return self.plans[key]
+
 
 def sample_scene(scene: Scene, geobox: GeoBox, coords: _Coords | None = None) -> np.ndarray | None:
     """``(bands, y, x)`` float32 linear values of ``scene`` at the pixel centres of
-    ``geobox`` (NaN outside it or where invalid); ``None`` when it misses the box."""
+    ``geobox`` (NaN outside it or where invalid); ``None`` when it misses the box.
+
+    Rasters on the same pixel grid (a scene's polarisations, scenes of one product
+    grid) share one plan per chunk.
+    """
     coords = coords or _Coords(geobox)
     out = np.full((len(scene.hrefs), *geobox.shape), np.nan, np.float32)
     hit = False
     for b, href in enumerate(scene.hrefs):
-        with rasterio.open(href) as src:
-            if src.crs is None:
-                raise ValueError(f"{href}: no CRS (Sentinel-1 rasters must be geocoded)")
-            sx, sy = coords.in_crs(src.crs.to_wkt())
-            inv = ~src.transform
-            col = inv.a * sx + inv.b * sy + inv.c
-            row = inv.d * sx + inv.e * sy + inv.f
-            values = _bilinear(src, col, row)
-        if values is not None:
-            out[b] = values
-            hit = True
+        with POOL.dataset(href) as src:
+            plan = coords.plan("bilinear", src)
+            if plan is None:
+                continue
+            assert isinstance(plan, _Plan)
+            data = src.read(1, window=plan.window, out_dtype="float32")
+            nodata = src.nodata
+        out[b] = _bilinear_apply(plan, data, nodata)
+        hit = True
     return out if hit else None
 
 
-def _extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, ...] | None]]:
+@dataclass(frozen=True)
+class _NearestPlan:
+    """Positions in one raster's pixels: the window to read, which positions fall in
+    the raster, and their pixel's flat index in the window."""
+
+    window: Window
+    inside: np.ndarray
+    index: np.ndarray
+
+
+def _nearest_plan(col: np.ndarray, row: np.ndarray, h: int, w: int) -> _NearestPlan | None:
+    """The pixel of an ``h`` x ``w`` raster that holds each position, as GDAL's nearest
+    resampling picks it; ``None`` when no position falls in the raster."""
+    with np.errstate(invalid="ignore"):
+        inside = (np.isfinite(col) & np.isfinite(row) & (col >= 0) & (col < w)
+                  & (row >= 0) & (row < h))
+    if not inside.any():
+        return None
+    ci = np.floor(col[inside]).astype(np.intp)
+    ri = np.floor(row[inside]).astype(np.intp)
+    cmin, rmin = int(ci.min()), int(ri.min())
+    window = Window(cmin, rmin, int(ci.max()) - cmin + 1, int(ri.max()) - rmin + 1)
+    return _NearestPlan(window, inside, (ri - rmin) * window.width + (ci - cmin))
+
+
+def sample_nearest(scene: Scene, geobox: GeoBox, coords: _Coords | None = None
+                   ) -> np.ndarray | None:
+    """``(bands, y, x)`` float32 values of ``scene`` at the pixel centres of ``geobox``
+    by nearest neighbour, 0 (no data) outside the rasters; ``None`` when it misses the
+    box. For integer rasters (Sentinel-2 levels and classes, 0 = no data); the values
+    are kept exactly."""
+    coords = coords or _Coords(geobox)
+    out = np.zeros((len(scene.hrefs), *geobox.shape), np.float32)
+    hit = False
+    for b, href in enumerate(scene.hrefs):
+        with POOL.dataset(href) as src:
+            plan = coords.plan("nearest", src)
+            if plan is None:
+                continue
+            assert isinstance(plan, _NearestPlan)
+            data = src.read(1, window=plan.window)
+        out[b][plan.inside] = data.ravel()[plan.index]
+        hit = True
+    return out if hit else None
+
+
+def extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, ...] | None]]:
     """Each scene's bounds in the grid CRS, padded by two pixels (None: unknown)."""
     assert geobox.crs is not None
     pad = 2 * max(abs(geobox.resolution.x), abs(geobox.resolution.y))
@@ -198,28 +300,43 @@ def _extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, 
     return out
 
 
+def fuse_days(
+    days: list[list[Scene]], extents: list[list[tuple[float, ...] | None]], bands: int,
+    geobox: GeoBox, kind: str = "bilinear",
+) -> np.ndarray:
+    """``(bands, days, y, x)`` float32: each day's scenes sampled on ``geobox`` and
+    fused first-valid in time order, per band. ``kind`` ``bilinear``: linear power, NaN
+    where no scene is valid; ``nearest``: integer levels, 0 where no scene has data."""
+    gx0, gy0, gx1, gy1 = geobox.boundingbox
+    coords = _Coords(geobox)
+    sample, empty_value = (sample_scene, np.nan) if kind == "bilinear" else (sample_nearest, 0)
+    missing = np.isnan if kind == "bilinear" else (lambda a: a == 0)
+    out = np.full((bands, len(days), *geobox.shape), empty_value, np.float32)
+    for t, (day, ext) in enumerate(zip(days, extents, strict=True)):
+        filled = False
+        for scene, e in zip(day, ext, strict=True):
+            if e is not None and (e[0] > gx1 or e[2] < gx0 or e[1] > gy1 or e[3] < gy0):
+                continue
+            values = sample(scene, geobox, coords)
+            if values is None:
+                continue
+            if filled:
+                out[:, t] = np.where(missing(out[:, t]), values, out[:, t])
+            else:  # the day's first sample is taken as it is
+                out[:, t] = values
+                filled = True
+            if not missing(out[:, t]).any():
+                break
+    return out
+
+
 def _block(
     days: list[list[Scene]], extents: list[list[tuple[float, ...] | None]], bands: int,
     geobox: GeoBox, x: np.ndarray, block_info: dict | None = None,
 ) -> np.ndarray:
     assert block_info is not None
     (y0, y1), (x0, x1) = block_info[None]["array-location"][-2:]
-    sub = geobox[y0:y1, x0:x1]
-    gx0, gy0, gx1, gy1 = sub.boundingbox
-    coords = _Coords(sub)
-    out = np.full((bands, len(days), y1 - y0, x1 - x0), np.nan, np.float32)
-    for t, (day, ext) in enumerate(zip(days, extents, strict=True)):
-        for scene, e in zip(day, ext, strict=True):
-            if e is not None and (e[0] > gx1 or e[2] < gx0 or e[1] > gy1 or e[3] < gy0):
-                continue
-            values = sample_scene(scene, sub, coords)
-            if values is None:
-                continue
-            empty = np.isnan(out[:, t])
-            out[:, t] = np.where(empty, values, out[:, t])
-            if not np.isnan(out[:, t]).any():
-                break
-    return out
+    return fuse_days(days, extents, bands, geobox[y0:y1, x0:x1])
 
 
 def load_scenes(
@@ -231,7 +348,7 @@ def load_scenes(
     ny, nx = geobox.shape
     template = dask_array.zeros((ny, nx), dtype=np.uint8, chunks=(chunk, chunk))
     data = dask_array.map_blocks(
-        _block, days, _extents(days, geobox), len(names), geobox, template,
+        _block, days, extents(days, geobox), len(names), geobox, template,
         new_axis=[0, 1],
         chunks=((len(names),), (len(days),), *template.chunks),
         dtype=np.float32,

@@ -1,0 +1,104 @@
+"""Open raster datasets kept for reuse across the chunks of an ingest.
+
+A chunk of the cube reads a window of every scene's assets. Opening an asset costs a
+header parse (an HTTP request on a remote archive) and, closed again, it takes its
+decoded blocks with it: a block shared by two neighbouring chunks is then decoded
+twice, four times where a chunk's window straddles two block rows and columns. Kept
+open, the next chunk finds the header parsed and, while GDAL's block cache holds
+them, the blocks decoded.
+
+The pool is shared by the threads of a process. A dataset is used by one thread at a
+time: a thread takes an idle handle of the href (or opens one) and gives it back when
+done, so two threads reading the same asset at once hold two handles. At most
+:data:`MAX_IDLE` idle handles are kept (least recently used closed first), a share of
+the process's open-file limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import rasterio
+from rasterio.io import DatasetReader
+
+
+def _max_idle() -> int:
+    """A quarter of the soft open-file limit, between 16 and 1024."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(16, min(1024, soft // 4))
+
+
+#: Idle handles kept by the pool of a process.
+MAX_IDLE = _max_idle()
+
+
+class DatasetPool:
+    """Idle rasterio datasets by asset version (href, and size and mtime of local
+    files, so a rewritten file is opened afresh), least recently used first."""
+
+    def __init__(self, max_idle: int = MAX_IDLE):
+        self.max_idle = max_idle
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[tuple[str, int, int], list[DatasetReader]] = OrderedDict()
+        self._count = 0
+
+    @contextlib.contextmanager
+    def dataset(self, href: str) -> Iterator[DatasetReader]:
+        """An open dataset of ``href`` for this thread alone until the block ends."""
+        key = (href, *_version(href))
+        with self._lock:
+            handles = self._idle.get(key)
+            src = handles.pop() if handles else None
+            if src is not None:
+                self._count -= 1
+        if src is None:
+            src = rasterio.open(href)
+        try:
+            yield src
+        except BaseException:
+            src.close()  # its state after a failed read is not worth keeping
+            raise
+        closing = []
+        with self._lock:
+            self._idle.setdefault(key, []).append(src)
+            self._idle.move_to_end(key)
+            self._count += 1
+            while self._count > self.max_idle:
+                oldest = next(iter(self._idle))
+                closing.append(self._idle[oldest].pop(0))
+                self._count -= 1
+                if not self._idle[oldest]:
+                    del self._idle[oldest]
+        for old in closing:
+            old.close()
+
+    def idle(self) -> int:
+        """How many handles are open and idle."""
+        return self._count
+
+    def clear(self) -> None:
+        """Close every idle handle."""
+        with self._lock:
+            idle, self._idle, self._count = list(self._idle.values()), OrderedDict(), 0
+        for handles in idle:
+            for src in handles:
+                src.close()
+
+
+def _version(href: str) -> tuple[int, int]:
+    try:
+        st = os.stat(href)
+    except OSError:  # a URL or a GDAL virtual path
+        return (0, 0)
+    return (st.st_size, st.st_mtime_ns)
+
+
+#: The process's pool.
+POOL = DatasetPool()
