@@ -24,9 +24,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
+import dask.array as dask_array
 import numpy as np
 import xarray as xr
+import zarr
 from odc.geo.geobox import GeoBox
+from zarr.codecs import BloscCodec
 
 from pipeline import __version__
 from pipeline.blocks import blocks, chunk_edges
@@ -135,6 +139,13 @@ def _regions(ds: xr.Dataset) -> Iterator[tuple[str, dict[str, slice]]]:
         yield b.key, {"y": b.rows, "x": b.cols}
 
 
+#: Floating-point variables: LZ4 over byte-shuffled values. On the demo cube's chunks
+#: it compresses NDVI as well as zarr's default (Zstandard, level 0) and backscatter
+#: better (1.28 vs 1.17), at four times the speed: the default's compression took a
+#: third of the ingest's time. Integer variables keep the default.
+FLOAT_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+
+
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     enc: dict[str, dict[str, Any]] = {}
     for name, var in ds.data_vars.items():
@@ -143,6 +154,7 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
         enc[str(name)] = {"chunks": tuple(c[0] for c in var.chunks)}
         if np.issubdtype(var.dtype, np.floating):
             enc[str(name)]["fill_value"] = np.nan
+            enc[str(name)]["compressors"] = (FLOAT_CODEC,)
     return enc
 
 
@@ -229,16 +241,21 @@ def write_chunked(
     todo = [(k, r) for k, r in regions if k not in done]
     skipped = len(regions) - len(todo)
 
+    names = [str(n) for n in data.data_vars]
+    dims = [tuple(str(d) for d in data[n].dims) for n in names]
+    group = zarr.open_group(store.url, mode="r+", storage_options=store.options, zarr_format=3)
+    targets: list[Any] = [group[n] for n in names]
+
     def region_write(region: dict[str, slice]) -> Any:
-        """The lazy write of one region (markers are the caller's job)."""
-        return data.isel(region).to_zarr(
-            store.url,
-            storage_options=store.options,
-            region={"y": region["y"], "x": region["x"]},
-            zarr_format=3,
-            consolidated=False,
-            compute=False,
-        )
+        """The lazy write of one region (markers are the caller's job): the region's
+        blocks of every variable stored into the arrays made above, as
+        ``to_zarr(region=...)`` would (the values as they are: NaN is the floats' fill
+        value, and there is no other encoding), in one graph optimised as a whole."""
+        sources = [data[n].isel({d: region[d] for d in dims_n if d in region}).data
+                   for n, dims_n in zip(names, dims, strict=True)]
+        where = [tuple(region.get(d, slice(None)) for d in dims_n) for dims_n in dims]
+        stored = dask_array.store(sources, targets, regions=where, lock=False, compute=False)
+        return list(stored) if isinstance(stored, (tuple, list)) else [stored]
 
     n_done = skipped
 
@@ -264,6 +281,11 @@ def write_chunked(
 Region = tuple[str, dict[str, slice]]
 
 
+def _landed(*parts: Any) -> None:
+    """Depends on every stored part of a region: done when they are."""
+    del parts
+
+
 def _write_on_cluster(
     client: Any,
     todo: list[Region],
@@ -284,7 +306,10 @@ def _write_on_cluster(
 
     def submit() -> Any:
         key, region = pending.pop(0)
-        fut = client.compute(region_write(region))
+        # unfused: regions in flight share input keys (halos, tiles' shared templates),
+        # and graphs fused one region at a time would give a key two definitions
+        parts = client.compute(region_write(region), optimize_graph=False)
+        fut = client.submit(_landed, *parts, pure=False)  # one future per region
         keys[fut] = key
         return fut
 
@@ -307,7 +332,7 @@ def _write_in_threads(
     inner = "threads" if len(todo) < workers else "synchronous"
 
     def write_one(key: str, region: dict[str, slice]) -> str:
-        region_write(region).compute(scheduler=inner)
+        dask.compute(*region_write(region), scheduler=inner)
         return key
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
