@@ -168,6 +168,12 @@ def bin_block(obs: np.ndarray, idx: np.ndarray, nbins: int) -> tuple[np.ndarray,
     shape = (nbins, *obs.shape[1:])
     mean = np.full(shape, np.nan, np.float32)
     count = np.zeros(shape, np.uint8)
+    _bin_into(obs, idx, mean, count)
+    return mean, count
+
+
+def _bin_into(obs: np.ndarray, idx: np.ndarray, mean: np.ndarray, count: np.ndarray) -> None:
+    """:func:`bin_block` into ``mean`` (NaN-filled) and ``count`` (zero-filled)."""
     ts = np.flatnonzero(idx >= 0)
     bins = idx[ts]
     if bins.size and np.any(np.diff(bins) < 0):
@@ -177,7 +183,7 @@ def bin_block(obs: np.ndarray, idx: np.ndarray, nbins: int) -> tuple[np.ndarray,
         b = bins[s]
         if e - s == 1:  # one acquisition: its values (+0.0 added, as the sum would)
             np.add(obs[ts[s]], np.float32(0), out=mean[b])
-            count[b] = ~np.isnan(obs[ts[s]])
+            np.logical_not(np.isnan(obs[ts[s]]), out=count[b], casting="unsafe")
             continue
         sel = obs[ts[s:e]]
         nan = np.isnan(sel)
@@ -187,15 +193,17 @@ def bin_block(obs: np.ndarray, idx: np.ndarray, nbins: int) -> tuple[np.ndarray,
         with np.errstate(invalid="ignore", divide="ignore"):
             mean[b] = total / np.where(n > 0, n, np.nan)
         count[b] = n
-    return mean, count
 
 
 def _bin_stacked(obs: np.ndarray, idx: np.ndarray, nbins: int, db: bool) -> np.ndarray:
     """One chunk's bins as a (2, nbins, y, x) float32 block: mean (dB if ``db``), count."""
-    mean, count = bin_block(obs, idx, nbins)
+    out = np.empty((2, nbins, *obs.shape[1:]), np.float32)
+    out[0] = np.nan
+    out[1] = 0
+    _bin_into(obs, idx, out[0], out[1])
     if db:
-        mean = s1mod.to_db(mean)
-    return np.stack([mean, count.astype(np.float32)])
+        s1mod.to_db(out[0], out=out[0])
+    return out
 
 
 def bin_to_grid(
@@ -301,9 +309,10 @@ def _s2_block(
     """One chunk's cloud-masked NDVI per solar day, ``(days, y, x)`` float32."""
     assert block_info is not None
     (y0, y1), (x0, x1) = block_info[None]["array-location"][-2:]
-    red, nir, scl = warp.fuse_days(days, extents, 3, geobox[y0:y1, x0:x1], "nearest")
-    keep = (red > 0) & (nir > 0) & s2mod.clear_mask(scl, s2mod.S2.clear_classes)
+    red_dn, nir_dn, scl = warp.fuse_days(days, extents, 3, geobox[y0:y1, x0:x1], "nearest")
+    keep = (red_dn > 0) & (nir_dn > 0) & s2mod.clear_mask(scl, s2mod.S2.clear_classes)
     # s2.compute_ndvi's arithmetic, in place: reflectance = level * scale + offset
+    red, nir = red_dn.astype(np.float32), nir_dn.astype(np.float32)
     for dn in (red, nir):
         dn *= np.float32(scale)
         dn += np.float32(offset)

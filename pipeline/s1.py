@@ -54,10 +54,13 @@ def cube_variable(pol: str, direction: str) -> str:
     return f"{pol}_{DIRECTION_SUFFIX[direction]}"
 
 
-def to_db(power: np.ndarray) -> np.ndarray:
-    """Linear backscatter power to decibels; NaN for non-positive values."""
+def to_db(power: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Linear backscatter power to decibels; NaN for non-positive values. ``out``: a
+    float32 array to write into (may be ``power`` itself)."""
     power = np.asarray(power, dtype=np.float32)
-    db = np.full(power.shape, np.nan, np.float32)
-    np.log10(power, out=db, where=power > 0)
+    bad = ~(power > 0)
+    db = np.empty(power.shape, np.float32) if out is None else out
+    np.log10(power, out=db, where=~bad)
     db *= np.float32(10.0)
+    db[bad] = np.nan
     return db

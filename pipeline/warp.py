@@ -134,9 +134,11 @@ def _bilinear_plan(col: np.ndarray, row: np.ndarray, h: int, w: int) -> _Plan | 
     return _Plan(window, (base, base + 1, base + pw, base + pw + 1), weights)
 
 
-def _bilinear_apply(plan: _Plan, data: np.ndarray, nodata: float | None) -> np.ndarray:
+def _bilinear_apply(plan: _Plan, data: np.ndarray, nodata: float | None,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """The plan's positions sampled from ``data`` (the plan's window of a band):
-    NaN where the valid neighbours carry less than ``MIN_WEIGHT``."""
+    NaN where the valid neighbours carry less than ``MIN_WEIGHT``. ``out``: where to
+    write (NaN-filled)."""
     good = np.isfinite(data) & (data > 0)
     if nodata is not None and np.isfinite(nodata):
         good &= data != nodata
@@ -150,8 +152,10 @@ def _bilinear_apply(plan: _Plan, data: np.ndarray, nodata: float | None) -> np.n
     for idx, weight in zip(plan.index, plan.weights, strict=True):
         acc += weight * vflat[idx]
         wsum += weight * wflat[idx]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(wsum >= MIN_WEIGHT, acc / wsum, np.nan)
+    if out is None:
+        out = np.full(acc.shape, np.nan, np.float32)
+    np.divide(acc, wsum, out=out, where=wsum >= MIN_WEIGHT)
+    return out
 
 
 def _bilinear(
@@ -213,15 +217,18 @@ class _Coords:
         return self.plans[key]
 
 
-def sample_scene(scene: Scene, geobox: GeoBox, coords: _Coords | None = None) -> np.ndarray | None:
+def sample_scene(scene: Scene, geobox: GeoBox, coords: _Coords | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray | None:
     """``(bands, y, x)`` float32 linear values of ``scene`` at the pixel centres of
     ``geobox`` (NaN outside it or where invalid); ``None`` when it misses the box.
+    ``out``: a NaN-filled array to write into.
 
     Rasters on the same pixel grid (a scene's polarisations, scenes of one product
     grid) share one plan per chunk.
     """
     coords = coords or _Coords(geobox)
-    out = np.full((len(scene.hrefs), *geobox.shape), np.nan, np.float32)
+    if out is None:
+        out = np.full((len(scene.hrefs), *geobox.shape), np.nan, np.float32)
     hit = False
     for b, href in enumerate(scene.hrefs):
         with POOL.dataset(href) as src:
@@ -231,7 +238,7 @@ def sample_scene(scene: Scene, geobox: GeoBox, coords: _Coords | None = None) ->
             assert isinstance(plan, _Plan)
             data = src.read(1, window=plan.window, out_dtype="float32")
             nodata = src.nodata
-        out[b] = _bilinear_apply(plan, data, nodata)
+        _bilinear_apply(plan, data, nodata, out[b])
         hit = True
     return out if hit else None
 
@@ -261,14 +268,16 @@ def _nearest_plan(col: np.ndarray, row: np.ndarray, h: int, w: int) -> _NearestP
     return _NearestPlan(window, inside, (ri - rmin) * window.width + (ci - cmin))
 
 
-def sample_nearest(scene: Scene, geobox: GeoBox, coords: _Coords | None = None
-                   ) -> np.ndarray | None:
-    """``(bands, y, x)`` float32 values of ``scene`` at the pixel centres of ``geobox``
+def sample_nearest(scene: Scene, geobox: GeoBox, coords: _Coords | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray | None:
+    """``(bands, y, x)`` values of ``scene`` at the pixel centres of ``geobox``
     by nearest neighbour, 0 (no data) outside the rasters; ``None`` when it misses the
-    box. For integer rasters (Sentinel-2 levels and classes, 0 = no data); the values
-    are kept exactly."""
+    box. For integer rasters of up to 16 bits (Sentinel-2 levels and classes, 0 = no
+    data); the values are kept exactly, as uint16. ``out``: a zero-filled array to
+    write into."""
     coords = coords or _Coords(geobox)
-    out = np.zeros((len(scene.hrefs), *geobox.shape), np.float32)
+    if out is None:
+        out = np.zeros((len(scene.hrefs), *geobox.shape), np.uint16)
     hit = False
     for b, href in enumerate(scene.hrefs):
         with POOL.dataset(href) as src:
@@ -304,27 +313,29 @@ def fuse_days(
     days: list[list[Scene]], extents: list[list[tuple[float, ...] | None]], bands: int,
     geobox: GeoBox, kind: str = "bilinear",
 ) -> np.ndarray:
-    """``(bands, days, y, x)`` float32: each day's scenes sampled on ``geobox`` and
-    fused first-valid in time order, per band. ``kind`` ``bilinear``: linear power, NaN
-    where no scene is valid; ``nearest``: integer levels, 0 where no scene has data."""
+    """``(bands, days, y, x)``: each day's scenes sampled on ``geobox`` and fused
+    first-valid in time order, per band. ``kind`` ``bilinear``: float32 linear power,
+    NaN where no scene is valid; ``nearest``: uint16 levels, 0 where no scene has data."""
     gx0, gy0, gx1, gy1 = geobox.boundingbox
     coords = _Coords(geobox)
     sample, empty_value = (sample_scene, np.nan) if kind == "bilinear" else (sample_nearest, 0)
     missing = np.isnan if kind == "bilinear" else (lambda a: a == 0)
-    out = np.full((bands, len(days), *geobox.shape), empty_value, np.float32)
+    dtype = np.float32 if kind == "bilinear" else np.uint16
+    out = np.full((bands, len(days), *geobox.shape), empty_value, dtype)
     for t, (day, ext) in enumerate(zip(days, extents, strict=True)):
         filled = False
         for scene, e in zip(day, ext, strict=True):
             if e is not None and (e[0] > gx1 or e[2] < gx0 or e[1] > gy1 or e[3] < gy0):
                 continue
-            values = sample(scene, geobox, coords)
-            if values is None:
-                continue
-            if filled:
+            if not filled:  # the day's first sample goes straight into place
+                filled = sample(scene, geobox, coords, out[:, t]) is not None
+            else:
+                values = sample(scene, geobox, coords)
+                if values is None:
+                    continue
                 out[:, t] = np.where(missing(out[:, t]), values, out[:, t])
-            else:  # the day's first sample is taken as it is
-                out[:, t] = values
-                filled = True
+            if not filled:
+                continue
             if not missing(out[:, t]).any():
                 break
     return out
