@@ -37,7 +37,9 @@ def _wait_for_ingested(proc: subprocess.Popen, out: Path, n: int, timeout: float
     marks = out / "cube.zarr.progress" / "ingest"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if marks.is_dir() and len(list(marks.glob("*.done"))) >= n:
+        # a marker being written is a hidden temporary ending in .done too
+        if marks.is_dir() and len([m for m in marks.glob("*.done")
+                                   if not m.name.startswith(".")]) >= n:
             return
         time.sleep(0.02)
 
