@@ -52,7 +52,7 @@ class DatasetPool:
     @contextlib.contextmanager
     def dataset(self, href: str) -> Iterator[DatasetReader]:
         """An open dataset of ``href`` for this thread alone until the block ends."""
-        key = (href, *_version(href))
+        key = (href, *asset_version(href))
         with self._lock:
             handles = self._idle.get(key)
             src = handles.pop() if handles else None
@@ -92,7 +92,8 @@ class DatasetPool:
                 src.close()
 
 
-def _version(href: str) -> tuple[int, int]:
+def asset_version(href: str) -> tuple[int, int]:
+    """(size, mtime in ns) of a local file; (0, 0) for a URL or a GDAL virtual path."""
     try:
         st = os.stat(href)
     except OSError:  # a URL or a GDAL virtual path

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from pipeline import s1 as s1mod
 from pipeline import s2 as s2mod
 from pipeline import warp
 from pipeline.aoi import AOI, aoi_in_crs
+from pipeline.handles import asset_version
 from pipeline.timegrid import TimeGrid
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def check_readable(item: pystac.Item, keys: Sequence[str]) -> str | None:
     """
     for key in keys:
         href = _href(item, key)
-        reason = _asset_problem(href, _version(href))
+        reason = _asset_problem(href, asset_version(href))
         if reason:
             return f"asset {key} unreadable ({reason})"
     return None
@@ -99,14 +99,6 @@ def _asset_problem(href: str, version: tuple[int, int]) -> str | None:
 OFFSET_SAMPLE_PX = 256
 
 
-def _version(href: str) -> tuple[int, int]:
-    try:
-        st = os.stat(href)
-    except OSError:  # a URL or a GDAL virtual path
-        return (0, 0)
-    return (st.st_size, st.st_mtime_ns)
-
-
 def check_scene_offset(item: pystac.Item, keys: Sequence[str], rule: s2mod.Scaling
                        ) -> s2mod.OffsetCheck:
     """The data check of a scene's offset on a decimated sample of its B04, B08 and SCL.
@@ -116,7 +108,7 @@ def check_scene_offset(item: pystac.Item, keys: Sequence[str], rule: s2mod.Scali
     :func:`check_readable`'s.
     """
     hrefs = tuple(_href(item, k) for k in keys)
-    return _offset_check(hrefs, tuple(_version(h) for h in hrefs), rule)
+    return _offset_check(hrefs, tuple(asset_version(h) for h in hrefs), rule)
 
 
 @functools.lru_cache(maxsize=65536)

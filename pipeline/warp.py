@@ -229,18 +229,7 @@ def sample_scene(scene: Scene, geobox: GeoBox, coords: _Coords | None = None,
     coords = coords or _Coords(geobox)
     if out is None:
         out = np.full((len(scene.hrefs), *geobox.shape), np.nan, np.float32)
-    hit = False
-    for b, href in enumerate(scene.hrefs):
-        with POOL.dataset(href) as src:
-            plan = coords.plan("bilinear", src)
-            if plan is None:
-                continue
-            assert isinstance(plan, _Plan)
-            data = src.read(1, window=plan.window, out_dtype="float32")
-            nodata = src.nodata
-        _bilinear_apply(plan, data, nodata, out[b])
-        hit = True
-    return out if hit else None
+    return out if _sample_bands(scene, coords, "bilinear", out) else None
 
 
 @dataclass(frozen=True)
@@ -278,17 +267,7 @@ def sample_nearest(scene: Scene, geobox: GeoBox, coords: _Coords | None = None,
     coords = coords or _Coords(geobox)
     if out is None:
         out = np.zeros((len(scene.hrefs), *geobox.shape), np.uint16)
-    hit = False
-    for b, href in enumerate(scene.hrefs):
-        with POOL.dataset(href) as src:
-            plan = coords.plan("nearest", src)
-            if plan is None:
-                continue
-            assert isinstance(plan, _NearestPlan)
-            data = src.read(1, window=plan.window)
-        out[b][plan.inside] = data.ravel()[plan.index]
-        hit = True
-    return out if hit else None
+    return out if _sample_bands(scene, coords, "nearest", out) else None
 
 
 def extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, ...] | None]]:
@@ -307,6 +286,26 @@ def extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, .
             row.append((e.left - pad, e.bottom - pad, e.right + pad, e.top + pad))
         out.append(row)
     return out
+
+
+def _sample_bands(scene: Scene, coords: _Coords, kind: str, out: np.ndarray) -> bool:
+    """Each band of ``scene`` sampled (``bilinear`` or ``nearest``) into ``out[band]``;
+    whether any band touched the chunk."""
+    hit = False
+    for b, href in enumerate(scene.hrefs):
+        with POOL.dataset(href) as src:
+            plan = coords.plan(kind, src)
+            if plan is None:
+                continue
+            if isinstance(plan, _Plan):
+                data = src.read(1, window=plan.window, out_dtype="float32")
+                _bilinear_apply(plan, data, src.nodata, out[b])
+            else:
+                assert isinstance(plan, _NearestPlan)
+                data = src.read(1, window=plan.window)
+                out[b][plan.inside] = data.ravel()[plan.index]
+        hit = True
+    return hit
 
 
 def fuse_days(
