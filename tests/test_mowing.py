@@ -15,6 +15,7 @@ from shapely.geometry import Point, box
 
 from pipeline.__main__ import main
 from pipeline.mowing import DEFAULTS, METHODS, DetectParams, detect, match_events
+from pipeline.mowing.detect import PRIOR, RAW_DEFAULTS, detect_series
 from pipeline.mowing.series import bin_series, grid_axes, mowing_table, read_acquisitions
 from pipeline.timegrid import TimeGrid
 
@@ -60,6 +61,46 @@ def test_zdrop_needs_a_larger_drop_where_the_fill_is_uncertain() -> None:
     assert np.isfinite(detect(y, sure, DAYS, DOY, "zdrop", p)).sum() == 1
     assert np.isfinite(detect(y, unsure, DAYS, DOY, "zdrop", p)).sum() == 0
     assert np.isfinite(detect(y, unsure, DAYS, DOY, "drop", p)).sum() == 1
+
+
+def _one_by_one(ndvi: np.ndarray, std: np.ndarray | None, method: str, p: DetectParams,
+                max_events: int) -> np.ndarray:
+    """:func:`detect_series` row by row: the definition the batched detector must match."""
+    sd = np.zeros_like(ndvi) if std is None else np.nan_to_num(std)
+    out = np.full((len(ndvi), max_events), np.nan)
+    for r, row in enumerate(ndvi):
+        ok = np.isfinite(row)
+        if ok.sum() >= 3:
+            cuts = detect_series(DAYS[ok], row[ok], sd[r, ok], DOY[ok], method, p)[:max_events]
+            out[r, :len(cuts)] = cuts
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batched_detector_equals_the_series_definition(seed: int) -> None:
+    """Every row's cuts, bit for bit, on seasons with cuts, slow declines, spikes, ties
+    (rounded NDVI), gaps and unknown std, for every threshold set and both detectors."""
+    rng = np.random.default_rng(seed)
+    n, t = 600, GRID.count
+    cuts = [sorted(rng.choice(np.arange(4, t), rng.integers(0, 5), replace=False))
+            for _ in range(n)]
+    y = np.stack([_season(c, drop=rng.uniform(0.05, 0.45)) for c in cuts])
+    y += rng.normal(0, 0.03, y.shape)
+    y[rng.random(y.shape) < 0.05] -= 0.3  # residual clouds
+    y[: n // 3] = np.round(y[: n // 3], 1)  # equal steps and equal values
+    y[n // 2 :, 15:] -= np.linspace(0, 0.3, t - 15)  # slow declines
+    y[rng.random(y.shape) < rng.uniform(0, 0.8, (n, 1))] = np.nan  # clouds
+    std = np.abs(rng.normal(0, 0.06, y.shape))
+    std[rng.random(y.shape) < 0.1] = np.nan
+    for method in METHODS:
+        for p in (DEFAULTS[method], RAW_DEFAULTS[method], PRIOR,
+                  PRIOR.with_(regrow=0.5, regrow_days=30.0, max_fall_days=12.0)):
+            for sd in (std, None):
+                for most in (6, 2):
+                    want = _one_by_one(y, sd, method, p, most)
+                    got = detect(y, sd, DAYS, DOY, method, p, most)
+                    assert np.array_equal(got, want, equal_nan=True), (method, p, most)
+                    assert np.isfinite(want).sum() > n // 10  # the rows do have cuts
 
 
 def test_default_thresholds_are_per_detector_and_used_when_none_given() -> None:

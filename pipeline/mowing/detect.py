@@ -238,6 +238,87 @@ def detect_series(
     return sorted(kept)
 
 
+def _packed(keep: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each row's kept values moved to its front, in order (the rest after them), and a
+    mask of the front part: the series' points as :func:`detect_series` sees them.
+
+    Rows whose kept values are at the front already are left as they are (a filled
+    series, or one without spikes); the arrays are copied only when some row moves.
+    """
+    moves = np.flatnonzero((keep[:, 1:] & ~keep[:, :-1]).any(axis=1))
+    count = keep.sum(axis=1)
+    front = np.arange(keep.shape[1])[None, :] < count[:, None]
+    if moves.size == 0:
+        return (front, *arrays)
+    order = np.argsort(~keep[moves], axis=1, kind="stable")
+    out = []
+    for a in arrays:
+        a = a.copy()
+        a[moves] = np.take_along_axis(a[moves], order, axis=1)
+        out.append(a)
+    return (front, *out)
+
+
+def _despiked(t: np.ndarray, y: np.ndarray, on: np.ndarray, p: DetectParams) -> np.ndarray:
+    """:func:`_despike` for every row of packed series: the mask of the points kept."""
+    a, mid, b = y[:, :-2], y[:, 1:-1], y[:, 2:]
+    with np.errstate(invalid="ignore"):
+        spike = (
+            (mid < np.minimum(a, b) - p.spike)
+            & (np.abs(a - b) < p.spike / 2)
+            & (t[:, 2:] - t[:, :-2] <= p.spike_days)
+            & on[:, 2:]
+        )
+    keep = on.copy()
+    keep[:, 1:-1] &= ~spike
+    return keep
+
+
+def _candidate_table(y: np.ndarray, on: np.ndarray, min_peak: float, min_drop: float
+                     ) -> tuple[np.ndarray, ...]:
+    """:func:`_candidates` of every row at once, for the decreasing runs that start at
+    ``min_peak`` or above and fall by ``min_drop`` or more (no other can be a cut):
+    ``(row, peak, trough, steep_from, steep_to)`` arrays, by row and then in time order."""
+    with np.errstate(invalid="ignore"):
+        down = (y[:, 1:] < y[:, :-1]) & on[:, 1:]
+    rows, pos = np.nonzero(down)
+    empty = np.zeros(0, np.intp)
+    if rows.size == 0:
+        return empty, empty, empty, empty, empty
+    # a run starts where the previous step of the same row was not a decrease
+    first = np.ones(rows.size, bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (pos[1:] != pos[:-1] + 1)
+    start = np.flatnonzero(first)
+    last = np.append(start[1:], rows.size) - 1
+    peak, trough = y[rows[start], pos[start]], y[rows[start], pos[last] + 1]
+    tall = (peak >= min_peak) & (peak - trough >= min_drop)
+    # keep the steps of those runs only
+    length = last - start + 1
+    sel = np.repeat(tall, length)
+    rows, pos = rows[sel], pos[sel]
+    if rows.size == 0:
+        return empty, empty, empty, empty, empty
+    start = np.cumsum(np.append(0, length[tall][:-1]))
+    last = np.append(start[1:], rows.size) - 1
+    first = np.zeros(rows.size, bool)
+    first[start] = True
+    run = np.cumsum(first) - 1
+    step = y[rows, pos + 1] - y[rows, pos]
+    steepest = np.minimum.reduceat(step, start)
+    # the first steepest step of each run, and the block of steps around it that are at
+    # least 0.8 as steep (a linear fill across a gap: the cut lies somewhere in it)
+    k = np.minimum.reduceat(np.where(step == steepest[run], np.arange(rows.size), rows.size),
+                            start)
+    steep = step <= 0.8 * steepest[run]
+    change = first.copy()
+    change[1:] |= steep[1:] != steep[:-1]
+    block_start = np.flatnonzero(change)
+    block_last = np.append(block_start[1:], rows.size) - 1
+    block = np.cumsum(change)[k] - 1
+    a, b = block_start[block], block_last[block]
+    return rows[start], pos[start], pos[last] + 1, pos[a], pos[b] + 1
+
+
 def detect(
     ndvi: np.ndarray,
     std: np.ndarray | None,
@@ -248,6 +329,10 @@ def detect(
     max_events: int = MAX_EVENTS,
 ) -> np.ndarray:
     """Cut dates per series: ``(N, max_events)`` day numbers (units of ``days``), NaN padded.
+
+    The same cuts as :func:`detect_series` on each row's valid points, computed for all
+    rows at once (array operations over the rows and their decreasing runs; the only
+    loop left is over the few candidates a series has, for the regrowth spacing).
 
     Args:
         ndvi: ``(N, T)`` NDVI, NaN = no value.
@@ -262,16 +347,57 @@ def detect(
         raise ValueError(f"unknown mowing method {method!r}; use one of {METHODS}")
     p = params or DEFAULTS[method]
     ndvi = np.asarray(ndvi, np.float64)
-    n, _ = ndvi.shape
+    n, width = ndvi.shape
     sd = np.zeros_like(ndvi) if std is None else np.nan_to_num(np.asarray(std, np.float64))
-    days = np.asarray(days, np.float64)
-    doy = np.asarray(doy, np.float64)
+    grid = np.broadcast_to(np.asarray(days, np.float64), ndvi.shape)
+    season = np.broadcast_to(np.asarray(doy, np.float64), ndvi.shape)
     out = np.full((n, max_events), np.nan)
-    for r in range(n):
-        ok = np.isfinite(ndvi[r])
-        if ok.sum() < 3:
-            continue
-        cuts = detect_series(days[ok], ndvi[r, ok], sd[r, ok], doy[ok], method, p)
-        cuts = cuts[:max_events]
-        out[r, : len(cuts)] = cuts
+    ok = np.isfinite(ndvi)
+    ok &= (ok.sum(axis=1) >= 3)[:, None]
+    on, t, y, s, d = _packed(ok, grid, ndvi, sd, season)
+    on, t, y, s, d = _packed(_despiked(t, y, on, p), t, y, s, d)
+    row, i, j, a, b = _candidate_table(y, on, p.min_peak, p.min_drop)
+    amp = y[row, i] - y[row, j]
+    good = np.ones(row.size, bool)
+    # a slow decline: only its steepest part may be a cut
+    slow = t[row, j] - t[row, i] > p.max_fall_days
+    steep_amp = y[row, a] - y[row, b]
+    good &= ~slow | ((steep_amp >= p.min_drop) & (t[row, b] - t[row, a] <= p.max_fall_days))
+    i, j = np.where(slow, a, i), np.where(slow, b, j)
+    amp = np.where(slow, steep_amp, amp)
+    if p.regrow > 0:
+        tj = t[row, j][:, None]
+        after = on[row] & (t[row] > tj) & (t[row] <= tj + p.regrow_days)
+        top = np.where(after, y[row], -np.inf).max(axis=1)
+        good &= after.any(axis=1) & ~(top - y[row, j] < p.regrow * amp)
+    if method == "zdrop":
+        score = amp / np.sqrt(s[row, i] ** 2 + s[row, j] ** 2 + 2 * p.obs_noise**2)
+        good &= score >= p.z
+    else:
+        score = amp
+    when = 0.5 * (t[row, a] + t[row, b]) + p.date_offset
+    mid = 0.5 * (d[row, a] + d[row, b])
+    good &= (p.season[0] <= mid) & (mid <= p.season[1])
+    row, when, score = row[good], when[good], score[good]
+    # cuts closer than the regrowth time: the stronger one is kept (ties: the earlier),
+    # visiting each row's candidates strongest first
+    order = np.lexsort((np.arange(row.size), -score, row))
+    row, when = row[order], when[order]
+    new_row = np.ones(row.size, bool)
+    new_row[1:] = row[1:] != row[:-1]
+    heads = np.flatnonzero(new_row)
+    rank = np.arange(row.size) - np.repeat(heads, np.diff(np.append(heads, row.size)))
+    kept = np.full((n, width), np.nan)
+    count = np.zeros(n, np.intp)
+    for r in range(int(rank.max()) + 1 if rank.size else 0):
+        at = rank == r
+        rr, ww = row[at], when[at]
+        near = np.abs(ww[:, None] - kept[rr]) < p.min_gap_days
+        free = ~near.any(axis=1)
+        rr, ww = rr[free], ww[free]
+        kept[rr, count[rr]] = ww
+        count[rr] += 1
+    kept.sort(axis=1)
+    m = min(max_events, width)
+    out[:, :m] = kept[:, :m]
     return out
