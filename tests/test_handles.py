@@ -83,3 +83,31 @@ def test_a_failed_read_closes_its_handle(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), pool.dataset(href) as src:
         raise RuntimeError("read failed")
     assert src.closed and pool.idle() == 0
+
+
+_CACHE_PROBE = """
+import sys, numpy as np, rasterio, rasterio.env
+from pipeline.handles import POOL
+with POOL.dataset(sys.argv[1]) as src:
+    src.read(1)
+print(rasterio.env.get_gdal_config("GDAL_CACHEMAX"))
+"""
+
+
+@pytest.mark.parametrize("env", [None, "200"])
+def test_the_pool_bounds_gdal_block_cache_unless_the_user_set_it(tmp_path: Path,
+                                                                env: str | None) -> None:
+    """The default cache (5 % of RAM per process) would hold every scene's blocks."""
+    import subprocess
+    import sys
+
+    from pipeline.handles import BLOCK_CACHE_MB
+
+    href = _raster(tmp_path / "a.tif", 1)
+    environ = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
+    if env is not None:
+        environ["GDAL_CACHEMAX"] = env
+    out = subprocess.run([sys.executable, "-c", _CACHE_PROBE, href], env=environ,
+                         capture_output=True, text=True, check=True).stdout
+    want = BLOCK_CACHE_MB if env is None else int(env)
+    assert int(out.split()[-1]) == want * 2**20
