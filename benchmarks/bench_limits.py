@@ -12,8 +12,10 @@ On a square AOI of ``--size`` metres inside the demo world (off the tile lattice
   (the ingest resamples S1 itself, per pixel centre: ``pipeline.warp``);
 * fill (the pipeline's fill stage: read the cube, fill the AOI's pixels, write) against
   the SF kernel (``ModelFiller.fill``) on the same pixels, already in memory;
-* mowing (``write_cut_days``: read the filled series, detect, store) against the
-  detector on the same series in memory;
+* mowing (``write_cut_days``: read the filled series, detect, store; the ``zdrop`` rule)
+  against the detector on the same series in memory, in parts of one chunk's pixels;
+  and the default ``mowing`` detector (the learned one, on the observations) on a
+  sample of the AOI's pixels in memory, for its core-hours;
 * export (COG stacks, netCDF, QGIS project, STAC, quicklook) with no limit measured, at
   the AOI and at its quarter: the two sizes split its cost into a per-pixel part and a
   fixed part per product set (one per tile), which is how it is projected.
@@ -56,6 +58,8 @@ from pipeline.export import write_products
 from pipeline.fill import ModelFiller, compute_filled
 from pipeline.ingest import SceneLog, make_cube
 from pipeline.mowing.detect import default_params, detect
+from pipeline.mowing.learned import detect_learned
+from pipeline.mowing.learned import load as load_learned
 from pipeline.mowing.raster import write_cut_days
 from pipeline.mowing.series import grid_axes
 from pipeline.request import default_cache
@@ -145,6 +149,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="threads for stages and limits")
     ap.add_argument("--chunk", type=int, default=256)
     ap.add_argument("--cache", type=Path, default=None, help="demo cache (default: the usual)")
+    ap.add_argument("--learned-px", type=int, default=20_000,
+                    help="pixels the learned mowing detector is timed on")
     args = ap.parse_args()
     workers = args.workers
     source = open_demo_source(args.cache or default_cache())
@@ -195,9 +201,17 @@ def main() -> None:
         std = np.moveaxis(done["ndvi_std"].values, 0, -1).reshape(-1, t)
         days, dy = grid_axes(TimeGrid.of_starts(done["time"].values))
         params = default_params("zdrop", "filled")
-        mparts = np.array_split(np.arange(len(filled)), workers)
+        mparts = np.array_split(np.arange(len(filled)), -(-len(filled) // args.chunk**2))
         detect_s, _ = _timed(lambda: _in_threads(
             [lambda p=p: detect(filled[p], std[p], days, dy, "zdrop", params) for p in mparts],
+            workers))
+        # the learned detector (the default of `mowing`) reads the observations; it runs
+        # on a sample of the AOI's pixels, one part per thread
+        learned = load_learned()
+        sample = np.flatnonzero(inside)[:: max(1, int(inside.sum()) // args.learned_px)]
+        lparts = np.array_split(sample, workers)
+        learned_s, _ = _timed(lambda: _in_threads(
+            [lambda p=p: detect_learned(ndvi[p], days, dy, learned) for p in lparts],
             workers))
         # export on the AOI and on its quarter: per-pixel cost and per-tile fixed cost
         # (QGIS project, STAC, quicklook, file opens) from the two sizes; a first export of
@@ -223,14 +237,17 @@ def main() -> None:
     print("\n| stage | px/s | limit px/s | stage / limit time | Lithuania core-h | "
           "at the limit |")
     print("|---|---|---|---|---|---|")
-    # CPU: load, warm build, build, ingest, decode, warp, fill, kernel, mowing, detect, export
-    c_ingest, c_decode, c_warp, c_fill, c_kernel, c_mow, c_detect, c_export, c_export_q = \
-        CPU[3:12]
+    # CPU: load, warm build, build, ingest, decode, warp, fill, kernel, mowing, detect,
+    # learned, export, export of the quarter
+    (c_ingest, c_decode, c_warp, c_fill, c_kernel, c_mow, c_detect, c_learned, c_export,
+     c_export_q) = CPU[3:13]
     _line("ingest", px, ingest_s, warp_s, workers, "decode + warps", c_ingest, c_warp)
     _line("ingest vs decode only", px, ingest_s, decode_s, workers, "decode", c_ingest,
           c_decode)
     _line("fill", px, fill_s, kernel_s, workers, "SF kernel", c_fill, c_kernel)
-    _line("mowing", px, mow_s, detect_s, workers, "detector", c_mow, c_detect)
+    _line("mowing (zdrop)", px, mow_s, detect_s, workers, "detector", c_mow, c_detect)
+    _line("mowing (learned, the default; detector only)", len(sample), learned_s, None,
+          workers, "", c_learned)
     _line("export", px, export_s, None, workers, "", c_export)
     # export = fixed + per_px * pixels, from the AOI and its quarter (CPU time)
     per_px = max(c_export - c_export_q, 0.0) / max(px - px_q, 1)
