@@ -27,6 +27,8 @@ from typing import Any
 
 import dask
 import dask.array as dask_array
+import dask.local
+import dask.threaded
 import numpy as np
 import xarray as xr
 import zarr
@@ -133,6 +135,11 @@ class TileSignatures:
 def n_regions(ds: xr.Dataset) -> int:
     """Number of spatial chunks of a cube."""
     return int(len(ds.chunks["y"]) * len(ds.chunks["x"]))
+
+
+def _cells(region: dict[str, slice]) -> int:
+    """Pixels of a region."""
+    return (region["y"].stop - region["y"].start) * (region["x"].stop - region["x"].start)
 
 
 def _regions(ds: xr.Dataset) -> Iterator[tuple[str, dict[str, slice]]]:
@@ -246,6 +253,10 @@ def write_chunked(
     done = _done_keys(marks)
     todo = [(k, r) for k, r in regions if k not in done]
     skipped = len(regions) - len(todo)
+    # largest regions first: an AOI's small edge regions then fill the last gaps instead
+    # of one worker finishing a full region while the others idle (16x demo AOI, chunk
+    # 256, 2 threads, four paired runs: 3.44 s on average against 3.56 s, within noise)
+    todo.sort(key=lambda kr: -_cells(kr[1]))
 
     names = [str(n) for n in data.data_vars]
     dims = [tuple(str(d) for d in data[n].dims) for n in names]
@@ -335,7 +346,9 @@ def _write_in_threads(
 ) -> None:
     """Regions with local threads: few regions parallelise inside each one, many run
     one region per thread."""
-    inner = "threads" if len(todo) < workers else "synchronous"
+    # the scheduler functions themselves: a scheduler named by string makes dask import
+    # distributed to look for a client (about a second per process)
+    inner = dask.threaded.get if len(todo) < workers else dask.local.get_sync
 
     def write_one(key: str, region: dict[str, slice]) -> str:
         dask.compute(*region_write(region), scheduler=inner)
