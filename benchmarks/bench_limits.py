@@ -2,7 +2,8 @@
 
     python benchmarks/bench_limits.py [--size 2000] [--workers 2] [--chunk 256] [--cache DIR]
 
-On a square AOI of ``--size`` metres inside the demo world (off the tile lattice), with
+On a square AOI of ``--size`` metres inside the demo world (off the tile lattice; the
+world is 4.8 km wide, so at most 4000 m: bench_scale's 16x AOI), with
 ``--workers`` local threads, one process:
 
 * ingest (the pipeline's read, mask, reproject, bin and Zarr write of the cube) against
@@ -63,7 +64,8 @@ from pipeline.mowing.learned import load as load_learned
 from pipeline.mowing.raster import write_cut_days
 from pipeline.mowing.series import grid_axes
 from pipeline.request import default_cache
-from pipeline.sources.demo import open_demo_source
+from pipeline.errors import InputError
+from pipeline.sources.demo import check_demo_extent, open_demo_source
 from pipeline.tiles import DEFAULT_TILE_M as TILE_M
 from pipeline.timegrid import TimeGrid
 
@@ -163,6 +165,11 @@ def main() -> None:
         geobox = make_geobox(aoi)
         px = int(geobox.shape[0] * geobox.shape[1])
         s2 = source.search_s2(aoi.geometry, grid.start, grid.end)
+        # an AOI reaching outside the world would count pixels no scene covers
+        try:
+            check_demo_extent(source, aoi.geometry, s2)
+        except InputError as exc:
+            raise SystemExit(f"--size {args.size:.0f}: {exc}") from None
         s1 = source.search_s1(aoi.geometry, grid.start, grid.end)
         scenes = SceneLog()
         _timed(lambda: make_cube(s2, s1, aoi, geobox, grid, SceneLog(), chunk=args.chunk))

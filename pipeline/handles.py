@@ -46,9 +46,11 @@ def _max_idle() -> int:
 #: Idle handles kept by the pool of a process.
 MAX_IDLE = _max_idle()
 
-#: GDAL block cache of a process that reads through the pool, MiB. Measured on a 16x
-#: demo AOI (8 km, chunk 256, 2 threads): 32, 128 and 512 MiB ingest as fast as the
-#: default 5 % of RAM, whose peak memory was 0.3 GB larger (benchmarks/bench_scale.py).
+#: GDAL block cache of a process that reads through the pool, MiB. bench_scale's 16x
+#: AOI (4 km, 48-pixel chunks, 2 workers) peaked at 1.17x its 1x AOI with 64 MiB, 1.37x
+#: with 256 MiB and 1.34x with the default 5 % of RAM; in exchange the 4 km ingest
+#: (chunk 256, 2 threads) uses about 15-20 % more CPU than with 256 MiB (blocks of
+#: Sentinel-1 shared by neighbouring chunks are decoded again).
 BLOCK_CACHE_MB = 64
 
 _CACHE_LOCK = threading.Lock()
