@@ -55,6 +55,7 @@ from pipeline import s1 as s1mod
 from pipeline import s2 as s2mod
 from pipeline.aoi import make_geobox, read_aoi
 from pipeline.cube import describe_cube, open_cube, write_chunked
+from pipeline.errors import InputError
 from pipeline.export import write_products
 from pipeline.fill import ModelFiller, compute_filled
 from pipeline.ingest import SceneLog, make_cube
@@ -64,7 +65,6 @@ from pipeline.mowing.learned import load as load_learned
 from pipeline.mowing.raster import write_cut_days
 from pipeline.mowing.series import grid_axes
 from pipeline.request import default_cache
-from pipeline.errors import InputError
 from pipeline.sources.demo import check_demo_extent, open_demo_source
 from pipeline.tiles import DEFAULT_TILE_M as TILE_M
 from pipeline.timegrid import TimeGrid
