@@ -102,6 +102,8 @@ class _Plan:
     window: Window
     index: tuple[np.ndarray, ...]  # flat index of each neighbour in the padded window
     weights: tuple[np.ndarray, ...]
+    #: the weight sum where every cell of the window is valid (same sums, same order)
+    full_weight: np.ndarray
 
 
 def _bilinear_plan(col: np.ndarray, row: np.ndarray, h: int, w: int) -> _Plan | None:
@@ -131,7 +133,16 @@ def _bilinear_plan(col: np.ndarray, row: np.ndarray, h: int, w: int) -> _Plan | 
             + np.clip(c0 - (cmin - 2), 0, pw - 2).astype(np.intp))
     fr, fc = (r - r0).astype(np.float32), (c - c0).astype(np.float32)
     weights = ((1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc)
-    return _Plan(window, (base, base + 1, base + pw, base + pw + 1), weights)
+    index = (base, base + 1, base + pw, base + pw + 1)
+    # a neighbour inside the window (not in the invalid border) counts its weight, as
+    # _bilinear_apply's sum over a window of valid cells would
+    inner = np.zeros((ph, pw), np.float32)
+    inner[2:-2, 2:-2] = 1
+    iflat = inner.ravel()
+    full = np.zeros(base.shape, np.float32)
+    for idx, weight in zip(index, weights, strict=True):
+        full += weight * iflat[idx]
+    return _Plan(window, index, weights, full)
 
 
 def _bilinear_apply(plan: _Plan, data: np.ndarray, nodata: float | None,
@@ -142,16 +153,22 @@ def _bilinear_apply(plan: _Plan, data: np.ndarray, nodata: float | None,
     good = np.isfinite(data) & (data > 0)
     if nodata is not None and np.isfinite(nodata):
         good &= data != nodata
+    all_good = bool(good.all())
     values = np.zeros((data.shape[0] + 4, data.shape[1] + 4), np.float32)
-    weights = np.zeros_like(values)
-    values[2:-2, 2:-2] = np.where(good, data, 0)
-    weights[2:-2, 2:-2] = good
-    vflat, wflat = values.ravel(), weights.ravel()
+    values[2:-2, 2:-2] = data if all_good else np.where(good, data, 0)
+    vflat = values.ravel()
     acc = np.zeros(plan.index[0].shape, np.float32)
-    wsum = np.zeros(plan.index[0].shape, np.float32)
     for idx, weight in zip(plan.index, plan.weights, strict=True):
         acc += weight * vflat[idx]
-        wsum += weight * wflat[idx]
+    if all_good:  # the usual case inside a scene's footprint: the plan has the sums
+        wsum = plan.full_weight
+    else:
+        weights = np.zeros_like(values)
+        weights[2:-2, 2:-2] = good
+        wflat = weights.ravel()
+        wsum = np.zeros(plan.index[0].shape, np.float32)
+        for idx, weight in zip(plan.index, plan.weights, strict=True):
+            wsum += weight * wflat[idx]
     if out is None:
         out = np.full(acc.shape, np.nan, np.float32)
     np.divide(acc, wsum, out=out, where=wsum >= MIN_WEIGHT)

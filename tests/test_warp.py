@@ -138,3 +138,27 @@ def test_positions_proj_cannot_transform_are_left_empty(items: list[pystac.Item]
         assert np.isfinite(got[0, 0]) and np.isfinite(got[1, 1])
         assert np.isnan(got[0, 1]) and np.isnan(got[1, 0])
         assert warp._bilinear(src, np.full((2, 2), np.inf), row) is None
+
+
+def test_all_valid_windows_take_the_plans_weight_sums_bit_for_bit() -> None:
+    """A window without invalid cells skips the weight sums (the plan holds them): the
+    pixels it gives equal those the general path gives, wherever one invalid cell placed
+    elsewhere in the window does not reach them, bit for bit."""
+    rng = np.random.default_rng(3)
+    col = rng.uniform(-3, 63, (40, 40))  # some positions beyond the raster's edges
+    row = rng.uniform(-3, 53, (40, 40))
+    plan = warp._bilinear_plan(col, row, 50, 60)
+    assert plan is not None
+    data = rng.gamma(4.4, 0.05 / 4.4, (plan.window.height, plan.window.width)).astype(
+        np.float32)
+    fast = warp._bilinear_apply(plan, data, None)
+    holed = data.copy()
+    holed[0, 0] = np.nan  # the window's first cell: the general path
+    general = warp._bilinear_apply(plan, holed, None)
+    pad = plan.window.width + 4
+    near = np.zeros_like(fast, bool)
+    for idx in plan.index:
+        near |= idx == 2 * pad + 2  # the padded index of the window's first cell
+    assert near.any() and (~near).sum() > 1000
+    assert np.isfinite(fast[~near]).any() and np.isnan(fast[~near]).any()
+    np.testing.assert_array_equal(fast[~near], general[~near])
