@@ -377,6 +377,19 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     # where the cluster runs and its dashboard (INFO lines): shown unless -q
     cluster = logging.WARNING if quiet else min(level, logging.INFO)
     logging.getLogger("pipeline.cluster").setLevel(cluster)
+    if verbose < 2:
+        logging.getLogger("asyncio").addFilter(_unretrieved_write_errors)
+
+
+def _unretrieved_write_errors(record: logging.LogRecord) -> bool:
+    """Drop asyncio's report of a chunk write whose error nobody awaited.
+
+    zarr stores a region's chunks concurrently; when the disk fills, the first failed
+    write becomes the run's one-line error and the writes that failed beside it are
+    garbage collected with their exceptions unread, which asyncio logs with a traceback.
+    They say the same thing again, so they are shown only with -vv.
+    """
+    return "exception was never retrieved" not in record.getMessage()
 
 
 def _config_defaults(path: Path) -> dict[str, Any]:

@@ -155,3 +155,30 @@ def test_a_really_full_disk_is_one_line_and_exit_1(
         assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert lines[0].startswith("failed: No space left on device (ENOSPC): ")
         assert not (out / "ndvi_filled.tif").exists()
+
+
+_UNREAD_WRITE_ERROR = """
+import asyncio, gc, sys
+from pipeline.__main__ import _configure_logging
+_configure_logging(int(sys.argv[1]), False)
+
+async def main():
+    # what zarr leaves when chunk writes beside the first failed one fail too
+    future = asyncio.get_running_loop().create_future()
+    future.set_exception(OSError(28, "No space left on device"))
+    del future
+    gc.collect()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_unread_write_errors_stay_out_of_the_one_line_failure_unless_vv(verbose: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", _UNREAD_WRITE_ERROR, str(verbose)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    shown = "exception was never retrieved" in proc.stderr
+    assert shown == (verbose >= 2), proc.stderr
+    assert verbose >= 2 or "No space left" not in proc.stderr, proc.stderr
