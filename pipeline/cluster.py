@@ -25,6 +25,7 @@ from typing import Any
 
 from distributed import Client, LocalCluster, WorkerPlugin
 
+from pipeline import heap
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,16 @@ class PreloadFiller(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         """Start the load; the worker takes tasks at once."""
-        threading.Thread(target=self._load, name="preload-filler", daemon=True).start()
+        threading.Thread(target=self._load, args=(worker is not None,), name="preload-filler",
+                         daemon=True).start()
 
-    def _load(self) -> None:
+    def _load(self, in_worker: bool) -> None:
         try:
             self.filler.preload()
         except Exception as exc:  # the fill task loads it again and reports the error
             log.warning("preloading the filler failed (%s: %s)", type(exc).__name__, exc)
+        if in_worker:  # its modules and model live as long as the worker (pipeline.heap)
+            heap.freeze_for_good()
 
 
 def preload_filler(client: Client | None, filler: object) -> None:

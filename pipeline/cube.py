@@ -35,7 +35,7 @@ import zarr
 from odc.geo.geobox import GeoBox
 from zarr.codecs import BloscCodec
 
-from pipeline import __version__
+from pipeline import __version__, heap
 from pipeline.blocks import blocks, chunk_edges
 from pipeline.cf import GRID_MAPPING, apply_cf
 from pipeline.storage import Loc
@@ -354,7 +354,9 @@ def _write_in_threads(
         dask.compute(*region_write(region), scheduler=inner)
         return key
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # what exists now (items, graph, modules) lives through the write: collections
+    # during it need not traverse it (pipeline.heap)
+    with heap.frozen(), ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(write_one, k, r) for k, r in todo]
         try:
             for fut in as_completed(futures):
