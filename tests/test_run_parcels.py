@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 from shapely.geometry import Polygon, box
 
@@ -99,6 +101,13 @@ def test_gdal_reads_the_csv_and_the_parquet_opens(parcels_run: Path) -> None:
     table = gpd.read_parquet(parcels_run / "parcels.parquet")
     assert table.crs is not None and table.crs.to_epsg() == 32634
     assert table.geometry.is_valid.all()
+    # GDAL's CSV driver as the wheels bundle it, then the GDAL command line where installed
+    csv = pyogrio.read_info(parcels_run / "parcels.csv")
+    assert csv["features"] == len(table)
+    types = dict(zip(csv["fields"], csv["dtypes"], strict=True))
+    assert types["ndvi_mean"] == "float64" and types["date"].startswith("datetime64")
+    if shutil.which("ogrinfo") is None:
+        return
     info = subprocess.run(["ogrinfo", "-ro", "-so", "-al", str(parcels_run / "parcels.csv")],
                           capture_output=True, text=True, check=True).stdout
     assert f"Feature Count: {len(table)}" in info
