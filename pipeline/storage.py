@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -353,6 +354,24 @@ def check_out_owned(path: Path, overwrite: bool = False, inputs: tuple[Path, ...
                              "made it; pass an empty or new folder, or --overwrite to write there")
 
 
+def _lock_holder(lock: Path, wait_s: float = 2.0) -> str:
+    """Who holds ``lock``, as its holder wrote it (``pid N: command``).
+
+    The holder writes that line just after taking the lock, so a run refused in between
+    finds the file empty; it waits up to ``wait_s`` for the line before saying only
+    "another process".
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            holder = lock.read_text().strip()
+        except OSError:
+            holder = ""
+        if holder or time.monotonic() >= deadline:
+            return holder or "another process"
+        time.sleep(0.02)
+
+
 @contextmanager
 def claim_out(path: Path, sig: Mapping[str, str] | None = None,
               overwrite: bool = False) -> Iterator[None]:
@@ -374,7 +393,7 @@ def claim_out(path: Path, sig: Mapping[str, str] | None = None,
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = lock.read_text().strip() or "another process"
+            holder = _lock_holder(lock)
             raise InputError(f"--out {path} is in use by another run ({holder}); wait for it "
                              "to end or pass another --out") from None
         os.ftruncate(fd, 0)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 
+from pipeline.errors import InputError
+from pipeline.storage import LOCK_NAME, _lock_holder, claim_out
 from tests.conftest import END, START
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +57,29 @@ def test_second_of_two_concurrent_runs_is_refused_and_the_first_completes(
     alone = json.loads((demo_run / "run.json").read_text())
     assert [u["id"] for u in record["scenes"]["used"]] == [u["id"] for u in alone["scenes"]["used"]]
     assert sorted(record["products"]) == sorted(alone["products"])
+
+
+def test_a_run_refused_before_the_holder_wrote_its_line_still_names_it(tmp_path: Path) -> None:
+    # the holder has the lock but writes "pid N: command" a moment later, as claim_out does
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    late = threading.Timer(0.2, lambda: os.write(fd, b"pid 4242: python -m pipeline run\n"))
+    late.start()
+    try:
+        with pytest.raises(InputError, match=r"in use by another run \(pid 4242: python -m"):
+            with claim_out(out):
+                pass
+    finally:
+        late.join()
+        os.close(fd)
+    assert (out / LOCK_NAME).exists()  # the holder's folder and lock are left alone
+
+
+def test_a_holder_that_never_writes_its_line_is_another_process(tmp_path: Path) -> None:
+    lock = tmp_path / LOCK_NAME
+    lock.write_text("")
+    assert _lock_holder(lock, wait_s=0.1) == "another process"
+    lock.write_text("pid 7: run\n")
+    assert _lock_holder(lock, wait_s=0.1) == "pid 7: run"
