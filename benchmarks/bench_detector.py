@@ -1,15 +1,18 @@
 """Learned mowing detector throughput per thread: the shipped weights against others.
 
     python benchmarks/bench_detector.py [--pixels 20000] [--repeat 5]
-        [--weights W] [--compare W2] [--data DATA]
+        [--weights W] [--compare W2] [--unfused] [--data DATA]
 
 Times :func:`pipeline.mowing.learned.detect_learned` (the path ``mowing`` and
 ``mowing-table`` take per chunk: network input, the ensemble's probabilities and the
 decoding of events) on ``--pixels`` grassland seasons in memory, one thread
 (``torch.set_num_threads(1)``), for the shipped detector (or ``--weights``) and each
 ``--compare`` detector in the same run, their repeats interleaved so that other load
-on the machine falls on both alike. The seasons are the labelled parcel-years of
-``--data`` (a slovak-grassland layout folder) repeated to ``--pixels``, or without it
+on the machine falls on both alike. A GRU ensemble runs fused
+(:class:`model.mowing.FusedGRUEnsemble`); ``--unfused`` adds the first detector run
+member by member through its ``nn`` modules (the path before fusion) to the same run.
+The seasons are the labelled parcel-years of ``--data`` (a slovak-grassland layout
+folder) repeated to ``--pixels``, or without it
 synthetic seasons (green-up, one to three cuts with regrowth, 45 % of bins cloudy).
 
 Per detector it prints the pixels per second per thread (median of the repeats, wall
@@ -97,8 +100,7 @@ def parts(det: Any, ndvi: np.ndarray, days: np.ndarray, doy: np.ndarray) -> dict
             c0 = time.process_time()
             x = detector_features(ndvi[i:i + rows], doy[i:i + rows])
             c1 = time.process_time()
-            p = torch.stack([torch.sigmoid(n(x) - det.prior_shift) for n in det.nets]).mean(0)
-            probs.append(p.numpy())
+            probs.append(det.network(x).numpy())
             out["input"] += c1 - c0
             out["network"] += time.process_time() - c1
     c0 = time.process_time()
@@ -123,6 +125,8 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, help="detector weights (default: the shipped ones)")
     ap.add_argument("--compare", type=Path, action="append", default=[],
                     help="other detector weights to time in the same run (repeatable)")
+    ap.add_argument("--unfused", action="store_true", help="also time the first detector "
+                    "member by member (its nn modules, no fusion)")
     ap.add_argument("--data", type=Path, help="slovak-grassland layout folder: its "
                     "parcel-years instead of synthetic seasons")
     args = ap.parse_args()
@@ -139,6 +143,12 @@ def main() -> None:
     torch.set_num_threads(1)
     paths = [args.weights or default_detector_weights(), *args.compare]
     dets = [load_detector(p) for p in paths]
+    labels = [str(p) for p in paths]
+    if args.unfused:
+        plain = load_detector(paths[0])
+        plain.fused = False
+        dets.insert(1, plain)
+        labels.insert(1, f"{paths[0]} (members one by one, unfused)")
     if args.data:
         ndvi, days, doy = data_seasons(args.data, args.pixels)
         source = f"{args.data.name} parcel-years repeated"
@@ -157,7 +167,7 @@ def main() -> None:
             wall[i].append(w)
             cpu[i].append(c)
     rate = []
-    for i, (p, det) in enumerate(zip(paths, dets, strict=True)):
+    for i, (p, det) in enumerate(zip(labels, dets, strict=True)):
         px_wall = args.pixels / float(np.median(wall[i]))
         px_cpu = args.pixels / float(np.median(cpu[i]))
         rate.append(px_cpu)
@@ -171,8 +181,8 @@ def main() -> None:
         print(f"  Lithuania ({LITHUANIA_PX:.1e} px): {hours:.1f} core-hours "
               f"(limit {LIMIT_CORE_HOURS:g}: {'within' if hours <= LIMIT_CORE_HOURS else 'over'})")
     if len(dets) > 1:
-        for p, r in zip(paths, rate, strict=True):
-            print(f"{p}: {r / rate[1]:.1f}x the speed of {paths[1]} (CPU time)")
+        for p, r in zip(labels, rate, strict=True):
+            print(f"{p}: {r / rate[1]:.1f}x the speed of {labels[1]} (CPU time)")
 
 
 if __name__ == "__main__":

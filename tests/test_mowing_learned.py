@@ -283,3 +283,46 @@ def test_recipe_settings_parse_by_field_type_and_name_a_bad_one() -> None:
         with_settings(DetectorRecipe(), ["widht=3"])
     with pytest.raises(ValueError, match="'x' is not a float"):
         with_settings(DetectorRecipe(), ["lr=x"])
+
+
+@pytest.mark.parametrize(("members", "hidden", "block"), [(3, 32, 0), (1, 16, 7), (2, 8, 64)])
+def test_fused_ensemble_equals_its_members_run_one_by_one(members: int, hidden: int,
+                                                          block: int) -> None:
+    """Same probabilities as the nn modules, padding dates and ragged blocks included."""
+    import torch
+
+    from model.mowing import FusedGRUEnsemble, MowingDetector, MowNet, detector_features
+
+    torch.manual_seed(members)
+    nets = [MowNet(hidden) for _ in range(members)]
+    for n in nets:  # trained-like weights: larger than the initialisation's
+        for p in n.parameters():
+            p.data.mul_(3.0)
+    det = MowingDetector(nets, {"recipe": {"pos_weight": 4.0}})
+    rng = np.random.default_rng(0)
+    t = 46
+    ndvi = rng.uniform(0.1, 0.9, (150, t)).astype(np.float32)
+    ndvi[rng.random(ndvi.shape) < 0.5] = np.nan
+    doy = np.tile(np.arange(60, 60 + 6 * t, 6, dtype=np.float32), (150, 1))
+    doy[:20, -9:] = np.nan  # seasons that end early (padding)
+    x = detector_features(ndvi, doy)
+    with torch.inference_mode():
+        plain = torch.stack([torch.sigmoid(n(x) - det.prior_shift) for n in nets]).mean(0)
+    fused = FusedGRUEnsemble(nets, det.prior_shift, block)(x)
+    assert fused.shape == plain.shape == (150, t)
+    np.testing.assert_allclose(fused.numpy(), plain.numpy(), atol=2e-6)
+    assert 0.01 < float(plain.std())  # probabilities that vary, not a constant
+    det.fused = False
+    unfused = det.predict_proba(ndvi, doy)
+    det.fused = True
+    np.testing.assert_allclose(det.predict_proba(ndvi, doy), unfused, atol=2e-6)
+    assert det._fused is not None and det._fused.members == members
+
+
+def test_fused_ensemble_refuses_mixed_members() -> None:
+    from model.mowing import FusedGRUEnsemble, MowConvNet, MowNet
+
+    with pytest.raises(ValueError, match="MowNet members of one width"):
+        FusedGRUEnsemble([MowNet(16), MowNet(32)])
+    with pytest.raises(ValueError, match="MowNet members of one width"):
+        FusedGRUEnsemble([MowNet(16), MowConvNet()])  # type: ignore[list-item]
