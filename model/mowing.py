@@ -172,10 +172,15 @@ class FusedGRUEnsemble:
     the members' modules (``--unfused``).
     """
 
+    @staticmethod
+    def fits(nets: list[nn.Module]) -> bool:
+        """Whether ``nets`` can be fused: :class:`MowNet` members of one width."""
+        return bool(nets) and all(type(n) is MowNet and n.hidden == nets[0].hidden
+                                  for n in nets)
+
     def __init__(self, nets: list[MowNet], prior_shift: float = 0.0, block: int = 0
                  ) -> None:
-        if not nets or any(type(n) is not MowNet or n.hidden != nets[0].hidden
-                           for n in nets):
+        if not self.fits(nets):  # type: ignore[arg-type]
             raise ValueError("a fused ensemble needs MowNet members of one width")
         m, h = len(nets), nets[0].hidden
         self.members, self.hidden, self.prior_shift = m, h, float(prior_shift)
@@ -448,28 +453,27 @@ class MowingDetector:
         ndvi = np.asarray(ndvi, np.float32)
         doy = np.broadcast_to(np.asarray(doy, np.float32), ndvi.shape)
         out = np.zeros(ndvi.shape, np.float32)
-        shift = self.prior_shift
         with torch.inference_mode():
             for i in range(0, len(ndvi), rows):
                 x = detector_features(ndvi[i:i + rows], doy[i:i + rows])
-                out[i:i + rows] = self.network(x, shift).numpy()
+                out[i:i + rows] = self.network(x).numpy()
         out[~np.isfinite(doy)] = 0.0
         return out
 
-    def network(self, x: torch.Tensor, shift: float | None = None) -> torch.Tensor:
+    def network(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)`` features -> ``(B, T)`` ensemble probability.
 
-        A GRU ensemble goes through :class:`FusedGRUEnsemble` (built on first use)
-        unless ``fused`` is set False; other networks member by member.
+        A GRU ensemble goes through :class:`FusedGRUEnsemble` (built from the weights
+        on first use; the members are not trained further once in a detector) unless
+        ``fused`` is set False; other networks member by member.
         """
-        shift = self.prior_shift if shift is None else shift
-        if self.fused and all(type(n) is MowNet for n in self.nets) and \
-                len({n.hidden for n in self.nets}) == 1:
-            if self._fused is None or self._fused.prior_shift != shift:
-                self._fused = FusedGRUEnsemble(self.nets, shift)  # type: ignore[arg-type]
+        if self.fused and FusedGRUEnsemble.fits(self.nets):
+            if self._fused is None:
+                self._fused = FusedGRUEnsemble(self.nets, self.prior_shift)  # type: ignore[arg-type]
             return self._fused(x)
         with torch.inference_mode():
-            return torch.stack([torch.sigmoid(n(x) - shift) for n in self.nets]).mean(0)
+            return torch.stack([torch.sigmoid(n(x) - self.prior_shift)
+                                for n in self.nets]).mean(0)
 
     def save(self, path: Path) -> None:
         """Write the weights (safetensors) and the card (``.json`` beside them) atomically."""
