@@ -53,6 +53,7 @@ from model.sf import YEAR_DAYS, _linear_fill
 from model.train import write_card
 
 __all__ = [
+    "SHIPPED",
     "DetectorRecipe",
     "FusedGRUEnsemble",
     "MowConvNet",
@@ -79,9 +80,15 @@ DECODE = {"threshold": 0.4, "min_gap_days": 30.0}
 _DIST_SCALE = 5.0
 
 
-def default_detector_weights() -> Path:
-    """Path of the shipped ``mowing.safetensors``."""
-    return Path(__file__).parent / "weights" / "mowing.safetensors"
+#: The shipped detectors by name (``--detector``): the default GRU ensemble, and the
+#: one narrow GRU distilled from it for country-scale runs (about 5 times the pixels per
+#: second, 0.010 lower F1 across domains; ``benchmarks/figures/mowing_fast.md``).
+SHIPPED = {"learned": "mowing.safetensors", "learned-fast": "mowing_fast.safetensors"}
+
+
+def default_detector_weights(name: str = "learned") -> Path:
+    """Path of a shipped detector's weights (:data:`SHIPPED`; default ``mowing.safetensors``)."""
+    return Path(__file__).parent / "weights" / SHIPPED[name]
 
 
 def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.Tensor

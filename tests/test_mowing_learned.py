@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from model.mowing import default_detector_weights
 from pipeline.__main__ import main
 from pipeline.mowing import Score, match_events
 from pipeline.mowing.learned import decode, detect_learned
@@ -152,6 +153,26 @@ def test_gru_weights_of_the_earlier_card_format_still_load() -> None:
     assert score.f1 >= 0.5, score  # trained weights, not a freshly initialised network
 
 
+def test_shipped_fast_detector_is_one_narrow_gru_that_finds_the_ensembles_cuts() -> None:
+    from model.mowing import MowNet, load_detector
+
+    fast = load_detector(default_detector_weights("learned-fast"))
+    assert len(fast.nets) == 1 and type(fast.nets[0]) is MowNet and fast.nets[0].hidden == 16
+    assert fast.card["recipe"]["distill"] > 0 and fast.card["teacher"]["weights"] == \
+        "mowing.safetensors"
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    days, doy = grid_axes(grid)
+    test, tcuts = _season(np.random.default_rng(2), 60, grid.count)
+    mine, _ = detect_learned(test, days, doy, "learned-fast")
+    theirs, _ = detect_learned(test, days, doy, "learned")
+    truth, agree = Score(0, 0, 0), Score(0, 0, 0)
+    for i, c in enumerate(tcuts):
+        truth = truth + match_events(mine[i], [days[c]], 12.0)
+        agree = agree + match_events(mine[i], theirs[i][np.isfinite(theirs[i])], 12.0)
+    assert truth.f1 >= 0.5, truth
+    assert agree.f1 >= 0.85, agree  # the student learnt its teacher's answers
+
+
 def test_distilled_recipe_trains_its_teacher_first_or_takes_the_one_given(
         tmp_path: Path) -> None:
     from model.mowing import DetectorRecipe, MowConvNet, MowNet, fit_detector, teacher_recipe
@@ -234,6 +255,11 @@ def test_mowing_table_learned_reports_a_probability_per_cut(tmp_path: Path) -> N
                  "--detector", "learned", "--min-probability", "0.9", "-q"]) == 0
     strict = pd.read_csv(tmp_path / "b.csv")
     assert len(strict) <= len(ev) and (strict["probability"] >= 0.9).all()
+    assert main(["mowing-table", "--input", str(inp), "--output", str(tmp_path / "c.csv"),
+                 "--detector", "learned-fast", "--min-probability", "0.5", "-q"]) == 0
+    fast = pd.read_csv(tmp_path / "c.csv")
+    assert list(fast.columns) == ["id", "event_date", "probability"]
+    assert len(fast) and fast["probability"].between(0.5, 1.0).all()
 
 
 @pytest.mark.parametrize("extra", [["--detector", "drop", "--min-probability", "0.7"],
@@ -248,25 +274,27 @@ def test_min_probability_is_checked(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 
+@pytest.mark.parametrize("detector", ["learned", "learned-fast"])
 def test_mowing_learned_on_the_demo_cube_reads_observations_and_rates_events(
     demo_run: Path, parcels: Path, tmp_path: Path,  # noqa: F811  (the imported fixture)
+    detector: str,
 ) -> None:
     import geopandas as gpd
     import rasterio
 
     out = tmp_path / "mow"
     assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(out), "--parcels",
-                 str(parcels), "--detector", "learned"]) == 0
+                 str(parcels), "--detector", detector]) == 0
     with rasterio.open(out / "mowing_count.tif") as cnt:
-        assert cnt.tags()["METHOD"] == "learned" and cnt.tags()["SERIES"] == "observed"
+        assert cnt.tags()["METHOD"] == detector and cnt.tags()["SERIES"] == "observed"
         count = cnt.read(1)
     assert (count != 255).any()
     layer = gpd.read_file(out / "mowing_events.gpkg")
-    assert set(layer["method"]) <= {"learned"}
+    assert set(layer["method"]) <= {detector}
     assert layer["probability"].between(0.4, 1.0).all()
     strict = tmp_path / "strict"
     assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(strict), "--parcels",
-                 str(parcels), "--detector", "learned", "--min-probability", "0.8"]) == 0
+                 str(parcels), "--detector", detector, "--min-probability", "0.8"]) == 0
     with rasterio.open(strict / "mowing_count.tif") as cnt:
         fewer = cnt.read(1)
     inside = count != 255

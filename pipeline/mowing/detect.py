@@ -43,9 +43,11 @@ import numpy as np
 
 #: Detector names accepted by :func:`detect` (the threshold rules).
 METHODS = ("drop", "zdrop")
-#: Detectors of the ``mowing`` and ``mowing-table`` commands: the rules and the learned
-#: detector (:mod:`pipeline.mowing.learned`, weights in ``model/weights/mowing.safetensors``).
-DETECTORS = (*METHODS, "learned")
+#: The learned detectors (:mod:`pipeline.mowing.learned`; weights ``model.mowing.SHIPPED``):
+#: the GRU ensemble and the narrow GRU distilled from it (faster, slightly less accurate).
+LEARNED = ("learned", "learned-fast")
+#: Detectors of the ``mowing`` and ``mowing-table`` commands: the rules and the learned.
+DETECTORS = (*METHODS, *LEARNED)
 #: Most cuts reported per series (grassland in Europe: up to 5-6 cuts a year).
 MAX_EVENTS = 6
 

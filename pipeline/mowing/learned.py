@@ -27,6 +27,13 @@ def load(path: str | None = None) -> Any:
     return load_detector(path)
 
 
+def shipped(name: str = "learned") -> Any:
+    """A shipped detector by its ``--detector`` name (``learned``, ``learned-fast``)."""
+    from model.mowing import default_detector_weights
+
+    return load(str(default_detector_weights(name)))
+
+
 def decode(prob: np.ndarray, days: np.ndarray, threshold: float, min_gap_days: float,
            max_events: int = MAX_EVENTS) -> tuple[np.ndarray, np.ndarray]:
     """Cut dates and their probabilities from ``(N, T)`` per-bin probabilities.
@@ -92,10 +99,12 @@ def detect_learned(ndvi: np.ndarray, days: np.ndarray, doy: np.ndarray,
     """Cut dates and probabilities ``(N, MAX_EVENTS)`` for ``(N, T)`` observed NDVI.
 
     ``ndvi`` holds the bins' clear observations (NaN = none): the detector reads the
-    observations and their pattern of gaps, not a fill. ``min_probability`` raises the
+    observations and their pattern of gaps, not a fill. ``detector``: a loaded detector
+    or a shipped one's name (default ``learned``). ``min_probability`` raises the
     threshold of the detector's card (never lowers it below that).
     """
-    det = detector if detector is not None else load()
+    det = detector if detector is not None and not isinstance(detector, str) else \
+        shipped(detector or "learned")
     thr = det.threshold if min_probability is None else max(det.threshold, min_probability)
     ok = np.isfinite(ndvi).sum(axis=1) >= 3
     dates = np.full((len(ndvi), MAX_EVENTS), np.nan)

@@ -41,7 +41,13 @@ from odc.geo.geobox import GeoBox
 from pipeline.blocks import Block, blocks, chunk_edges
 from pipeline.errors import InputError
 from pipeline.export import StackSpec, write_stack
-from pipeline.mowing.detect import MAX_EVENTS, DetectParams, default_params, detect
+from pipeline.mowing.detect import (
+    LEARNED,
+    MAX_EVENTS,
+    DetectParams,
+    default_params,
+    detect,
+)
 from pipeline.mowing.series import days_to_dates, grid_axes
 from pipeline.storage import publish, staging
 from pipeline.tables import write_csv_atomic
@@ -152,20 +158,20 @@ def detect_rows(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Cut days ``(N, MAX_EVENTS)`` of ``(N, T)`` series with any detector, and for the
     learned one each cut's probability (None for the rules)."""
-    if method == "learned":
+    if method in LEARNED:
         from pipeline.mowing.learned import detect_learned
 
-        return detect_learned(ndvi, days, doy, min_probability=min_probability)
+        return detect_learned(ndvi, days, doy, method, min_probability=min_probability)
     return detect(ndvi, std, days, doy, method, params), None
 
 
 def series_for(method: str, series: str) -> str:
     """The series a detector reads: the learned one always reads the observations."""
-    return "observed" if method == "learned" else series
+    return "observed" if method in LEARNED else series
 
 
 def _params(method: str, series: str, params: DetectParams | None) -> DetectParams | None:
-    return None if method == "learned" else params or default_params(method, series)
+    return None if method in LEARNED else params or default_params(method, series)
 
 
 def compute_mowing(

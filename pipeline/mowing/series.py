@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.errors import InputError
 from pipeline.fill import Filler, fill_block
-from pipeline.mowing.detect import DetectParams, default_params, detect
+from pipeline.mowing.detect import LEARNED, DetectParams, default_params, detect
 from pipeline.tables import numeric_column, read_csv_table, write_csv_atomic
 from pipeline.timegrid import EPOCH, TimeGrid
 
@@ -152,8 +152,8 @@ def mowing_table(
             series (:func:`pipeline.mowing.detect.default_params`).
         min_probability: ``learned`` only: report cuts at least this likely.
     """
-    if method == "learned":
-        return _learned_table(Path(input), Path(output), min_probability)
+    if method in LEARNED:
+        return _learned_table(Path(input), Path(output), method, min_probability)
     if params is None:
         params = default_params(method, "observed" if filler is None else "filled")
     df = read_acquisitions(Path(input))
@@ -176,15 +176,16 @@ def mowing_table(
 
 
 
-def _learned_table(input: Path, output: Path, min_probability: float | None) -> int:
-    """``mowing_table`` with the learned detector: ``id,event_date,probability``."""
+def _learned_table(input: Path, output: Path, method: str, min_probability: float | None
+                   ) -> int:
+    """``mowing_table`` with a learned detector: ``id,event_date,probability``."""
     from pipeline.mowing.learned import detect_learned
 
     df = read_acquisitions(input)
     rows: list[tuple[str, str, float]] = []
     for grid, ids, ndvi, _, _ in bin_series(df):
         days, doy = grid_axes(grid)
-        cuts, probs = detect_learned(ndvi, days, doy, min_probability=min_probability)
+        cuts, probs = detect_learned(ndvi, days, doy, method, min_probability=min_probability)
         for key, c, p in zip(ids, cuts, probs, strict=True):
             ok = np.isfinite(c)
             rows.extend((key, d, round(float(q), 3))
