@@ -16,8 +16,9 @@ world is 4.8 km wide, so at most 4000 m: bench_scale's 16x AOI), with
   the SF kernel (``ModelFiller.fill``) on the same pixels, already in memory;
 * mowing (``write_cut_days``: read the filled series, detect, store; the ``zdrop`` rule)
   against the detector on the same series in memory, in parts of one chunk's pixels;
-  and the default ``mowing`` detector (the learned one, on the observations) on a
-  sample of the AOI's pixels in memory, for its core-hours;
+  and the default ``mowing`` detector (the learned one, on the observations) and the
+  opt-in ``learned-fast`` one on a sample of the AOI's pixels in memory, for their
+  core-hours;
 * export (COG stacks, netCDF, QGIS project, STAC, quicklook) with no limit measured, at
   the AOI and at its quarter: the two sizes split its cost into a per-pixel part and a
   fixed part per product set (one per tile), which is how it is projected.
@@ -71,7 +72,7 @@ from pipeline.handles import POOL
 from pipeline.ingest import SceneLog, make_cube
 from pipeline.mowing.detect import default_params, detect
 from pipeline.mowing.learned import detect_learned
-from pipeline.mowing.learned import load as load_learned
+from pipeline.mowing.learned import shipped as shipped_learned
 from pipeline.mowing.raster import write_cut_days
 from pipeline.mowing.series import grid_axes
 from pipeline.request import default_cache
@@ -246,12 +247,15 @@ def main() -> None:
             workers))
         # the learned detector (the default of `mowing`) reads the observations; it runs
         # on a sample of the AOI's pixels, one part per thread
-        learned = load_learned()
+        learned = shipped_learned("learned")
         sample = np.flatnonzero(inside)[:: max(1, int(inside.sum()) // args.learned_px)]
         lparts = np.array_split(sample, workers)
         learned_s, _ = _timed(lambda: _in_threads(
             [lambda p=p: detect_learned(ndvi[p], days, dy, learned) for p in lparts],
             workers))
+        fast = shipped_learned("learned-fast")  # the opt-in narrow detector, same sample
+        fast_s, _ = _timed(lambda: _in_threads(
+            [lambda p=p: detect_learned(ndvi[p], days, dy, fast) for p in lparts], workers))
         # export on the AOI and on its quarter: per-pixel cost and per-tile fixed cost
         # (QGIS project, STAC, quicklook, file opens) from the two sizes; a first export of
         # a small corner, untimed, imports what the products need (once per process)
@@ -283,8 +287,8 @@ def main() -> None:
           "at the limit |")
     print("|---|---|---|---|---|---|")
     # CPU: load, warm build, build (ingest and its limits taken out above), fill, kernel,
-    # mowing, detect, learned, export, export of the quarter
-    c_fill, c_kernel, c_mow, c_detect, c_learned, c_export, c_export_q = CPU[3:10]
+    # mowing, detect, learned, learned-fast, export, export of the quarter
+    c_fill, c_kernel, c_mow, c_detect, c_learned, c_fast, c_export, c_export_q = CPU[3:11]
     _line("ingest", px, ingest_s, warp_s, workers, "decode + warps", c_ingest, c_warp)
     _line("ingest vs decode only", px, ingest_s, decode_s, workers, "decode", c_ingest,
           c_decode)
@@ -292,6 +296,8 @@ def main() -> None:
     _line("mowing (zdrop)", px, mow_s, detect_s, workers, "detector", c_mow, c_detect)
     _line("mowing (learned, the default; detector only)", len(sample), learned_s, None,
           workers, "", c_learned)
+    _line("mowing (learned-fast; detector only)", len(sample), fast_s, None, workers, "",
+          c_fast)
     _line("export", px, export_s, None, workers, "", c_export)
     # export = fixed + per_px * pixels, from the AOI and its quarter (CPU time)
     per_px = max(c_export - c_export_q, 0.0) / max(px - px_q, 1)
