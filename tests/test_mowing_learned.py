@@ -274,6 +274,19 @@ def test_min_probability_is_checked(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 
+def test_missing_detector_weights_are_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import model.mowing
+
+    inp = _table(tmp_path / "acq.csv")
+    monkeypatch.setitem(model.mowing.SHIPPED, "learned-fast", "gone.safetensors")
+    err = refused(["mowing-table", "--input", str(inp), "--output", str(tmp_path / "o.csv"),
+                   "--detector", "learned-fast"], capsys)
+    assert "learned-fast" in err and "gone.safetensors" in err
+    assert not (tmp_path / "o.csv").exists()
+
+
 @pytest.mark.parametrize("detector", ["learned", "learned-fast"])
 def test_mowing_learned_on_the_demo_cube_reads_observations_and_rates_events(
     demo_run: Path, parcels: Path, tmp_path: Path,  # noqa: F811  (the imported fixture)
