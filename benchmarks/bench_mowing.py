@@ -329,7 +329,7 @@ def fold_teacher(pool: Split, doy: np.ndarray, y: np.ndarray, w: np.ndarray, rec
     if cache is None:
         return fit_detector(pool.ndvi, doy, y, w, tr)
     trains = {k: v for k, v in dataclasses.asdict(tr).items()  # what the teacher depends on
-              if not k.startswith("teacher_") and k not in ("distill", "dilations")}
+              if not k.startswith("teacher_") and k not in ("distill", "dilations", "transfer")}
     h = hashlib.sha256(json.dumps([trains, [list(k) for k in pool.keys]]).encode())
     for a in (pool.ndvi, y, w):
         h.update(np.ascontiguousarray(a).tobytes())
@@ -339,6 +339,19 @@ def fold_teacher(pool: Split, doy: np.ndarray, y: np.ndarray, w: np.ndarray, rec
     det = fit_detector(pool.ndvi, doy, y, w, tr, {"pool": pool.name})
     det.save(path)
     return det
+
+
+def transfer_set(data: Path, left: str, t: int, test: Split) -> tuple[np.ndarray, np.ndarray]:
+    """``(ndvi, doy)`` of the unlabelled plot-years of every domain but ``left`` (none of
+    them a parcel-year of ``test``), on ``t`` bins."""
+    from pipeline.mowing.reference import unlabelled_domains
+
+    parts = [d for n, d in unlabelled_domains(data).items() if n != left]
+    if not parts:
+        return np.empty((0, t), np.float32), np.empty((0, t), np.float32)
+    un = concat(parts, "unlabelled")
+    assert not set(un.keys) & set(test.keys), "a transfer series in the left-out domain"
+    return un.ndvi[:, :t], doy_rows(un.keys, t)
 
 
 def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
@@ -382,7 +395,9 @@ def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
         days, doy = axes_rows(pool.keys, pool.ndvi.shape[1])
         y, w = targets(pool, days)
         teacher = fold_teacher(pool, doy, y, w, recipe, teacher_cache)
-        det = fit_detector(pool.ndvi, doy, y, w, recipe, teacher=teacher)
+        det = fit_detector(pool.ndvi, doy, y, w, recipe, teacher=teacher,
+                           unlabelled=transfer_set(data, left, pool.ndvi.shape[1], test)
+                           if recipe.transfer else None)
         days_t, doy_t = axes_rows(test.keys, test.ndvi.shape[1])
         prob = det.predict_proba(test.ndvi, doy_t)
         dates, probs = decode(prob, days_t, det.threshold, det.min_gap_days)

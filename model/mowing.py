@@ -16,8 +16,10 @@ Faster, smaller networks have been scored across domains and are not the default
 (:class:`MowConvNet`: residual 1-D convolutions whose dilation doubles per layer, 32
 bins either side, 16 channels, no recurrence; ``net="conv"``) and one GRU network of
 width 16 (``seeds=1, hidden=16``), each trained on the labels or distilled from the
-GRU ensemble (``distill``). The narrow GRU runs about 5 times as fast as the fused
-ensemble and lost 0.010 of mean F1 across domains, 0.018 on the camera parcels.
+GRU ensemble (``distill``), also on unlabelled series (``transfer``). The narrow
+GRU runs about 5 times as fast as the fused ensemble; distilled for 3200 steps with
+the transfer set it scored 0.005 lower mean F1 across domains (three seeds) and is
+shipped beside the ensemble as ``--detector learned-fast``.
 
 It deliberately takes no Sentinel-1 per point: in the labelled plot tables VV, VH
 and VH-VV correlate with NDVI at |r| < 0.1 (single-look speckle, about 2 dB per
@@ -31,7 +33,8 @@ region's cloudiness and sensor: clear observations hidden at random (0-40 % more
 series), per-series NDVI gain and offset, and observation noise. Several seeds form
 an ensemble whose mean probability is the output. A distilled recipe (``distill >
 0``) trains a teacher ensemble first (:func:`teacher_recipe`); its members learn, on
-the same augmented batches, from the labels and the teacher's mean probability.
+the same augmented batches, from the labels and the teacher's mean probability, and
+with ``transfer`` from the teacher alone on series without reference events.
 
 >>> det = load_detector()                   # shipped weights (mowing.safetensors)
 >>> prob = det.predict_proba(ndvi, doy)     # (N, T) per-bin cut probability
@@ -82,7 +85,7 @@ _DIST_SCALE = 5.0
 
 #: The shipped detectors by name (``--detector``): the default GRU ensemble, and the
 #: one narrow GRU distilled from it for country-scale runs (about 5 times the pixels per
-#: second, 0.010 lower F1 across domains; ``benchmarks/figures/mowing_fast.md``).
+#: second, 0.005 lower mean F1 across domains; ``benchmarks/figures/mowing_fast.md``).
 SHIPPED = {"learned": "mowing.safetensors", "learned-fast": "mowing_fast.safetensors"}
 
 
@@ -307,6 +310,10 @@ class DetectorRecipe:
             distill`` for the labels (0: labels only, no teacher). The teacher is an
             ensemble trained on the same series first (:func:`teacher_recipe`); the
             members learn its probabilities on the same augmented batches.
+        transfer: with ``distill``: 1 = the members also learn the teacher's
+            probabilities on every valid date of unlabelled series of the training
+            domains (plot-years without reference events; no label term there), a
+            transfer set drawn alongside the labelled rows.
         teacher_net, teacher_hidden, teacher_seeds, teacher_steps, teacher_lr,
         teacher_first_seed: the teacher's network, width, members, steps, learning rate
             and first seed (its other
@@ -328,6 +335,7 @@ class DetectorRecipe:
     hidden: int = 32
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     distill: float = 0.0
+    transfer: int = 0
     teacher_net: str = "gru"
     teacher_hidden: int = 32
     teacher_seeds: int = 3
@@ -365,7 +373,8 @@ def teacher_recipe(recipe: DetectorRecipe) -> DetectorRecipe:
     """The recipe of the ensemble whose probabilities a distilled recipe's members learn."""
     return replace(recipe, net=recipe.teacher_net, hidden=recipe.teacher_hidden,
                    seeds=recipe.teacher_seeds, steps=recipe.teacher_steps,
-                   lr=recipe.teacher_lr, first_seed=recipe.teacher_first_seed, distill=0.0)
+                   lr=recipe.teacher_lr, first_seed=recipe.teacher_first_seed, distill=0.0,
+                   transfer=0)
 
 
 def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np.ndarray:
@@ -381,8 +390,8 @@ def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np
 
 
 def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
-               recipe: DetectorRecipe, seed: int, teacher: MowingDetector | None = None
-               ) -> nn.Module:
+               recipe: DetectorRecipe, seed: int, teacher: MowingDetector | None = None,
+               soft_weight: np.ndarray | None = None) -> nn.Module:
     """Train one ensemble member (on the labels, and with ``teacher`` its probabilities).
 
     Args:
@@ -396,6 +405,8 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
             scale its own training left them (the label term's ``pos_weight``), so the
             member's logits keep that scale and :attr:`MowingDetector.prior_shift`
             applies to it as to a member trained on labels alone.
+        soft_weight: ``(N, T)`` weight of the teacher term per bin (default ``weight``;
+            rows of a transfer set have ``weight`` 0 and this 1 on valid dates).
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -404,6 +415,7 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.steps)
     y = torch.as_tensor(target, dtype=torch.float32)
     w = torch.as_tensor(weight, dtype=torch.float32)
+    ws = None if soft_weight is None else torch.as_tensor(soft_weight, dtype=torch.float32)
     pos = torch.tensor(recipe.pos_weight)
     for _ in range(recipe.steps):
         rows = rng.integers(0, len(ndvi), recipe.batch)
@@ -411,13 +423,21 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
         logit = net(x)
         loss = nn.functional.binary_cross_entropy_with_logits(
             logit, y[rows], reduction="none", pos_weight=pos)
+        wr = w[rows]
         if teacher is not None and recipe.distill > 0:
             with torch.no_grad():
                 soft = torch.stack([torch.sigmoid(t(x)) for t in teacher.nets]).mean(0)
-            loss = (1 - recipe.distill) * loss + recipe.distill * \
-                nn.functional.binary_cross_entropy_with_logits(logit, soft, reduction="none")
-        wr = w[rows]
-        loss = (loss * wr).sum() / wr.sum().clamp(min=1.0)
+            learn = nn.functional.binary_cross_entropy_with_logits(logit, soft,
+                                                                   reduction="none")
+            if ws is not None:  # a transfer set: the teacher term has weights of its own
+                wsr = ws[rows]
+                loss = ((1 - recipe.distill) * loss * wr + recipe.distill * learn * wsr
+                        ).sum() / torch.maximum(wr, wsr).sum().clamp(min=1.0)
+            else:
+                loss = (1 - recipe.distill) * loss + recipe.distill * learn
+                loss = (loss * wr).sum() / wr.sum().clamp(min=1.0)
+        else:
+            loss = (loss * wr).sum() / wr.sum().clamp(min=1.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -495,17 +515,30 @@ class MowingDetector:
 
 def fit_detector(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
                  recipe: DetectorRecipe | None = None, card: dict[str, Any] | None = None,
-                 teacher: MowingDetector | None = None) -> MowingDetector:
+                 teacher: MowingDetector | None = None,
+                 unlabelled: tuple[np.ndarray, np.ndarray] | None = None) -> MowingDetector:
     """Train the ensemble of ``recipe.seeds`` members (see :func:`fit_member`).
 
     A recipe with ``distill > 0`` first trains its teacher (:func:`teacher_recipe`) on
-    the same series, unless ``teacher`` (trained on them already) is given.
+    the same (labelled) series, unless ``teacher`` (trained on them already) is given.
+    A recipe with ``transfer`` needs ``unlabelled``: ``(ndvi, doy)`` of series of the
+    same domains without reference events, on which the members learn the teacher.
     """
     recipe = recipe or DetectorRecipe()
+    if recipe.transfer and (recipe.distill <= 0 or unlabelled is None):
+        raise ValueError("a transfer recipe needs distill > 0 and unlabelled series")
     if recipe.distill > 0 and teacher is None:
         teacher = fit_detector(ndvi, doy, target, weight, teacher_recipe(recipe))
     use = teacher if recipe.distill > 0 else None
-    nets = [fit_member(ndvi, doy, target, weight, recipe, recipe.first_seed + k, use)
+    soft = None
+    if recipe.transfer and unlabelled is not None:
+        un, un_doy = unlabelled
+        on = np.isfinite(un_doy).astype(np.float32)
+        soft = np.concatenate([weight, on])
+        ndvi, doy = np.concatenate([ndvi, un]), np.concatenate([doy, un_doy])
+        target = np.concatenate([target, np.zeros_like(on)])
+        weight = np.concatenate([weight, np.zeros_like(on)])
+    nets = [fit_member(ndvi, doy, target, weight, recipe, recipe.first_seed + k, use, soft)
             for k in range(recipe.seeds)]
     card = dict(card or {})
     if use is not None:

@@ -202,6 +202,43 @@ def test_distilled_recipe_trains_its_teacher_first_or_takes_the_one_given(
     assert "teacher" not in plain.card
 
 
+def test_transfer_recipe_learns_the_teacher_on_unlabelled_series_too() -> None:
+    from model.mowing import DetectorRecipe, fit_detector, teacher_recipe
+
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    _, doy = grid_axes(grid)
+    ndvi, cuts = _season(np.random.default_rng(5), 12, grid.count)
+    target = np.zeros(ndvi.shape, np.float32)
+    target[np.arange(len(cuts)), cuts] = 1
+    doy_n, weight = np.tile(doy, (len(ndvi), 1)), np.ones_like(target)
+    un, _ = _season(np.random.default_rng(6), 12, grid.count)
+    un_doy = np.tile(doy, (len(un), 1))
+    un_doy[:, -3:] = np.nan  # padding dates: no teacher term there
+    recipe = DetectorRecipe(seeds=1, steps=6, batch=8, hidden=8, distill=0.5, transfer=1,
+                            teacher_seeds=1, teacher_steps=3)
+    with pytest.raises(ValueError, match="transfer"):
+        fit_detector(ndvi, doy_n, target, weight, recipe)
+    teacher = fit_detector(ndvi, doy_n, target, weight, teacher_recipe(recipe))
+    with_un = fit_detector(ndvi, doy_n, target, weight, recipe, teacher=teacher,
+                           unlabelled=(un, un_doy))
+    without = fit_detector(ndvi, doy_n, target, weight,
+                           dataclasses.replace(recipe, transfer=0), teacher=teacher)
+    assert with_un.card["recipe"]["transfer"] == 1
+    assert not np.allclose(with_un.predict_proba(ndvi, doy), without.predict_proba(ndvi, doy))
+
+
+def test_unlabelled_plot_years_are_apart_from_the_labelled_domains(tmp_path: Path) -> None:
+    from pipeline.mowing.reference import domains, unlabelled_domains
+
+    data = _layout(tmp_path)
+    table = data / "train" / "S2" / "ts_X_S2_2022.csv"
+    extra = pd.read_csv(table).query("PLOTID == 'P1'").assign(PLOTID="P9")  # no events
+    pd.concat([pd.read_csv(table), extra]).to_csv(table, index=False)
+    un = unlabelled_domains(data)
+    assert list(un) == ["X"] and un["X"].keys == [("P9", 2022)] and not un["X"].truth
+    assert ("P9", 2022) not in domains(data)["X"].keys
+
+
 def test_unknown_network_in_a_recipe_is_refused() -> None:
     from model.mowing import build_net
 

@@ -134,16 +134,17 @@ def events_of(gdf: gpd.GeoDataFrame, plot_col: str) -> tuple[dict, dict]:
     return truth, grazing
 
 
-def load_train(folder: Path) -> Split:
-    """``DATA/train``: labelled plot-years only (type k that year, or a plot marked n)."""
+def load_train(folder: Path, labelled: bool = True) -> Split:
+    """``DATA/train``: labelled plot-years only (type k that year, or a plot marked n);
+    with ``labelled`` False the other plot-years (no reference events, no truth)."""
     s2 = load_tables(sorted((folder / "S2").glob("*.csv")), "PLOTID")
     keys, ndvi = bin_parcel_years(s2)
     region_of = dict(zip(s2["plot"], s2["region"], strict=False))
     gdf = gpd.read_file(folder / "mowing_events.gpkg")
     truth, _ = events_of(gdf, "PLOTID")
     unmown = set(gdf.loc[gdf["type"] == "n", "PLOTID"].astype(str))
-    rows = [i for i, k in enumerate(keys) if k in truth or k[0] in unmown]
-    return Split("train", [keys[i] for i in rows], ndvi[rows], truth,
+    rows = [i for i, k in enumerate(keys) if (k in truth or k[0] in unmown) == labelled]
+    return Split("train", [keys[i] for i in rows], ndvi[rows], truth if labelled else {},
                  region=[str(region_of[keys[i][0]]) for i in rows])
 
 
@@ -170,6 +171,17 @@ def domains(data: Path) -> dict[str, Split]:
         out[CAMERA] = load_test(data / "test")
         out[CAMERA].name = CAMERA
     return out
+
+
+def unlabelled_domains(data: Path) -> dict[str, Split]:
+    """Per training region tag, its plot-years without reference events (a distilled
+    detector's transfer set, :attr:`model.mowing.DetectorRecipe.transfer`); the camera
+    parcels have none."""
+    if not (data / "train" / "mowing_events.gpkg").is_file():
+        return {}
+    train = load_train(data / "train", labelled=False)
+    return {tag: train.subset([i for i, r in enumerate(train.region) if r == tag], tag)
+            for tag in sorted(set(train.region))}
 
 
 def doy_rows(keys: list[Key], t: int) -> np.ndarray:

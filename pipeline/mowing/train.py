@@ -6,8 +6,8 @@
 The shipped fast detector (``--detector learned-fast``) is
 
     python -m pipeline.mowing.train --data DIR --out model/weights/mowing_fast.safetensors \\
-        --recipe hidden=16 --recipe seeds=1 --recipe steps=1600 --recipe distill=0.5 \\
-        --teacher model/weights/mowing.safetensors
+        --recipe hidden=16 --recipe seeds=1 --recipe steps=3200 --recipe distill=0.5 \\
+        --recipe transfer=1 --teacher model/weights/mowing.safetensors
 
 ``DIR`` has the slovak-grassland layout (:mod:`pipeline.mowing.reference`). The
 recipe is :class:`model.mowing.DetectorRecipe`, the one scored across domains by
@@ -26,10 +26,18 @@ import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from pipeline.mowing.reference import axes_rows, concat, domains, targets
+from pipeline.mowing.reference import (
+    axes_rows,
+    concat,
+    domains,
+    doy_rows,
+    targets,
+    unlabelled_domains,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,11 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         ap.error(str(exc))
     pool = concat(list(doms.values()), "all")
+    unlabelled = None
+    if recipe.transfer:  # the training domains' plot-years without reference events
+        parts = list(unlabelled_domains(args.data).values())
+        if recipe.distill <= 0 or not parts:
+            ap.error(f"--recipe transfer=1 needs distill > 0 and plot-years without "
+                     f"events in {args.data}/train")
+        un = concat(parts, "unlabelled")
+        unlabelled = (un.ndvi[:, :pool.ndvi.shape[1]], doy_rows(un.keys, pool.ndvi.shape[1]))
     days, doy = axes_rows(pool.keys, pool.ndvi.shape[1])
     y, w = targets(pool, days)
     t0 = time.perf_counter()
     teacher = load_detector(args.teacher) if args.teacher is not None else None
-    card = {
+    card: dict[str, Any] = {
         "name": "learned mowing-event detector",
         "architecture": {"inputs": "binned clear NDVI, its mask, linear fill, steps to the "
                          "previous/next observation, day of year",
@@ -86,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         "validation": "leave one domain out: benchmarks/figures/mowing_lodo.md (the "
                       "ensemble), benchmarks/figures/mowing_fast.md (narrow, distilled)",
     }
-    det = fit_detector(pool.ndvi, doy, y, w, recipe, card, teacher)
+    if unlabelled is not None:
+        card["training"]["transfer_series"] = len(unlabelled[0])
+    det = fit_detector(pool.ndvi, doy, y, w, recipe, card, teacher, unlabelled)
     det.card["training"]["seconds"] = round(time.perf_counter() - t0)
     if teacher is not None and "teacher" in det.card:
         det.card["teacher"]["weights"] = args.teacher.name
