@@ -225,7 +225,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
             help="cut detector: 'learned' = a network trained on labelled cuts that reads the "
             "observations (--series and --method do not apply), with a probability per cut; "
             "'learned-fast' = one narrow network distilled from it, about 5x faster and "
-            "0.01 lower F1 across domains (for country-scale runs); "
+            "0.005 lower mean F1 across domains (for country-scale runs); "
             "'drop' = NDVI drop rule (Kolecka et al. 2018); 'zdrop' = "
             "drop tested against the fill uncertainty. The default won the cross-domain "
             "validation (README, Mowing detection) (default: %(default)s)",
