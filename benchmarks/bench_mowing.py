@@ -344,14 +344,11 @@ def fold_teacher(pool: Split, doy: np.ndarray, y: np.ndarray, w: np.ndarray, rec
 def transfer_set(data: Path, left: str, t: int, test: Split) -> tuple[np.ndarray, np.ndarray]:
     """``(ndvi, doy)`` of the unlabelled plot-years of every domain but ``left`` (none of
     them a parcel-year of ``test``), on ``t`` bins."""
-    from pipeline.mowing.reference import unlabelled_domains
+    from pipeline.mowing.reference import transfer_series
 
-    parts = [d for n, d in unlabelled_domains(data).items() if n != left]
-    if not parts:
-        return np.empty((0, t), np.float32), np.empty((0, t), np.float32)
-    un = concat(parts, "unlabelled")
-    assert not set(un.keys) & set(test.keys), "a transfer series in the left-out domain"
-    return un.ndvi[:, :t], doy_rows(un.keys, t)
+    keys, ndvi, doy = transfer_series(data, t, leave_out=left)
+    assert not set(keys) & set(test.keys), "a transfer series in the left-out domain"
+    return ndvi, doy
 
 
 def bench_lodo(data: Path, tolerance: float, recipe: Any = None,

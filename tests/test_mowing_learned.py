@@ -228,7 +228,8 @@ def test_transfer_recipe_learns_the_teacher_on_unlabelled_series_too() -> None:
 
 
 def test_unlabelled_plot_years_are_apart_from_the_labelled_domains(tmp_path: Path) -> None:
-    from pipeline.mowing.reference import domains, unlabelled_domains
+    from model.mowing import DetectorRecipe
+    from pipeline.mowing.reference import domains, transfer_series, unlabelled_domains
 
     data = _layout(tmp_path)
     table = data / "train" / "S2" / "ts_X_S2_2022.csv"
@@ -237,6 +238,16 @@ def test_unlabelled_plot_years_are_apart_from_the_labelled_domains(tmp_path: Pat
     un = unlabelled_domains(data)
     assert list(un) == ["X"] and un["X"].keys == [("P9", 2022)] and not un["X"].truth
     assert ("P9", 2022) not in domains(data)["X"].keys
+    keys, ndvi, doy = transfer_series(data, 40)
+    assert keys == [("P9", 2022)] and ndvi.shape == doy.shape == (1, 40)
+    assert transfer_series(data, 40, leave_out="X")[0] == []  # X's own series leave with it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_mowing
+
+    rows, _, _ = bench_mowing.bench_lodo(
+        data, 12.0, DetectorRecipe(seeds=1, steps=3, batch=4, hidden=8, distill=0.5,
+                                   transfer=1, teacher_seeds=1, teacher_steps=3))
+    assert {r["domain"] for r in rows if r["method"] == "learned"} == {"X", "camera"}
 
 
 def test_unknown_network_in_a_recipe_is_refused() -> None:

@@ -184,6 +184,17 @@ def unlabelled_domains(data: Path) -> dict[str, Split]:
             for tag in sorted(set(train.region))}
 
 
+def transfer_series(data: Path, t: int, leave_out: str | None = None
+                    ) -> tuple[list[Key], np.ndarray, np.ndarray]:
+    """Keys, ``(N, t)`` NDVI and days of year of the unlabelled plot-years of every
+    domain but ``leave_out`` (a distilled detector's transfer set); N may be 0."""
+    parts = [d for n, d in unlabelled_domains(data).items() if n != leave_out]
+    if not parts:
+        return [], np.empty((0, t), np.float32), np.empty((0, t), np.float32)
+    un = concat(parts, "unlabelled")
+    return un.keys, un.ndvi[:, :t], doy_rows(un.keys, t)
+
+
 def doy_rows(keys: list[Key], t: int) -> np.ndarray:
     """``(N, t)`` day of year of each row's 6-day bin centres (NaN past its year's bins)."""
     return axes_rows(keys, t)[1]

@@ -30,14 +30,7 @@ from typing import Any
 
 import torch
 
-from pipeline.mowing.reference import (
-    axes_rows,
-    concat,
-    domains,
-    doy_rows,
-    targets,
-    unlabelled_domains,
-)
+from pipeline.mowing.reference import axes_rows, concat, domains, targets, transfer_series
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,12 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     pool = concat(list(doms.values()), "all")
     unlabelled = None
     if recipe.transfer:  # the training domains' plot-years without reference events
-        parts = list(unlabelled_domains(args.data).values())
-        if recipe.distill <= 0 or not parts:
+        keys, un, un_doy = transfer_series(args.data, pool.ndvi.shape[1])
+        if recipe.distill <= 0 or not keys:
             ap.error(f"--recipe transfer=1 needs distill > 0 and plot-years without "
                      f"events in {args.data}/train")
-        un = concat(parts, "unlabelled")
-        unlabelled = (un.ndvi[:, :pool.ndvi.shape[1]], doy_rows(un.keys, pool.ndvi.shape[1]))
+        unlabelled = (un, un_doy)
     days, doy = axes_rows(pool.keys, pool.ndvi.shape[1])
     y, w = targets(pool, days)
     t0 = time.perf_counter()
