@@ -20,12 +20,14 @@ from pipeline.storage import atomic_write
 EMPTY = ("", "nan", "na", "null", "none")
 
 
-def read_csv_table(path: Path, required: Sequence[str], optional: str) -> pd.DataFrame:
+def read_csv_table(path: Path, required: Sequence[str], optional: str,
+                   need: str | None = None) -> pd.DataFrame:
     """The table as strings, columns stripped; InputError (one line) for what is unusable.
 
-    ``optional`` describes the optional columns for the missing-column message.
+    ``optional`` describes the optional columns for the missing-column message; ``need``
+    the columns a table should have, where more than ``required`` (default: those).
     """
-    need = ",".join(required)
+    need = need or ",".join(required)
     if not path.is_file():
         raise InputError(f"--input {path}: no such file; pass a CSV with columns {need}")
     try:

@@ -192,6 +192,19 @@ def test_binning_averages_a_bin_and_reads_optional_s1(tmp_path: Path) -> None:
     assert np.isnan(vv[..., 1]).all() and np.isfinite(vv[..., 0]).all()
 
 
+@pytest.mark.parametrize("detector", ["learned", "drop"])
+def test_mowing_table_of_sentinel1_alone_runs_and_says_why_it_finds_no_cuts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, detector: str) -> None:
+    src = pd.read_csv(_table(tmp_path, True), dtype=str).drop(columns="ndvi")
+    src.to_csv(tmp_path / "s1.csv", index=False)
+    out = tmp_path / "out.csv"
+    with caplog.at_level("WARNING"):
+        assert main(["mowing-table", "--input", str(tmp_path / "s1.csv"), "--output",
+                     str(out), "--detector", detector]) == 0
+    assert pd.read_csv(out).empty
+    assert any("no ndvi column" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.parametrize(
     ("content", "needle"),
     [("id,date\na,2023-05-01\n", "missing column(s) ndvi"),

@@ -55,10 +55,20 @@ def read_acquisitions(path: Path) -> pd.DataFrame:
     """Read and validate a ``mowing-table`` input (raw acquisitions on their own dates).
 
     Returns columns ``id``, ``date`` (datetime), ``ndvi``, ``vv``, ``vh`` (NaN where
-    empty or absent). Raises :class:`InputError` with a one-line message.
+    empty or absent). A Sentinel-1-only table (``vv`` and/or ``vh``, no ``ndvi``
+    column) is read as one whose every optical acquisition is cloudy, with a warning:
+    every detector reads NDVI (per-point radar is speckle; the filler withholds it),
+    so it yields no cuts. Raises :class:`InputError` with a one-line message.
     """
     path = Path(path)
-    df = read_csv_table(path, REQUIRED, "optional vv,vh in dB")
+    df = read_csv_table(path, REQUIRED[:2], "optional vv,vh in dB", ",".join(REQUIRED))
+    if "ndvi" not in df.columns:
+        if not any(c in df.columns for c in OPTIONAL):
+            raise InputError(f"--input {path}: missing column(s) ndvi; need "
+                             f"{','.join(REQUIRED)} (optional vv,vh in dB)")
+        log.warning("--input %s: no ndvi column; the detectors read NDVI (per-point "
+                    "Sentinel-1 is speckle), so a Sentinel-1-only table gives no cuts", path)
+        df["ndvi"] = ""
     ids = df["id"].str.strip()
     dates = pd.to_datetime(df["date"].str.strip(), errors="coerce", format="ISO8601")
     if dates.isna().any():
