@@ -113,13 +113,15 @@ def read_aoi(path: str | Path, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> AO
                 f"--aoi: invalid geometry in {p}: {explain_validity(poly)}; "
                 "repair it (e.g. QGIS 'Fix geometries') and retry"
             )
+    if geom.is_empty:
+        raise InputError(f"--aoi: the polygon in {p} is empty (no coordinates)")
     w, s, e, n = geom.bounds
     if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
         raise InputError(
             f"--aoi: coordinates of {p} are outside the lon/lat range "
             f"(bounds {w:.1f}, {s:.1f}, {e:.1f}, {n:.1f}); GeoJSON must be in EPSG:4326 degrees"
         )
-    if geom.is_empty or geom.area == 0:
+    if geom.area == 0:
         raise InputError(f"--aoi: the polygon in {p} has zero area")
     area = area_km2(geom)
     if area > max_area_km2:

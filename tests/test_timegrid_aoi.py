@@ -69,6 +69,7 @@ def _poly(coords):
         (_poly([[500000, 6000000], [501000, 6000000], [501000, 6001000], [500000, 6000000]]),
          "outside the lon/lat range"),
         (_poly([[20, 50], [25, 50], [25, 55], [20, 50]]), "exceeds the limit"),
+        ({"type": "Polygon", "coordinates": []}, "is empty"),
     ],
 )
 def test_bad_aoi_one_line_errors(tmp_path, content, fragment):
