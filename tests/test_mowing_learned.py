@@ -87,17 +87,25 @@ def _season(rng: np.random.Generator, n: int, t: int) -> tuple[np.ndarray, np.nd
     return y.astype(np.float32), cuts
 
 
+def _labelled(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                          np.ndarray]:
+    """:func:`_season` on the 2022 grid as a training set: NDVI, ``(T,)`` and ``(n, T)``
+    days of year, one-hot cut targets and unit weights."""
+    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
+    _, doy = grid_axes(grid)
+    ndvi, cuts = _season(np.random.default_rng(seed), n, grid.count)
+    target = np.zeros(ndvi.shape, np.float32)
+    target[np.arange(len(cuts)), cuts] = 1
+    return ndvi, doy, np.tile(doy, (n, 1)), target, np.ones_like(target)
+
+
 def test_detector_learns_cuts_of_a_synthetic_season_and_round_trips(tmp_path: Path) -> None:
     from model.mowing import DetectorRecipe, fit_detector, load_detector
 
     grid = TimeGrid.covering("2022-03-01", "2022-11-30")
-    days, doy = grid_axes(grid)
-    rng = np.random.default_rng(0)
-    ndvi, cuts = _season(rng, 96, grid.count)
-    target = np.zeros(ndvi.shape, np.float32)
-    target[np.arange(len(cuts)), cuts] = 1
-    weight = np.ones_like(target)
-    det = fit_detector(ndvi, np.tile(doy, (len(ndvi), 1)), target, weight,
+    days, _ = grid_axes(grid)
+    ndvi, doy, doy_n, target, weight = _labelled(0, 96)
+    det = fit_detector(ndvi, doy_n, target, weight,
                        DetectorRecipe(seeds=1, steps=250, batch=32, lr=1e-2))
     test, tcuts = _season(np.random.default_rng(1), 40, grid.count)
     found, probs = detect_learned(test, days, doy, det)
@@ -117,12 +125,8 @@ def test_detector_learns_cuts_of_a_synthetic_season_and_round_trips(tmp_path: Pa
 def test_load_builds_the_network_its_card_names(tmp_path: Path, recipe: dict) -> None:
     from model.mowing import DetectorRecipe, MowConvNet, MowNet, fit_detector, load_detector
 
-    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
-    _, doy = grid_axes(grid)
-    ndvi, cuts = _season(np.random.default_rng(2), 16, grid.count)
-    target = np.zeros(ndvi.shape, np.float32)
-    target[np.arange(len(cuts)), cuts] = 1
-    det = fit_detector(ndvi, np.tile(doy, (len(ndvi), 1)), target, np.ones_like(target),
+    ndvi, doy, doy_n, target, weight = _labelled(2, 16)
+    det = fit_detector(ndvi, doy_n, target, weight,
                        DetectorRecipe(seeds=2, steps=3, batch=4, **recipe))
     det.save(tmp_path / "d.safetensors")
     again = load_detector(tmp_path / "d.safetensors")
@@ -177,12 +181,7 @@ def test_distilled_recipe_trains_its_teacher_first_or_takes_the_one_given(
         tmp_path: Path) -> None:
     from model.mowing import DetectorRecipe, MowConvNet, MowNet, fit_detector, teacher_recipe
 
-    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
-    _, doy = grid_axes(grid)
-    ndvi, cuts = _season(np.random.default_rng(4), 16, grid.count)
-    target = np.zeros(ndvi.shape, np.float32)
-    target[np.arange(len(cuts)), cuts] = 1
-    doy_n, weight = np.tile(doy, (len(ndvi), 1)), np.ones_like(target)
+    ndvi, doy, doy_n, target, weight = _labelled(4, 16)
     recipe = DetectorRecipe(seeds=1, steps=4, batch=4, net="conv", hidden=16, teacher_steps=3,
                             teacher_seeds=2, distill=0.7)
     det = fit_detector(ndvi, doy_n, target, weight, recipe)
@@ -205,14 +204,8 @@ def test_distilled_recipe_trains_its_teacher_first_or_takes_the_one_given(
 def test_transfer_recipe_learns_the_teacher_on_unlabelled_series_too() -> None:
     from model.mowing import DetectorRecipe, fit_detector, teacher_recipe
 
-    grid = TimeGrid.covering("2022-03-01", "2022-11-30")
-    _, doy = grid_axes(grid)
-    ndvi, cuts = _season(np.random.default_rng(5), 12, grid.count)
-    target = np.zeros(ndvi.shape, np.float32)
-    target[np.arange(len(cuts)), cuts] = 1
-    doy_n, weight = np.tile(doy, (len(ndvi), 1)), np.ones_like(target)
-    un, _ = _season(np.random.default_rng(6), 12, grid.count)
-    un_doy = np.tile(doy, (len(un), 1))
+    ndvi, doy, doy_n, target, weight = _labelled(5, 12)
+    un, _, un_doy, _, _ = _labelled(6, 12)
     un_doy[:, -3:] = np.nan  # padding dates: no teacher term there
     recipe = DetectorRecipe(seeds=1, steps=6, batch=8, hidden=8, distill=0.5, transfer=1,
                             teacher_seeds=1, teacher_steps=3)

@@ -156,6 +156,12 @@ def load_test(folder: Path) -> Split:
     return Split("test", keys, ndvi, truth, grazing, [CAMERA] * len(keys))
 
 
+def by_region(split: Split) -> dict[str, Split]:
+    """The rows of each region tag of ``split`` as a split named by the tag, tags sorted."""
+    return {tag: split.subset([i for i, r in enumerate(split.region) if r == tag], tag)
+            for tag in sorted(set(split.region))}
+
+
 def domains(data: Path) -> dict[str, Split]:
     """The domains of a data folder: one per training region tag, plus the camera parcels.
 
@@ -164,9 +170,7 @@ def domains(data: Path) -> dict[str, Split]:
     """
     out: dict[str, Split] = {}
     if (data / "train" / "mowing_events.gpkg").is_file():
-        train = load_train(data / "train")
-        for tag in sorted(set(train.region)):
-            out[tag] = train.subset([i for i, r in enumerate(train.region) if r == tag], tag)
+        out.update(by_region(load_train(data / "train")))
     if (data / "test" / "SK_long.gpkg").is_file():
         out[CAMERA] = load_test(data / "test")
         out[CAMERA].name = CAMERA
@@ -179,9 +183,7 @@ def unlabelled_domains(data: Path) -> dict[str, Split]:
     parcels have none."""
     if not (data / "train" / "mowing_events.gpkg").is_file():
         return {}
-    train = load_train(data / "train", labelled=False)
-    return {tag: train.subset([i for i, r in enumerate(train.region) if r == tag], tag)
-            for tag in sorted(set(train.region))}
+    return by_region(load_train(data / "train", labelled=False))
 
 
 def transfer_series(data: Path, t: int, leave_out: str | None = None
