@@ -69,6 +69,39 @@ def bound_block_cache() -> None:
             rasterio.env.set_gdal_config("GDAL_CACHEMAX", BLOCK_CACHE_MB * 2**20)
 
 
+def cache_cap() -> int:
+    """The most block cache, bytes, :func:`reserve_block_cache` gives a process: its
+    share of half the machine's memory (one process per core), at least
+    :data:`BLOCK_CACHE_MB`."""
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # not known on this platform
+        return BLOCK_CACHE_MB * 2**20
+    return max(BLOCK_CACHE_MB * 2**20, ram // 2 // max(1, os.cpu_count() or 1))
+
+
+_reserved = 0
+
+
+def reserve_block_cache(nbytes: int) -> None:
+    """Grow this process's GDAL block cache to hold ``nbytes`` of decoded blocks
+    besides the :data:`BLOCK_CACHE_MB` every process has (never shrunk; at most
+    :func:`cache_cap`), unless the environment sets ``GDAL_CACHEMAX``.
+
+    For sources whose blocks are larger than a chunk (Sentinel-2's 1024-pixel
+    JPEG2000 tiles on EODATA against 256-pixel chunks), every chunk inside a block
+    decodes it again unless the cache keeps it until the last of them has read it.
+    """
+    global _reserved
+    bound_block_cache()
+    with _CACHE_LOCK:
+        if "GDAL_CACHEMAX" in os.environ or nbytes <= _reserved:
+            return
+        _reserved = nbytes
+        size = min(cache_cap(), BLOCK_CACHE_MB * 2**20 + nbytes)
+        rasterio.env.set_gdal_config("GDAL_CACHEMAX", size)
+
+
 class DatasetPool:
     """Idle rasterio datasets by asset version (href, and size and mtime of local
     files, so a rewritten file is opened afresh), least recently used first."""

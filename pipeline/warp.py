@@ -41,7 +41,7 @@ from odc.geo.geom import box
 from pyproj import Transformer
 from rasterio.windows import Window
 
-from pipeline.handles import POOL
+from pipeline.handles import POOL, reserve_block_cache
 
 #: A pixel is valid where the valid neighbours carry at least this share of its
 #: bilinear weight (its centre lies inside the scene's valid area, to half a pixel).
@@ -305,6 +305,34 @@ def extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, .
     return out
 
 
+def shared_block_bytes(days: list[list[Scene]], geobox: GeoBox, chunk: int) -> int:
+    """Bytes of the decoded blocks larger than a ``chunk`` that the rasters of ``days``
+    have over ``geobox`` (the tile): what the block cache must hold for each such
+    block to be decoded once, not once per chunk inside it
+    (:func:`pipeline.handles.reserve_block_cache`). Rasters with blocks of at most a
+    chunk's edge count nothing: a block then serves at most four chunks."""
+    assert geobox.crs is not None
+    total = 0
+    for day in days:
+        for scene in day:
+            for href in scene.hrefs:
+                with POOL.dataset(href) as src:
+                    bh, bw = src.block_shapes[0]
+                    if max(bh, bw) <= chunk or src.crs is None:
+                        continue
+                    left, bottom, right, top = geobox.extent.to_crs(
+                        src.crs.to_wkt()).boundingbox
+                    inv = ~src.transform
+                    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)),
+                                     strict=True)
+                    c0, c1 = max(0, int(min(cols)) // bw), min(src.width - 1, int(max(cols))) // bw
+                    r0, r1 = max(0, int(min(rows)) // bh), min(src.height - 1, int(max(rows))) // bh
+                    if c1 >= c0 and r1 >= r0:
+                        blocks = (c1 - c0 + 1) * (r1 - r0 + 1)
+                        total += blocks * bh * bw * np.dtype(src.dtypes[0]).itemsize
+    return total
+
+
 def _sample_bands(scene: Scene, coords: _Coords, kind: str, out: np.ndarray) -> bool:
     """Each band of ``scene`` sampled (``bilinear`` or ``nearest``) into ``out[band]``;
     whether any band touched the chunk."""
@@ -359,9 +387,10 @@ def fuse_days(
 
 def _block(
     days: list[list[Scene]], extents: list[list[tuple[float, ...] | None]], bands: int,
-    geobox: GeoBox, x: np.ndarray, block_info: dict | None = None,
+    geobox: GeoBox, cache_bytes: int, x: np.ndarray, block_info: dict | None = None,
 ) -> np.ndarray:
     assert block_info is not None
+    reserve_block_cache(cache_bytes)
     (y0, y1), (x0, x1) = block_info[None]["array-location"][-2:]
     return fuse_days(days, extents, bands, geobox[y0:y1, x0:x1])
 
@@ -375,7 +404,8 @@ def load_scenes(
     ny, nx = geobox.shape
     template = dask_array.zeros((ny, nx), dtype=np.uint8, chunks=(chunk, chunk))
     data = dask_array.map_blocks(
-        _block, days, extents(days, geobox), len(names), geobox, template,
+        _block, days, extents(days, geobox), len(names), geobox,
+        shared_block_bytes(days, geobox, chunk), template,
         new_axis=[0, 1],
         chunks=((len(names),), (len(days),), *template.chunks),
         dtype=np.float32,

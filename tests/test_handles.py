@@ -111,3 +111,55 @@ def test_the_pool_bounds_gdal_block_cache_unless_the_user_set_it(tmp_path: Path,
                          capture_output=True, text=True, check=True).stdout
     want = BLOCK_CACHE_MB if env is None else int(env)
     assert int(out.split()[-1]) == want * 2**20
+
+
+_RESERVE_PROBE = """
+import sys, rasterio.env
+from pipeline.handles import reserve_block_cache
+reserve_block_cache(100 * 2**20)
+reserve_block_cache(10 * 2**20)  # never shrunk
+print(rasterio.env.get_gdal_config("GDAL_CACHEMAX"))
+"""
+
+
+@pytest.mark.parametrize("env", [None, "200"])
+def test_a_reservation_grows_the_block_cache_unless_the_user_set_it(env: str | None) -> None:
+    """Blocks larger than a chunk are kept for every chunk inside them."""
+    import subprocess
+    import sys
+
+    from pipeline.handles import BLOCK_CACHE_MB, cache_cap
+
+    environ = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
+    if env is not None:
+        environ["GDAL_CACHEMAX"] = env
+    out = subprocess.run([sys.executable, "-c", _RESERVE_PROBE], env=environ,
+                         capture_output=True, text=True, check=True).stdout
+    want = min(cache_cap(), (BLOCK_CACHE_MB + 100) * 2**20) if env is None else int(env) * 2**20
+    assert int(out.split()[-1]) == want
+
+
+def test_shared_block_bytes_counts_the_blocks_larger_than_a_chunk_over_the_tile(
+        tmp_path: Path) -> None:
+    import datetime as dt
+
+    from odc.geo.geobox import GeoBox
+
+    from pipeline.warp import Scene, shared_block_bytes
+
+    big = tmp_path / "big.tif"  # 1024 x 1024 px of uint16 in 512-pixel blocks
+    with rasterio.open(big, "w", driver="GTiff", width=1024, height=1024, count=1,
+                       dtype="uint16", crs="EPSG:32634", tiled=True, blockxsize=512,
+                       blockysize=512, transform=from_origin(500000, 6010240, 10, 10)) as dst:
+        dst.write(np.ones((1024, 1024), np.uint16), 1)
+    small = tmp_path / "small.tif"  # 8 x 8 px, blocks of at most a chunk
+    _raster(small, 1)
+    when = dt.datetime(2023, 6, 1, 10)
+    days = [[Scene((str(big), str(small)), when, when.date(), None, "a")]]
+    # a tile over the first block column, rows 0-1 of blocks
+    tile = GeoBox.from_bbox((500000 + 100, 6010240 - 6000, 500000 + 4000, 6010240 - 100),
+                            "EPSG:32634", resolution=10)
+    assert shared_block_bytes(days, tile, chunk=256) == 2 * 512 * 512 * 2
+    assert shared_block_bytes(days, tile, chunk=512) == 0  # blocks of a chunk's edge
+    elsewhere = GeoBox.from_bbox((0, 0, 1000, 1000), "EPSG:32634", resolution=10)
+    assert shared_block_bytes(days, elsewhere, chunk=256) == 0
