@@ -18,7 +18,11 @@ machine's RAM (5 %, over 1 GB on a 24 GB machine, per process): with handles kep
 open it fills with the blocks of every scene an AOI touches, so a worker's memory grew
 with the AOI. The pool bounds it to :data:`BLOCK_CACHE_MB` per process when it opens
 its first dataset, unless ``GDAL_CACHEMAX`` is set in the environment (the user's
-choice is kept).
+choice is kept). Sources whose blocks are larger than a chunk (Sentinel-2's 1024-pixel
+JPEG2000 tiles on EODATA) are the exception: each chunk task reserves room for the
+decoded blocks of such rasters over its tile (:func:`reserve_block_cache`), so a block
+is decoded once for the chunks inside it, not once per chunk; the cache then follows
+the tile's scenes, never the AOI, and stays under :func:`cache_cap`.
 """
 
 from __future__ import annotations
@@ -109,37 +113,62 @@ class DatasetPool:
     def __init__(self, max_idle: int = MAX_IDLE):
         self.max_idle = max_idle
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
         self._idle: OrderedDict[tuple[str, int, int], list[DatasetReader]] = OrderedDict()
+        self._busy: dict[tuple[str, int, int], int] = {}
         self._count = 0
 
     @contextlib.contextmanager
-    def dataset(self, href: str) -> Iterator[DatasetReader]:
-        """An open dataset of ``href`` for this thread alone until the block ends."""
+    def dataset(self, href: str, shared: bool = False) -> Iterator[DatasetReader]:
+        """An open dataset of ``href`` for this thread alone until the block ends.
+
+        ``shared``: while another thread uses a handle of ``href``, wait for it instead
+        of opening a second one. GDAL caches decoded blocks per handle, so two threads
+        reading a large block through two handles both decode it; through one, the
+        second finds it decoded (for blocks larger than a chunk, which neighbouring
+        chunks read at about the same time).
+        """
         key = (href, *asset_version(href))
         with self._lock:
-            handles = self._idle.get(key)
-            src = handles.pop() if handles else None
-            if src is not None:
-                self._count -= 1
-        if src is None:
-            bound_block_cache()
-            src = rasterio.open(href)
+            while True:
+                handles = self._idle.get(key)
+                src = handles.pop() if handles else None
+                if src is not None:
+                    self._count -= 1
+                if src is not None or not shared or not self._busy.get(key):
+                    break
+                self._returned.wait()
+            self._busy[key] = self._busy.get(key, 0) + 1
         try:
+            if src is None:
+                bound_block_cache()
+                src = rasterio.open(href)
             yield src
         except BaseException:
-            src.close()  # its state after a failed read is not worth keeping
+            if src is not None:
+                src.close()  # its state after a failed read is not worth keeping
+            self._give_back(key, None)
             raise
+        self._give_back(key, src)
+
+    def _give_back(self, key: tuple[str, int, int], src: DatasetReader | None) -> None:
+        """A handle of ``key`` back to the idle ones (None: it was closed)."""
         closing = []
         with self._lock:
-            self._idle.setdefault(key, []).append(src)
-            self._idle.move_to_end(key)
-            self._count += 1
+            self._busy[key] -= 1
+            if not self._busy[key]:
+                del self._busy[key]
+            if src is not None:
+                self._idle.setdefault(key, []).append(src)
+                self._idle.move_to_end(key)
+                self._count += 1
             while self._count > self.max_idle:
                 oldest = next(iter(self._idle))
                 closing.append(self._idle[oldest].pop(0))
                 self._count -= 1
                 if not self._idle[oldest]:
                     del self._idle[oldest]
+            self._returned.notify_all()
         for old in closing:
             old.close()
 

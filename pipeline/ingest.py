@@ -40,7 +40,7 @@ from pipeline import s1 as s1mod
 from pipeline import s2 as s2mod
 from pipeline import warp
 from pipeline.aoi import AOI, aoi_in_crs
-from pipeline.handles import asset_version, reserve_block_cache
+from pipeline.handles import asset_version
 from pipeline.timegrid import TimeGrid
 
 log = logging.getLogger(__name__)
@@ -296,14 +296,14 @@ def load_s2_ndvi(
 
 def _s2_block(
     days: list[list[warp.Scene]], extents: list[list[tuple[float, ...] | None]],
-    scale: float, offset: float, geobox: GeoBox, cache_bytes: int, x: np.ndarray,
+    scale: float, offset: float, geobox: GeoBox, large: warp.LargeBlocks, x: np.ndarray,
     block_info: dict | None = None,
 ) -> np.ndarray:
     """One chunk's cloud-masked NDVI per solar day, ``(days, y, x)`` float32."""
     assert block_info is not None
-    reserve_block_cache(cache_bytes)
     (y0, y1), (x0, x1) = block_info[None]["array-location"][-2:]
-    red_dn, nir_dn, scl = warp.fuse_days(days, extents, 3, geobox[y0:y1, x0:x1], "nearest")
+    red_dn, nir_dn, scl = warp.fuse_days(days, extents, 3, geobox[y0:y1, x0:x1], "nearest",
+                                         large)
     keep = (red_dn > 0) & (nir_dn > 0) & s2mod.clear_mask(scl, s2mod.S2.clear_classes)
     # s2.compute_ndvi's arithmetic, in place: reflectance = level * scale + offset
     red, nir = red_dn.astype(np.float32), nir_dn.astype(np.float32)
@@ -333,7 +333,7 @@ def _s2_ndvi_days(
     template = dask_array.zeros((ny, nx), dtype=np.uint8, chunks=(chunk, chunk))
     data = dask_array.map_blocks(
         _s2_block, days, warp.extents(days, geobox), scale, offset, geobox,
-        warp.shared_block_bytes(days, geobox, chunk), template,
+        warp.large_blocks(days, geobox, chunk), template,
         new_axis=[0],
         chunks=((len(days),), *template.chunks),
         dtype=np.float32,

@@ -235,7 +235,8 @@ class _Coords:
 
 
 def sample_scene(scene: Scene, geobox: GeoBox, coords: _Coords | None = None,
-                 out: np.ndarray | None = None) -> np.ndarray | None:
+                 out: np.ndarray | None = None, shared: frozenset[str] = frozenset()
+                 ) -> np.ndarray | None:
     """``(bands, y, x)`` float32 linear values of ``scene`` at the pixel centres of
     ``geobox`` (NaN outside it or where invalid); ``None`` when it misses the box.
     ``out``: a NaN-filled array to write into.
@@ -246,7 +247,7 @@ def sample_scene(scene: Scene, geobox: GeoBox, coords: _Coords | None = None,
     coords = coords or _Coords(geobox)
     if out is None:
         out = np.full((len(scene.hrefs), *geobox.shape), np.nan, np.float32)
-    return out if _sample_bands(scene, coords, "bilinear", out) else None
+    return out if _sample_bands(scene, coords, "bilinear", out, shared) else None
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,8 @@ def _nearest_plan(col: np.ndarray, row: np.ndarray, h: int, w: int) -> _NearestP
 
 
 def sample_nearest(scene: Scene, geobox: GeoBox, coords: _Coords | None = None,
-                   out: np.ndarray | None = None) -> np.ndarray | None:
+                   out: np.ndarray | None = None, shared: frozenset[str] = frozenset()
+                   ) -> np.ndarray | None:
     """``(bands, y, x)`` values of ``scene`` at the pixel centres of ``geobox``
     by nearest neighbour, 0 (no data) outside the rasters; ``None`` when it misses the
     box. For integer rasters of up to 16 bits (Sentinel-2 levels and classes, 0 = no
@@ -284,7 +286,7 @@ def sample_nearest(scene: Scene, geobox: GeoBox, coords: _Coords | None = None,
     coords = coords or _Coords(geobox)
     if out is None:
         out = np.zeros((len(scene.hrefs), *geobox.shape), np.uint16)
-    return out if _sample_bands(scene, coords, "nearest", out) else None
+    return out if _sample_bands(scene, coords, "nearest", out, shared) else None
 
 
 def extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, ...] | None]]:
@@ -305,14 +307,28 @@ def extents(days: list[list[Scene]], geobox: GeoBox) -> list[list[tuple[float, .
     return out
 
 
-def shared_block_bytes(days: list[list[Scene]], geobox: GeoBox, chunk: int) -> int:
-    """Bytes of the decoded blocks larger than a ``chunk`` that the rasters of ``days``
-    have over ``geobox`` (the tile): what the block cache must hold for each such
-    block to be decoded once, not once per chunk inside it
-    (:func:`pipeline.handles.reserve_block_cache`). Rasters with blocks of at most a
-    chunk's edge count nothing: a block then serves at most four chunks."""
+@dataclass(frozen=True)
+class LargeBlocks:
+    """The rasters of a tile whose blocks are larger than a chunk.
+
+    Attributes:
+        nbytes: their decoded blocks over the tile: what the block cache must hold for
+            each block to be decoded once, not once per chunk inside it
+            (:func:`pipeline.handles.reserve_block_cache`).
+        hrefs: the rasters, read through one handle per process at a time (GDAL caches
+            blocks per handle; :meth:`pipeline.handles.DatasetPool.dataset`).
+    """
+
+    nbytes: int = 0
+    hrefs: frozenset[str] = frozenset()
+
+
+def large_blocks(days: list[list[Scene]], geobox: GeoBox, chunk: int) -> LargeBlocks:
+    """The rasters of ``days`` with blocks larger than a ``chunk`` edge over ``geobox``
+    (the tile), and their blocks' decoded bytes there. Blocks of at most a chunk's
+    edge count nothing: such a block serves at most four chunks."""
     assert geobox.crs is not None
-    total = 0
+    total, hrefs = 0, set()
     for day in days:
         for scene in day:
             for href in scene.hrefs:
@@ -330,15 +346,18 @@ def shared_block_bytes(days: list[list[Scene]], geobox: GeoBox, chunk: int) -> i
                     if c1 >= c0 and r1 >= r0:
                         blocks = (c1 - c0 + 1) * (r1 - r0 + 1)
                         total += blocks * bh * bw * np.dtype(src.dtypes[0]).itemsize
-    return total
+                        hrefs.add(href)
+    return LargeBlocks(total, frozenset(hrefs))
 
 
-def _sample_bands(scene: Scene, coords: _Coords, kind: str, out: np.ndarray) -> bool:
+def _sample_bands(scene: Scene, coords: _Coords, kind: str, out: np.ndarray,
+                  shared: frozenset[str] = frozenset()) -> bool:
     """Each band of ``scene`` sampled (``bilinear`` or ``nearest``) into ``out[band]``;
-    whether any band touched the chunk."""
+    whether any band touched the chunk. ``shared``: rasters read through one handle
+    per process at a time (:class:`LargeBlocks`)."""
     hit = False
     for b, href in enumerate(scene.hrefs):
-        with POOL.dataset(href) as src:
+        with POOL.dataset(href, shared=href in shared) as src:
             plan = coords.plan(kind, src)
             if plan is None:
                 continue
@@ -355,11 +374,16 @@ def _sample_bands(scene: Scene, coords: _Coords, kind: str, out: np.ndarray) -> 
 
 def fuse_days(
     days: list[list[Scene]], extents: list[list[tuple[float, ...] | None]], bands: int,
-    geobox: GeoBox, kind: str = "bilinear",
+    geobox: GeoBox, kind: str = "bilinear", large: LargeBlocks | None = None,
 ) -> np.ndarray:
     """``(bands, days, y, x)``: each day's scenes sampled on ``geobox`` and fused
     first-valid in time order, per band. ``kind`` ``bilinear``: float32 linear power,
-    NaN where no scene is valid; ``nearest``: uint16 levels, 0 where no scene has data."""
+    NaN where no scene is valid; ``nearest``: uint16 levels, 0 where no scene has data.
+    ``large``: the tile's rasters with blocks larger than a chunk, whose blocks the
+    process's cache keeps for the next chunks."""
+    if large is not None:
+        reserve_block_cache(large.nbytes)
+    shared = large.hrefs if large is not None else frozenset()
     gx0, gy0, gx1, gy1 = geobox.boundingbox
     coords = _Coords(geobox)
     sample, empty_value = (sample_scene, np.nan) if kind == "bilinear" else (sample_nearest, 0)
@@ -372,9 +396,9 @@ def fuse_days(
             if e is not None and (e[0] > gx1 or e[2] < gx0 or e[1] > gy1 or e[3] < gy0):
                 continue
             if not filled:  # the day's first sample goes straight into place
-                filled = sample(scene, geobox, coords, out[:, t]) is not None
+                filled = sample(scene, geobox, coords, out[:, t], shared) is not None
             else:
-                values = sample(scene, geobox, coords)
+                values = sample(scene, geobox, coords, shared=shared)
                 if values is None:
                     continue
                 out[:, t] = np.where(missing(out[:, t]), values, out[:, t])
@@ -387,12 +411,11 @@ def fuse_days(
 
 def _block(
     days: list[list[Scene]], extents: list[list[tuple[float, ...] | None]], bands: int,
-    geobox: GeoBox, cache_bytes: int, x: np.ndarray, block_info: dict | None = None,
+    geobox: GeoBox, large: LargeBlocks, x: np.ndarray, block_info: dict | None = None,
 ) -> np.ndarray:
     assert block_info is not None
-    reserve_block_cache(cache_bytes)
     (y0, y1), (x0, x1) = block_info[None]["array-location"][-2:]
-    return fuse_days(days, extents, bands, geobox[y0:y1, x0:x1])
+    return fuse_days(days, extents, bands, geobox[y0:y1, x0:x1], large=large)
 
 
 def load_scenes(
@@ -405,7 +428,7 @@ def load_scenes(
     template = dask_array.zeros((ny, nx), dtype=np.uint8, chunks=(chunk, chunk))
     data = dask_array.map_blocks(
         _block, days, extents(days, geobox), len(names), geobox,
-        shared_block_bytes(days, geobox, chunk), template,
+        large_blocks(days, geobox, chunk), template,
         new_axis=[0, 1],
         chunks=((len(names),), (len(days),), *template.chunks),
         dtype=np.float32,

@@ -77,6 +77,53 @@ def test_concurrent_users_of_one_asset_get_their_own_handle(tmp_path: Path) -> N
     pool.clear()
 
 
+def test_users_of_a_shared_asset_take_turns_with_one_handle(tmp_path: Path) -> None:
+    """GDAL caches blocks per handle: a second handle would decode the blocks again."""
+    pool = DatasetPool(max_idle=8)
+    href = _raster(tmp_path / "a.tif", 7)
+    holding, release = threading.Event(), threading.Event()
+    seen: list[object] = []
+    order: list[str] = []
+
+    def first() -> None:
+        with pool.dataset(href, shared=True) as src:
+            seen.append(src)
+            holding.set()
+            release.wait()
+            order.append("first done")
+
+    def second() -> None:
+        holding.wait()
+        with pool.dataset(href, shared=True) as src:
+            order.append("second in")
+            seen.append(src)
+            assert src.read(1)[0, 0] == 7
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    holding.wait()
+    threads[1].join(timeout=0.3)
+    assert threads[1].is_alive(), "the second user waits while the handle is in use"
+    release.set()
+    for t in threads:
+        t.join()
+    assert order == ["first done", "second in"]
+    assert seen[0] is seen[1] and pool.idle() == 1
+    pool.clear()
+
+
+def test_a_failed_shared_read_lets_the_next_user_open_afresh(tmp_path: Path) -> None:
+    pool = DatasetPool(max_idle=8)
+    href = _raster(tmp_path / "a.tif", 7)
+    with pytest.raises(RuntimeError), pool.dataset(href, shared=True):
+        raise RuntimeError("read failed")
+    with pool.dataset(href, shared=True) as src:  # does not wait for the closed handle
+        assert src.read(1)[0, 0] == 7
+    assert pool.idle() == 1
+    pool.clear()
+
+
 def test_a_failed_read_closes_its_handle(tmp_path: Path) -> None:
     pool = DatasetPool(max_idle=4)
     href = _raster(tmp_path / "a.tif", 1)
@@ -139,13 +186,13 @@ def test_a_reservation_grows_the_block_cache_unless_the_user_set_it(env: str | N
     assert int(out.split()[-1]) == want
 
 
-def test_shared_block_bytes_counts_the_blocks_larger_than_a_chunk_over_the_tile(
+def test_large_blocks_are_the_blocks_larger_than_a_chunk_over_the_tile(
         tmp_path: Path) -> None:
     import datetime as dt
 
     from odc.geo.geobox import GeoBox
 
-    from pipeline.warp import Scene, shared_block_bytes
+    from pipeline.warp import LargeBlocks, Scene, large_blocks
 
     big = tmp_path / "big.tif"  # 1024 x 1024 px of uint16 in 512-pixel blocks
     with rasterio.open(big, "w", driver="GTiff", width=1024, height=1024, count=1,
@@ -159,7 +206,8 @@ def test_shared_block_bytes_counts_the_blocks_larger_than_a_chunk_over_the_tile(
     # a tile over the first block column, rows 0-1 of blocks
     tile = GeoBox.from_bbox((500000 + 100, 6010240 - 6000, 500000 + 4000, 6010240 - 100),
                             "EPSG:32634", resolution=10)
-    assert shared_block_bytes(days, tile, chunk=256) == 2 * 512 * 512 * 2
-    assert shared_block_bytes(days, tile, chunk=512) == 0  # blocks of a chunk's edge
+    assert large_blocks(days, tile, chunk=256) == LargeBlocks(2 * 512 * 512 * 2,
+                                                              frozenset({str(big)}))
+    assert large_blocks(days, tile, chunk=512) == LargeBlocks()  # blocks of a chunk's edge
     elsewhere = GeoBox.from_bbox((0, 0, 1000, 1000), "EPSG:32634", resolution=10)
-    assert shared_block_bytes(days, elsewhere, chunk=256) == 0
+    assert large_blocks(days, elsewhere, chunk=256) == LargeBlocks()

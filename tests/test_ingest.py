@@ -238,3 +238,29 @@ def test_bin_to_grid_dask_equals_numpy_and_sorts_time():
     np.testing.assert_array_equal(count.values, want_count)
     np.testing.assert_allclose(mean.values, want_mean, rtol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(mean["time"].values, grid.starts.values)
+
+
+def test_blocks_larger_than_a_chunk_give_the_cube_of_one_chunk(archive):
+    """Strip GeoTIFFs: each block row spans the raster, far wider than a 16-pixel chunk,
+    so chunks share blocks, through one handle per raster and process (read by four
+    threads at once here) and a block cache grown for them."""
+    from pipeline import s2 as s2mod
+    from pipeline import warp
+    from pipeline.handles import POOL
+
+    src = StaticCatalogSource(str(archive))
+    aoi = _aoi()
+    grid = TimeGrid.covering("2023-04-01", "2023-04-20")
+    s2 = src.search_s2(aoi.geometry, grid.start, grid.end)
+    s1 = src.search_s1(aoi.geometry, grid.start, grid.end)
+    geobox = make_geobox(aoi)
+    days = warp.group_days([warp.scene_of(i, [s2mod.asset_key(i, b) for b in s2mod.S2.bands])
+                            for i in s2])
+    large = warp.large_blocks(days, geobox, 16)
+    assert large.nbytes > 0 and len(large.hrefs) == 3 * len(s2)
+    POOL.clear()
+    chunked = make_cube(s2, s1, aoi, geobox, grid, SceneLog(), chunk=16).compute(
+        scheduler="threads", num_workers=4)
+    whole = make_cube(s2, s1, aoi, geobox, grid, SceneLog(), chunk=max(geobox.shape)).compute(
+        scheduler="sync")
+    xr.testing.assert_identical(chunked, whole)
