@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 import xarray as xr
 from shapely.geometry import box
 
@@ -240,10 +241,14 @@ def test_bin_to_grid_dask_equals_numpy_and_sorts_time():
     np.testing.assert_array_equal(mean["time"].values, grid.starts.values)
 
 
-def test_blocks_larger_than_a_chunk_give_the_cube_of_one_chunk(archive):
-    """Strip GeoTIFFs: each block row spans the raster, far wider than a 16-pixel chunk,
-    so chunks share blocks, through one handle per raster and process (read by four
-    threads at once here) and a block cache grown for them."""
+HAS_JP2 = "JP2OpenJPEG" in rasterio.drivers.raster_driver_extensions().values()
+
+
+@pytest.mark.skipif(not HAS_JP2, reason="GDAL's JP2OpenJPEG driver is missing")
+def test_jpeg2000_blocks_larger_than_a_chunk_give_the_cube_of_one_chunk(archive, tmp_path):
+    """The Sentinel-2 assets as JPEG2000 tiled 32 x 32 against 16-pixel chunks: the
+    chunks share tiles, read through one handle per raster and process (by four threads
+    at once here) and kept in a block cache grown for them."""
     from pipeline import s2 as s2mod
     from pipeline import warp
     from pipeline.handles import POOL
@@ -254,6 +259,18 @@ def test_blocks_larger_than_a_chunk_give_the_cube_of_one_chunk(archive):
     s2 = src.search_s2(aoi.geometry, grid.start, grid.end)
     s1 = src.search_s1(aoi.geometry, grid.start, grid.end)
     geobox = make_geobox(aoi)
+    tif_cube = make_cube(s2, s1, aoi, geobox, grid, SceneLog(), chunk=16).compute()
+    for i, item in enumerate(s2):
+        for key in (s2mod.asset_key(item, b) for b in s2mod.S2.bands):
+            with rasterio.open(item.assets[key].get_absolute_href()) as tif:
+                drop = ("compress", "tiled", "interleave", "blockxsize", "blockysize")
+                profile = {k: v for k, v in tif.profile.items() if k not in drop}
+                path = tmp_path / f"{i}_{key}.jp2"
+                with rasterio.open(path, "w", **{**profile, "driver": "JP2OpenJPEG"},
+                                   blockxsize=32, blockysize=32, quality=100,
+                                   reversible=True) as dst:
+                    dst.write(tif.read())
+            item.assets[key].href = str(path)
     days = warp.group_days([warp.scene_of(i, [s2mod.asset_key(i, b) for b in s2mod.S2.bands])
                             for i in s2])
     large = warp.large_blocks(days, geobox, 16)
@@ -264,3 +281,4 @@ def test_blocks_larger_than_a_chunk_give_the_cube_of_one_chunk(archive):
     whole = make_cube(s2, s1, aoi, geobox, grid, SceneLog(), chunk=max(geobox.shape)).compute(
         scheduler="sync")
     xr.testing.assert_identical(chunked, whole)
+    xr.testing.assert_identical(chunked, tif_cube)  # lossless: the GeoTIFFs' cube
