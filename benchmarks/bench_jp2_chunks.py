@@ -17,7 +17,10 @@ times, at one thread and ``--cache-mb`` of GDAL block cache (the pipeline's 64 M
 
 It prints both and their ratio. With more decoded tiles than the cache holds (a
 season has about 70 scenes x 3 assets, 2 MiB each decoded), every chunk decodes its
-tiles again: the ratio approaches ``(1024 / chunk) ** 2``, 16 for 256-pixel chunks.
+tiles again: the ratio approaches ``(1024 / chunk) ** 2``, 16 for 256-pixel chunks. The ingest
+now reserves block cache for such tiles and reads each JPEG2000 file through one
+handle per process (``pipeline.warp.large_blocks``); ``bench_jp2_ingest.py`` times
+the ingest itself.
 """
 
 from __future__ import annotations

@@ -18,11 +18,13 @@ machine's RAM (5 %, over 1 GB on a 24 GB machine, per process): with handles kep
 open it fills with the blocks of every scene an AOI touches, so a worker's memory grew
 with the AOI. The pool bounds it to :data:`BLOCK_CACHE_MB` per process when it opens
 its first dataset, unless ``GDAL_CACHEMAX`` is set in the environment (the user's
-choice is kept). Sources whose blocks are larger than a chunk (Sentinel-2's 1024-pixel
-JPEG2000 tiles on EODATA) are the exception: each chunk task reserves room for the
-decoded blocks of such rasters over its tile (:func:`reserve_block_cache`), so a block
-is decoded once for the chunks inside it, not once per chunk; the cache then follows
-the tile's scenes, never the AOI, and stays under :func:`cache_cap`.
+choice is kept). JPEG2000 rasters with blocks larger than a chunk (Sentinel-2's
+1024-pixel tiles on EODATA) are the exception: each chunk task reserves room for their
+decoded blocks over its tile (:func:`reserve_block_cache`, sized by
+:func:`pipeline.warp.large_blocks`) and reads them through one handle per process at
+a time (``shared``), so a tile is decoded once for the chunks inside it, not once per
+chunk and handle; that part of the cache follows the tile's scenes, never the AOI,
+and stays under :func:`cache_cap`.
 """
 
 from __future__ import annotations
@@ -92,9 +94,9 @@ def reserve_block_cache(nbytes: int) -> None:
     besides the :data:`BLOCK_CACHE_MB` every process has (never shrunk; at most
     :func:`cache_cap`), unless the environment sets ``GDAL_CACHEMAX``.
 
-    For sources whose blocks are larger than a chunk (Sentinel-2's 1024-pixel
-    JPEG2000 tiles on EODATA against 256-pixel chunks), every chunk inside a block
-    decodes it again unless the cache keeps it until the last of them has read it.
+    For JPEG2000 blocks larger than a chunk (Sentinel-2's 1024-pixel tiles on EODATA
+    against 256-pixel chunks), every chunk inside a block decodes it again unless the
+    cache keeps it until the last of them has read it.
     """
     global _reserved
     bound_block_cache()
