@@ -39,9 +39,10 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import box
 from pyproj import Transformer
+from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from pipeline.handles import POOL, reserve_block_cache
+from pipeline.handles import POOL, asset_version, reserve_block_cache
 
 #: A pixel is valid where the valid neighbours carry at least this share of its
 #: bilinear weight (its centre lies inside the scene's valid area, to half a pixel).
@@ -330,6 +331,30 @@ class LargeBlocks:
     hrefs: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class _Layout:
+    block: tuple[int, int]
+    shape: tuple[int, int]
+    transform: Affine
+    crs: str
+    itemsize: int
+
+
+@functools.lru_cache(maxsize=65536)
+def _jpeg2000_layout(href: str, version: tuple[int, int]) -> _Layout | None:
+    """The block and pixel grid of a JPEG2000 raster (None: another format or no CRS),
+    remembered per asset version: every tile of a run asks for the same scenes."""
+    del version  # only part of the cache key
+    try:
+        with POOL.dataset(href) as src:
+            if src.driver not in JPEG2000_DRIVERS or src.crs is None:
+                return None
+            return _Layout(src.block_shapes[0], (src.height, src.width), src.transform,
+                           src.crs.to_wkt(), np.dtype(src.dtypes[0]).itemsize)
+    except Exception:  # rasterio raises several types; the chunk reads report it
+        return None
+
+
 def large_blocks(days: list[list[Scene]], geobox: GeoBox, chunk: int) -> LargeBlocks:
     """The JPEG2000 rasters of ``days`` with blocks larger than a ``chunk`` edge over
     ``geobox`` (the tile), and their blocks' decoded bytes there.
@@ -349,22 +374,19 @@ def large_blocks(days: list[list[Scene]], geobox: GeoBox, chunk: int) -> LargeBl
             for href in scene.hrefs:
                 if not href.lower().split("?")[0].endswith(JPEG2000_SUFFIXES):
                     continue
-                with POOL.dataset(href) as src:
-                    bh, bw = src.block_shapes[0]
-                    if (src.driver not in JPEG2000_DRIVERS or max(bh, bw) <= chunk
-                            or src.crs is None):
-                        continue
-                    left, bottom, right, top = geobox.extent.to_crs(
-                        src.crs.to_wkt()).boundingbox
-                    inv = ~src.transform
-                    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)),
-                                     strict=True)
-                    c0, c1 = max(0, int(min(cols)) // bw), min(src.width - 1, int(max(cols))) // bw
-                    r0, r1 = max(0, int(min(rows)) // bh), min(src.height - 1, int(max(rows))) // bh
-                    if c1 >= c0 and r1 >= r0:
-                        blocks = (c1 - c0 + 1) * (r1 - r0 + 1)
-                        total += blocks * bh * bw * np.dtype(src.dtypes[0]).itemsize
-                        hrefs.add(href)
+                layout = _jpeg2000_layout(href, asset_version(href))
+                if layout is None or max(layout.block) <= chunk:
+                    continue
+                (bh, bw), (height, width) = layout.block, layout.shape
+                left, bottom, right, top = geobox.extent.to_crs(layout.crs).boundingbox
+                inv = ~layout.transform
+                cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)),
+                                 strict=True)
+                c0, c1 = max(0, int(min(cols)) // bw), min(width - 1, int(max(cols))) // bw
+                r0, r1 = max(0, int(min(rows)) // bh), min(height - 1, int(max(rows))) // bh
+                if c1 >= c0 and r1 >= r0:
+                    total += (c1 - c0 + 1) * (r1 - r0 + 1) * bh * bw * layout.itemsize
+                    hrefs.add(href)
     return LargeBlocks(total, frozenset(hrefs))
 
 
