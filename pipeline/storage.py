@@ -372,6 +372,16 @@ def _lock_holder(lock: Path, wait_s: float = 2.0) -> str:
         time.sleep(0.02)
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the one found at ``path``."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (found.st_dev, found.st_ino)
+
+
 @contextmanager
 def claim_out(path: Path, sig: Mapping[str, str] | None = None,
               overwrite: bool = False) -> Iterator[None]:
@@ -384,18 +394,26 @@ def claim_out(path: Path, sig: Mapping[str, str] | None = None,
     (:func:`check_resume`) and recorded. If the run fails and the folder it created
     holds nothing but this bookkeeping, the folder is removed again.
     """
-    created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
     lock = path / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    ok = False
-    try:
+    while True:
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             holder = _lock_holder(lock)
+            # refused: the folder is the holder's now, even where this run created it
             raise InputError(f"--out {path} is in use by another run ({holder}); wait for it "
                              "to end or pass another --out") from None
+        if _same_file(fd, lock):
+            break
+        # a run that failed removed its empty folder, lock file included, between this
+        # open and this lock: the lock taken is on a file nobody else can find; again
+        os.close(fd)
+    ok = False
+    try:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}\n".encode())
         marker = path / OWNER_MARKER

@@ -5,11 +5,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,3 +85,59 @@ def test_a_holder_that_never_writes_its_line_is_another_process(tmp_path: Path) 
     assert _lock_holder(lock, wait_s=0.1) == "another process"
     lock.write_text("pid 7: run\n")
     assert _lock_holder(lock, wait_s=0.1) == "pid 7: run"
+
+
+def test_a_refused_run_that_created_the_folder_leaves_it_to_the_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # both runs find no folder and create it; the other one takes the lock first
+    out = tmp_path / "out"
+    real_open = os.open
+    holder: list[int] = []
+
+    def other_run_first(file: str | os.PathLike[str], flags: int, mode: int = 0o777,
+                        **kw: Any) -> int:  # os.open itself: shutil.rmtree calls it too
+        if not holder and Path(file).name == LOCK_NAME:
+            fd = real_open(file, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, b"pid 4242: python -m pipeline run\n")
+            holder.append(fd)
+        return real_open(file, flags, mode, **kw)
+
+    monkeypatch.setattr("pipeline.storage.os.open", other_run_first)
+    try:
+        with pytest.raises(InputError, match=r"in use by another run \(pid 4242"):
+            with claim_out(out):
+                pass
+        # the holder's lock file is still the one it locked, so a third run is refused too
+        assert (out / LOCK_NAME).read_text() == "pid 4242: python -m pipeline run\n"
+        assert os.fstat(holder[0]).st_ino == os.stat(out / LOCK_NAME).st_ino
+    finally:
+        os.close(holder[0])
+
+
+def test_a_lock_file_removed_before_it_was_locked_is_claimed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a failed run removes its empty folder between this run's open and its lock
+    out = tmp_path / "out"
+    real_flock = fcntl.flock
+    calls: list[int] = []
+
+    def removed_in_between(fd: int, op: int) -> None:
+        if not calls:
+            shutil.rmtree(out)
+        calls.append(fd)
+        real_flock(fd, op)
+
+    monkeypatch.setattr("pipeline.storage.fcntl.flock", removed_in_between)
+    with claim_out(out):
+        assert len(calls) == 2
+        # the lock held is the file a second run finds
+        fd = os.open(out / LOCK_NAME, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                real_flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        assert (out / LOCK_NAME).read_text().startswith(f"pid {os.getpid()}: ")
