@@ -386,6 +386,8 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     logging.getLogger("pipeline.cluster").setLevel(cluster)
     if verbose < 2:
         logging.getLogger("asyncio").addFilter(_unretrieved_write_errors)
+    if not verbose:
+        logging.getLogger("urllib3.connectionpool").addFilter(_retry_notices)
 
 
 def _unretrieved_write_errors(record: logging.LogRecord) -> bool:
@@ -397,6 +399,16 @@ def _unretrieved_write_errors(record: logging.LogRecord) -> bool:
     They say the same thing again, so they are shown only with -vv.
     """
     return "exception was never retrieved" not in record.getMessage()
+
+
+def _retry_notices(record: logging.LogRecord) -> bool:
+    """Drop urllib3's notice of each retried request (shown with -v).
+
+    A request that fails for good ends in the run's one-line error, which names the
+    cause; the retries before it, each a long line with the pool's settings, would come
+    first. A retry that then succeeds changes nothing the user must act on.
+    """
+    return not record.getMessage().startswith("Retrying (")
 
 
 def _config_defaults(path: Path) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.blocks import blocks, even_edges
-from pipeline.errors import InputError
+from pipeline.errors import InputError, request_failure
 from pipeline.storage import atomic_dir, atomic_write
 
 log = logging.getLogger(__name__)
@@ -352,7 +352,7 @@ class SentinelHubSource:
             )
         if status is not None and status < 500 and status != 429:
             return SentinelHubError(f"Sentinel Hub refused a request (HTTP {status}) at {url}")
-        what = f"HTTP {status}" if status else type(_root_cause(exc)).__name__
+        what = f"HTTP {status}" if status else request_failure(_root_cause(exc))
         return SentinelHubError(
             f"Sentinel Hub failed ({what}) at {url} after "
             f"{self.config.max_download_attempts} attempts; finished downloads are cached: "

@@ -30,7 +30,7 @@ import pystac
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, request_failure
 from pipeline.sources.eodata import (
     EodataAccess,
     configure_gdal,
@@ -362,7 +362,7 @@ def _read_root(url: str, stac_io: pystac.StacIO) -> dict[str, Any]:
         text = stac_io.read_text(url)
     except Exception as exc:  # urllib, file and S3 readers raise different types
         raise InputError(
-            f"--stac-url: cannot read {url} ({type(exc).__name__}: {exc}); pass a STAC API "
+            f"--stac-url: cannot read {url} ({request_failure(exc)}); pass a STAC API "
             "root or a catalog.json path/URL"
         ) from None
     try:
