@@ -392,7 +392,8 @@ def claim_out(path: Path, sig: Mapping[str, str] | None = None,
     over). A second run into the same folder gets an InputError naming the holder.
     With the lock held, the run's signature ``sig`` is checked against the folder's
     (:func:`check_resume`) and recorded. If the run fails and the folder it created
-    holds nothing but this bookkeeping, the folder is removed again.
+    holds nothing but this bookkeeping, the folder is removed again; a run refused the
+    lock removes nothing (two runs may both have found no folder and made it).
     """
     lock = path / LOCK_NAME
     while True:
