@@ -42,9 +42,9 @@ def request_failure(exc: BaseException) -> str:
     text = " ".join(str(c) for c in chain)
     if names & {"NameResolutionError", "gaierror"} or "Name or service not known" in text:
         return "host name not found: no network, or a wrong URL"
-    if names & {"ConnectionRefusedError"} or "Connection refused" in text:
+    if "ConnectionRefusedError" in names or "Connection refused" in text:
         return "connection refused"
-    if any("Timeout" in n for n in names) or names & {"timeout"}:
+    if "timeout" in names or any("Timeout" in n for n in names):
         return "timed out"
     inner = chain[-1]
     first = (str(inner).splitlines() or [""])[0][:200]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,8 +36,7 @@ def silent_port() -> Iterator[int]:
         yield int(s.getsockname()[1])
 
 
-def _raised(fn: object) -> BaseException:
-    assert callable(fn)
+def _raised(fn: Callable[[], object]) -> BaseException:
     with pytest.raises(Exception) as info:
         fn()
     return info.value
