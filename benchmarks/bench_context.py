@@ -28,9 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_truth import cube_bounds, read_truth
 
 from pipeline.baselines import linear
-from pipeline.context import apply_context, calibrate, zone_centroids, zone_sides, zone_table
+from pipeline.context import (
+    apply_context,
+    calibrate,
+    check_filler,
+    zone_centroids,
+    zone_sides,
+    zone_table,
+)
 from pipeline.cube import open_cube
-from pipeline.fill import S1_VARS, ModelFiller, cube_doy, fill_block
+from pipeline.fill import S1_VARS, ModelFiller, cube_doy, fill_block, refiller
 
 Z90 = 1.6449
 GAP_BUCKETS = ((1, 1, "6 d"), (2, 3, "12-18 d"), (4, 5, "24-30 d"), (6, 10, "36-60 d"),
@@ -105,7 +112,10 @@ def main() -> None:
     yy = cube["y"].values[:, None]
     sides = zone_sides(zone, xx, yy, zone_centroids(zone, xx, yy, n_zones))
     table = zone_table(zone, obs, n_zones, sides)
-    cal = calibrate(obs, zone, table, sides)
+    # the product's calibration: the context's errors and the filler's check on this cube
+    refill = refiller(ModelFiller(), *s1, doy=cube_doy(cube["time"].values))
+    cal = calibrate(obs, zone, table, sides).with_filler(
+        check_filler(obs, zone, xx, yy, table.n_pixels, n_zones, refill))
     ctx, ctx_sd = apply_context(sf, sd, obs, zone, table, cal)
     t = obs.shape[-1]
     lin = linear(obs.reshape(-1, t)).reshape(obs.shape)

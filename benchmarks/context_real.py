@@ -25,8 +25,15 @@ from shapely.geometry import shape
 from shapely.ops import transform
 
 from pipeline.baselines import linear
-from pipeline.context import apply_context, calibrate, zone_centroids, zone_sides, zone_table
-from pipeline.fill import ModelFiller, cube_doy, fill_block
+from pipeline.context import (
+    apply_context,
+    calibrate,
+    check_filler,
+    zone_centroids,
+    zone_sides,
+    zone_table,
+)
+from pipeline.fill import ModelFiller, cube_doy, fill_block, refiller
 from pipeline.s2 import clear_mask
 from pipeline.timegrid import TimeGrid
 
@@ -112,7 +119,9 @@ def main() -> None:
         nan = np.full(seen.shape, np.nan, np.float32)
         mean, std = fill_block(filler, seen, nan, nan, nan, nan, doy=doy)
         table = zone_table(zone, seen, 1, sides)
-        cal = calibrate(seen, zone, table, sides)
+        refill = refiller(filler, nan, nan, nan, nan, doy=doy)
+        cal = calibrate(seen, zone, table, sides).with_filler(
+            check_filler(seen, zone, xx, -yy, table.n_pixels, 1, refill))
         ctx, ctx_sd = apply_context(mean, std, seen, zone, table, cal)
         lin = linear(seen.reshape(-1, t)).reshape(seen.shape)
         truth = obs[mask]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -34,6 +35,7 @@ from pipeline.context import (
     ZoneContext,
     ZoneTable,
     calibrate,
+    check_filler,
     local_ids,
     zone_centroids,
     zone_sides,
@@ -176,6 +178,24 @@ def fill_block(
     return mean.reshape(shape), std.reshape(shape)
 
 
+def refiller(
+    filler: Filler, vv_asc: np.ndarray, vv_desc: np.ndarray, vh_asc: np.ndarray,
+    vh_desc: np.ndarray, doy: np.ndarray | None = None,
+) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``fill(rows, series)`` for :func:`pipeline.context.check_filler`: the ``filler`` on
+    NDVI ``series`` (R, T) of the block's pixels ``rows`` with their own Sentinel-1
+    (each array (..., T), the block's shape)."""
+    t = vv_asc.shape[-1]
+    vv = np.stack([vv_asc.reshape(-1, t), vv_desc.reshape(-1, t)], axis=-1)
+    vh = np.stack([vh_asc.reshape(-1, t), vh_desc.reshape(-1, t)], axis=-1)
+
+    def fill(rows: np.ndarray, series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return filler.fill(series, vv[rows].astype(np.float32), vh[rows].astype(np.float32),
+                           doy=doy)
+
+    return fill
+
+
 def cube_doy(times: np.ndarray, step_days: int = STEP_DAYS) -> np.ndarray | None:
     """Day of year of the bin centres (bin start + 3 days) of a cube's ``time`` values.
 
@@ -201,11 +221,11 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     if has_mask:
         inputs.append(cube["aoi_mask"] > 0)
         core.append([])
-    context = zone_context(cube)
+    doy = cube_doy(cube["time"].values) if "time" in cube.coords else None
+    context = zone_context(cube, filler, doy)
     if context is not None:
         inputs.append(cube["zone"])
         core.append([])
-    doy = cube_doy(cube["time"].values) if "time" in cube.coords else None
 
     def block(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rest = list(arrays[5:])
@@ -246,12 +266,16 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     return out.chunk(cube["ndvi"].chunksizes)
 
 
-def zone_context(cube: xr.Dataset) -> ZoneContext | None:
+def zone_context(cube: xr.Dataset, filler: Filler | None = None,
+                 doy: np.ndarray | None = None) -> ZoneContext | None:
     """The cube's zone tables and context calibration, or None without ``zone``.
 
     Passes over the cube chunk by chunk: the zone ids present, their centroids, their
     sums, then the errors that need both; pixels outside the AOI count in no zone.
-    Memory: one chunk plus tables of the cube's zones x dates.
+    With a ``filler`` (``doy``: the dates' day of year for it) the last pass also
+    checks the filler's std on a few hidden clear cells per zone
+    (:func:`pipeline.context.check_filler`). Memory: one chunk plus tables of the
+    cube's zones x dates.
     """
     if "zone" not in cube:
         return None
@@ -287,10 +311,22 @@ def zone_context(cube: xr.Dataset) -> ZoneContext | None:
 
     table = add(dask.compute(*(dask.delayed(sums)(*b) for b in blocks)))
 
-    def errors(n: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> Calibration:
-        return calibrate(np.moveaxis(n, 0, -1), z, table, zone_sides(z, x, y, cent))
+    def errors(n: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray,
+               *s1: np.ndarray) -> Calibration:
+        obs = np.moveaxis(n, 0, -1)
+        cal = calibrate(obs, z, table, zone_sides(z, x, y, cent))
+        if filler is None:
+            return cal
+        va, vd, ha, hd = (np.moveaxis(a, 0, -1) for a in s1)
+        refill = refiller(filler, va, vd, ha, hd, doy=doy)
+        return cal.with_filler(check_filler(obs, z, x, y, table.n_pixels, n_zones, refill))
 
-    cal = add(dask.compute(*(dask.delayed(errors)(*b) for b in blocks)))
+    s1 = ([cube[v].transpose("time", "y", "x").chunk({"time": -1, "y": cy, "x": cx})
+           .data.to_delayed()[0] for v in ("vv_asc", "vv_desc", "vh_asc", "vh_desc")]
+          if filler is not None else [])
+    cal = add(dask.compute(*(
+        dask.delayed(errors)(*blocks[i * len(cx) + j], *(a[i, j] for a in s1))
+        for i in range(len(cy)) for j in range(len(cx)))))
     return ZoneContext(ids, table.without_halves(), cal)
 
 

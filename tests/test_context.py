@@ -11,9 +11,13 @@ import xarray as xr
 
 from pipeline.baselines import linear
 from pipeline.context import (
+    CHECK_DATES,
+    CHECK_PIXELS,
     MIN_CLEAR,
+    FillerCheck,
     apply_context,
     calibrate,
+    check_cells,
     zone_centroids,
     zone_sides,
     zone_table,
@@ -167,3 +171,113 @@ def test_half_zone_errors_widen_the_variance_for_contiguous_clouds():
     # the one-pixel-out part is the same; only the half-zone excess widens it
     np.testing.assert_allclose(plain.sq_err, halves.sq_err)
     assert plain.variance(np.array([0.5]))[0] < v[1]
+
+
+def test_the_filler_check_hides_the_same_cells_whatever_the_blocks():
+    _, obs, zone = field_world(seed=7, ny=20, nx=20)
+    ny, nx, _ = obs.shape
+    x = np.arange(nx)[None, :] * 10.0 + 5.0
+    y = -np.arange(ny)[:, None] * 10.0 - 5.0
+    n_pixels = np.bincount(zone.reshape(-1), minlength=3)
+    whole = check_cells(obs, zone, x, y, n_pixels).reshape(ny, nx, -1)
+    parts = np.zeros_like(whole)
+    for rows in (slice(0, 7), slice(7, 20)):
+        for cols in (slice(0, 13), slice(13, 20)):
+            block = check_cells(obs[rows, cols], zone[rows, cols], x[:, cols], y[rows],
+                                n_pixels)
+            parts[rows, cols] = block.reshape(parts[rows, cols].shape)
+    np.testing.assert_array_equal(whole, parts)
+    # hidden cells are clear, at most CHECK_DATES per pixel, never a pixel's first or last
+    assert whole.any()
+    assert np.isfinite(obs[whole]).all()
+    assert whole.sum(axis=-1).max() <= CHECK_DATES
+    for iy, ix in zip(*np.nonzero(whole.any(axis=-1)), strict=True):
+        clear = np.flatnonzero(np.isfinite(obs[iy, ix]))
+        hidden = np.flatnonzero(whole[iy, ix])
+        assert clear[0] < hidden.min() and hidden.max() < clear[-1]
+    # about CHECK_PIXELS pixels per zone (or CHECK_SHARE of a large one)
+    per_zone = np.bincount(zone[whole.any(axis=-1)], minlength=3)[1:]
+    assert (per_zone >= 1).all() and (per_zone <= 4 * CHECK_PIXELS).all()
+
+
+def _check(n: list[int], ratios: list[np.ndarray]) -> FillerCheck:
+    """A filler check of zones 1..K whose cells have the given error/variance ratios
+    (predicted variance 1 per cell)."""
+    k = len(ratios) + 1
+    out = [np.zeros(k) for _ in range(5)]
+    for z, r in enumerate(ratios, start=1):
+        out[0][z], out[1][z], out[2][z] = len(r), r.sum(), len(r)
+        out[3][z], out[4][z] = r.sum(), (r**2).sum()
+    return FillerCheck(*out)
+
+
+def test_filler_scale_trusts_a_zone_by_how_much_zones_really_differ():
+    rng = np.random.default_rng(0)
+    # zones that differ: the filler's std is 4x too wide on half of them, right on the rest
+    alike = [rng.chisquare(1, 8) * (1 / 16 if z % 2 else 1.0) for z in range(40)]
+    scale = _check([8] * 40, alike).scale()
+    assert scale[0] == 1.0
+    assert np.median(scale[2::2]) < 0.25 < 0.6 < np.median(scale[1::2])
+    # zones that do not differ at all get the pooled ratio, and zones that differ by
+    # sampling noise alone are pulled most of the way to it
+    one = rng.chisquare(1, 8)
+    check = _check([8] * 40, [one] * 40)
+    np.testing.assert_allclose(check.scale()[1:], one.mean())
+    noise = [rng.chisquare(1, 8) for _ in range(40)]
+    own = np.array([r.mean() for r in noise])
+    assert np.std(_check([8] * 40, noise).scale()[1:]) < 0.5 * np.std(own)
+    # no scored cell: the filler's std is taken as it is
+    empty = FillerCheck(*(np.zeros(3) for _ in range(5)))
+    np.testing.assert_array_equal(empty.scale(), np.ones(3))
+
+
+@dataclass(frozen=True)
+class ExactWithWideStd:
+    """Knows every pixel's true series yet reports a std far too wide, as SF does on easy
+    land cover it never trained on. The pixel is named by the cube's ``vv_asc`` (its
+    row number there), so the filler needs no matching."""
+
+    truth: np.ndarray
+    std: float = 0.08
+    name: str = "exact+wide-std"
+
+    def fill(self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray,
+             doy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.truth[vv[:, 0, 0].astype(int)].astype(np.float32)
+        return mean, np.full_like(mean, self.std)
+
+
+def test_the_check_keeps_a_good_filler_whose_std_is_too_wide():
+    """Pixels of one field drift apart and back (a sinusoid of their own phase), which the
+    context's offset, interpolated across the gap, follows poorly; the filler knows the
+    series exactly but claims a wide std. Unchecked, the blend trusts the context; with
+    the check it learns on the tile that the filler is better and keeps it."""
+    rng = np.random.default_rng(3)
+    ny, nx, t = 12, 12, 30
+    days = np.arange(t)
+    base = 0.3 + 0.5 * np.sin(np.pi * days / t)
+    phase = rng.uniform(0, 2 * np.pi, (ny, nx, 1))
+    truth = (base + rng.normal(0, 0.04, (ny, nx, 1))
+             + 0.04 * np.sin(2 * np.pi * days / 5 + phase)).astype(np.float32)
+    obs = truth + rng.normal(0, 0.005, truth.shape).astype(np.float32)
+    obs[rng.random(truth.shape) < 0.3] = np.nan
+    zone = np.ones((ny, nx), np.int32)
+    filler = ExactWithWideStd(truth.reshape(-1, t))
+    cube = _cube(obs, zone)
+    cube["vv_asc"] = (("time", "y", "x"),
+                      np.broadcast_to(np.arange(ny * nx, dtype=np.float32).reshape(ny, nx),
+                                      (t, ny, nx)).copy())
+    chunked = cube.chunk({"time": -1, "y": 5, "x": 7})
+    checked = compute_filled(chunked, filler).compute()
+    ctx = zone_context(chunked, filler, None)
+    assert ctx is not None and ctx.calibration.filler is not None
+    assert ctx.calibration.filler_scale(np.array([1]))[0] < 0.05
+    unchecked = zone_context(chunked)
+    assert unchecked is not None and unchecked.calibration.filler is None
+    f = np.asarray(truth, np.float32)
+    mean_u, _ = unchecked.apply(f, np.full_like(f, filler.std), obs, zone)
+    gap = ~np.isfinite(obs)
+    err_checked = np.abs(np.moveaxis(checked["ndvi_filled"].values, 0, -1) - truth)[gap].mean()
+    err_unchecked = np.abs(mean_u - truth)[gap].mean()
+    assert err_unchecked > 0.01
+    assert err_checked < 0.3 * err_unchecked
