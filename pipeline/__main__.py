@@ -81,18 +81,23 @@ def _probability(text: str) -> float:
     return v
 
 
-def _check_detector(args: argparse.Namespace) -> None:
-    """``--min-probability`` only with a learned detector; its weights must exist."""
+def _check_detector(args: argparse.Namespace, *detectors: str) -> None:
+    """``--min-probability`` only with learned detectors; their weights must exist.
+
+    ``detectors``: those the command will run (default: ``--detector``).
+    """
     from pipeline.mowing.detect import LEARNED
 
-    if args.min_probability is not None and args.detector not in LEARNED:
+    detectors = detectors or (args.detector,)
+    if args.min_probability is not None and not set(detectors) <= set(LEARNED):
         raise InputError(f"--min-probability applies to --detector {' or '.join(LEARNED)} only")
-    if args.detector in LEARNED:
-        from model.mowing import default_detector_weights
+    for name in dict.fromkeys(detectors):
+        if name in LEARNED:
+            from model.mowing import default_detector_weights
 
-        weights = default_detector_weights(args.detector)
-        if not weights.is_file():
-            raise InputError(f"--detector {args.detector}: no weights at {weights}")
+            weights = default_detector_weights(name)
+            if not weights.is_file():
+                raise InputError(f"--detector {name}: no weights at {weights}")
 
 
 def _model(args: argparse.Namespace) -> Path | None:
@@ -215,20 +220,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
-    from pipeline.mowing.detect import DETECTORS
+    from pipeline.mowing.detect import DEFAULT_DETECTOR, DETECTORS, PIXEL_DETECTOR
 
-    def detector_options(p: argparse.ArgumentParser) -> None:
+    def detector_options(p: argparse.ArgumentParser, default: str | None,
+                         default_text: str) -> None:
         p.add_argument(
             "--detector",
             choices=DETECTORS,
-            default="learned",
+            default=default,
             help="cut detector: 'learned' = a network trained on labelled cuts that reads the "
             "observations (--series and --method do not apply), with a probability per cut; "
             "'learned-fast' = one narrow network distilled from it, about 5x faster and "
-            "0.005 lower mean F1 across domains (for country-scale runs); "
+            "0.005 lower mean F1 across domains; "
             "'drop' = NDVI drop rule (Kolecka et al. 2018); 'zdrop' = "
-            "drop tested against the fill uncertainty. The default won the cross-domain "
-            "validation (README, Mowing detection) (default: %(default)s)",
+            "drop tested against the fill uncertainty (README, Mowing detection) "
+            f"(default: {default_text})",
         )
         p.add_argument(
             "--min-probability",
@@ -262,7 +268,8 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         "the clear observations only (see the README's mowing benchmark) "
         "(default: %(default)s)",
     )
-    detector_options(mw)
+    detector_options(mw, None, f"{PIXEL_DETECTOR} for the per-pixel rasters, "
+                     f"{DEFAULT_DETECTOR} for the per-parcel events")
     _add_common(mw, _cmd_mowing)
 
     mt = _command(sub, _cmd_mowing_table,
@@ -276,7 +283,7 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
         "(default: sf when its weights exist, else linear)",
     )
     _add_model(mt)
-    detector_options(mt)
+    detector_options(mt, DEFAULT_DETECTOR, DEFAULT_DETECTOR)
     _add_common(mt, _cmd_mowing_table)
 
 
@@ -284,16 +291,19 @@ def _cmd_mowing(args: argparse.Namespace) -> int:
     """Writes OUT/mowing_count.tif (cuts per pixel) and OUT/mowing_dates.tif (one band per
     cut, YYYYMMDD, 0 = none); with --parcels (or on a run made with --parcels) also
     mowing_parcels.csv and mowing_events.gpkg from each parcel's mean series."""
+    from pipeline.mowing.detect import DEFAULT_DETECTOR, PIXEL_DETECTOR
     from pipeline.mowing.raster import series_for, write_mowing
     from pipeline.storage import check_writable_dir
 
     check_writable_dir(args.out)
-    _check_detector(args)
-    series = series_for(args.detector, args.series)
+    pixels = args.detector or PIXEL_DETECTOR
+    parcels = args.detector or DEFAULT_DETECTOR
+    _check_detector(args, pixels, parcels)
+    series = series_for(pixels, args.series)
     check_mowing_cube(args.cube, series)
     r = write_mowing(
-        args.cube, args.out, args.detector, parcels_path=args.parcels, parcel_id=args.parcel_id,
-        series=series, min_probability=args.min_probability,
+        args.cube, args.out, pixels, parcels_path=args.parcels, parcel_id=args.parcel_id,
+        series=series, min_probability=args.min_probability, parcel_method=parcels,
     )
     extra = f"; {r.parcel_events} cuts in {r.parcels} parcels" if r.parcels else ""
     names = ", ".join(p.name for p in r.paths)

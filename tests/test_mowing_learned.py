@@ -356,6 +356,35 @@ def test_mowing_learned_on_the_demo_cube_reads_observations_and_rates_events(
     assert (gpd.read_file(strict / "mowing_events.gpkg")["probability"] >= 0.8).all()
 
 
+def test_mowing_defaults_to_the_fast_detector_per_pixel_and_the_ensemble_per_parcel(
+    demo_run: Path, parcels: Path, tmp_path: Path,  # noqa: F811  (the imported fixture)
+) -> None:
+    import geopandas as gpd
+    import rasterio
+
+    from pipeline.mowing.detect import DEFAULT_DETECTOR, PIXEL_DETECTOR
+
+    assert (PIXEL_DETECTOR, DEFAULT_DETECTOR) == ("learned-fast", "learned")
+    out = tmp_path / "mow"
+    assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(out), "--parcels",
+                 str(parcels)]) == 0
+    with rasterio.open(out / "mowing_count.tif") as cnt:
+        assert cnt.tags()["METHOD"] == "learned-fast"
+        default_count = cnt.read(1)
+    layer = gpd.read_file(out / "mowing_events.gpkg")
+    assert len(layer) and set(layer["method"]) == {"learned"}
+    # the same as naming each detector: the rasters of learned-fast, the events of learned
+    fast, ens = tmp_path / "fast", tmp_path / "ens"
+    for folder, name in ((fast, "learned-fast"), (ens, "learned")):
+        assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(folder),
+                     "--parcels", str(parcels), "--detector", name]) == 0
+    with rasterio.open(fast / "mowing_count.tif") as cnt:
+        np.testing.assert_array_equal(cnt.read(1), default_count)
+    ens_layer = gpd.read_file(ens / "mowing_events.gpkg")
+    assert layer["event_date"].tolist() == ens_layer["event_date"].tolist()
+    np.testing.assert_allclose(layer["probability"], ens_layer["probability"])
+
+
 def test_recipe_settings_parse_by_field_type_and_name_a_bad_one() -> None:
     from model.mowing import DetectorRecipe, with_settings
 

@@ -402,6 +402,7 @@ def write_mowing(
     params: DetectParams | None = None,
     series: str = "filled",
     min_probability: float | None = None,
+    parcel_method: str | None = None,
 ) -> MowingResult:
     """Detect cuts on a filled cube and write the rasters (and parcel products) into ``out``.
 
@@ -412,8 +413,13 @@ def write_mowing(
     detector always reads the observations, and its parcel events carry a probability
     (``min_probability`` filters them and the pixels' cuts). Without ``parcels_path``
     the run's own parcels are used when it had any (:func:`run_parcels`).
+    ``parcel_method`` detects on the parcels' series (default: ``method``, which then
+    serves the pixels only); both must read the same ``series``.
     """
     series = series_for(method, series)
+    parcel_method = parcel_method or method
+    if series_for(parcel_method, series) != series:
+        raise ValueError(f"detectors {method!r} and {parcel_method!r} read different series")
     cube = open_filled_cube(cube_path, series)
     geobox: GeoBox = cube.odc.geobox
     parcels = None if parcels_path is not None else run_parcels(cube_path, cube)
@@ -440,8 +446,8 @@ def write_mowing(
                     tags={"METHOD": method, "SERIES": series})
         n_parcels = n_events = 0
         if parcels is not None:
-            table, layer = parcel_events(cube, parcels, geobox, res["cut_days"], method,
-                                         params, series, min_probability)
+            table, layer = parcel_events(cube, parcels, geobox, res["cut_days"],
+                                         parcel_method, params, series, min_probability)
             write_csv_atomic(table, tmp / "mowing_parcels.csv")
             layer.to_file(tmp / "mowing_events.gpkg", layer="mowing_events", driver="GPKG")
             n_parcels, n_events = len(table), len(layer)
