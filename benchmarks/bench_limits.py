@@ -16,9 +16,9 @@ world is 4.8 km wide, so at most 4000 m: bench_scale's 16x AOI), with
   the SF kernel (``ModelFiller.fill``) on the same pixels, already in memory;
 * mowing (``write_cut_days``: read the filled series, detect, store; the ``zdrop`` rule)
   against the detector on the same series in memory, in parts of one chunk's pixels;
-  and the default ``mowing`` detector (the learned one, on the observations) and the
-  opt-in ``learned-fast`` one on a sample of the AOI's pixels in memory, for their
-  core-hours;
+  and the learned detectors (on the observations) on a sample of the AOI's pixels in
+  memory, for their core-hours: ``learned-fast``, the default of ``mowing``'s per-pixel
+  rasters, and the ``learned`` ensemble, the default of its per-parcel events;
 * export (COG stacks, netCDF, QGIS project, STAC, quicklook) with no limit measured, at
   the AOI and at its quarter: the two sizes split its cost into a per-pixel part and a
   fixed part per product set (one per tile), which is how it is projected.
@@ -245,7 +245,7 @@ def main() -> None:
         detect_s, _ = _timed(lambda: _in_threads(
             [lambda p=p: detect(filled[p], std[p], days, dy, "zdrop", params) for p in mparts],
             workers))
-        # the learned detector (the default of `mowing`) reads the observations; it runs
+        # the learned detectors read the observations; they run
         # on a sample of the AOI's pixels, one part per thread
         learned = shipped_learned("learned")
         sample = np.flatnonzero(inside)[:: max(1, int(inside.sum()) // args.learned_px)]
@@ -253,7 +253,7 @@ def main() -> None:
         learned_s, _ = _timed(lambda: _in_threads(
             [lambda p=p: detect_learned(ndvi[p], days, dy, learned) for p in lparts],
             workers))
-        fast = shipped_learned("learned-fast")  # the opt-in narrow detector, same sample
+        fast = shipped_learned("learned-fast")  # the per-pixel default, same sample
         fast_s, _ = _timed(lambda: _in_threads(
             [lambda p=p: detect_learned(ndvi[p], days, dy, fast) for p in lparts], workers))
         # export on the AOI and on its quarter: per-pixel cost and per-tile fixed cost
@@ -294,10 +294,10 @@ def main() -> None:
           c_decode)
     _line("fill", px, fill_s, kernel_s, workers, "SF kernel", c_fill, c_kernel)
     _line("mowing (zdrop)", px, mow_s, detect_s, workers, "detector", c_mow, c_detect)
-    _line("mowing (learned, the default; detector only)", len(sample), learned_s, None,
-          workers, "", c_learned)
-    _line("mowing (learned-fast; detector only)", len(sample), fast_s, None, workers, "",
-          c_fast)
+    _line("mowing (learned, the per-parcel default; detector only)", len(sample), learned_s,
+          None, workers, "", c_learned)
+    _line("mowing (learned-fast, the per-pixel default; detector only)", len(sample), fast_s,
+          None, workers, "", c_fast)
     _line("export", px, export_s, None, workers, "", c_export)
     # export = fixed + per_px * pixels, from the AOI and its quarter (CPU time)
     per_px = max(c_export - c_export_q, 0.0) / max(px - px_q, 1)
