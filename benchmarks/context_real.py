@@ -10,6 +10,10 @@ on which at least 80 % of the field is clear, a straight cloud edge at a random 
 and position hides 20-80 % of the field (the partial cover a cloud edge gives); the
 hidden clear values are the truth. Printed: MAE of linear, SF and SF + context on the
 hidden cells, and the 90 % coverage of SF and SF + context, per seed and pooled.
+
+``--zones segments``: the same hidden cells, but the zones are what a run without
+parcels gets, the product's segments (:mod:`pipeline.segments`) of the whole image
+(the field and the land around it), cut from the observations left after hiding.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pipeline.context import (
 )
 from pipeline.fill import ModelFiller, cube_doy, fill_block, refiller
 from pipeline.s2 import clear_mask
+from pipeline.segments import segment_layers
 from pipeline.timegrid import TimeGrid
 
 Z90 = 1.6449
@@ -98,10 +103,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("data", type=Path)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--zones", choices=("field", "segments"), default="field")
     args = ap.parse_args()
     obs, zone, starts = load(args.data)
     yy, xx = np.mgrid[0:zone.shape[0], 0:zone.shape[1]]
-    sides = zone_sides(zone, xx, -yy, zone_centroids(zone, xx, -yy, 1))
     doy = cube_doy(starts)
     filler = ModelFiller()
     t = obs.shape[-1]
@@ -118,11 +123,17 @@ def main() -> None:
         seen = np.where(mask, np.nan, obs)
         nan = np.full(seen.shape, np.nan, np.float32)
         mean, std = fill_block(filler, seen, nan, nan, nan, nan, doy=doy)
-        table = zone_table(zone, seen, 1, sides)
+        zones = zone if args.zones == "field" else segments_of(seen)
+        k = int(zones.max())
+        sides = zone_sides(zones, xx, -yy, zone_centroids(zones, xx, -yy, k))
+        table = zone_table(zones, seen, k, sides)
         refill = refiller(filler, nan, nan, nan, nan, doy=doy)
-        cal = calibrate(seen, zone, table, sides).with_filler(
-            check_filler(seen, zone, xx, -yy, table.n_pixels, 1, refill))
-        ctx, ctx_sd = apply_context(mean, std, seen, zone, table, cal)
+        cal = calibrate(seen, zones, table, sides).with_filler(
+            check_filler(seen, zones, xx, -yy, table.n_pixels, k, refill))
+        ctx, ctx_sd = apply_context(mean, std, seen, zones, table, cal)
+        if seed == args.seeds[0] and args.zones == "segments":
+            print(f"(seed {seed}: {k} segments of {zones.size / k:.0f} px on average; "
+                  f"the field lies in {len(np.unique(zones[field]))} of them)")
         lin = linear(seen.reshape(-1, t)).reshape(seen.shape)
         truth = obs[mask]
         e = {"lin": np.abs(lin[mask] - truth), "sf": np.abs(mean[mask] - truth),
@@ -133,6 +144,15 @@ def main() -> None:
             pooled[k].append(v)
         _row(str(seed), e)
     _row("pooled", {k: np.concatenate(v) for k, v in pooled.items()})
+
+
+def segments_of(seen: np.ndarray) -> np.ndarray:
+    """(y, x) segment ids of the product's segmentation of a (y, x, T) NDVI block."""
+    ny, nx, t = seen.shape
+    cube = xr.Dataset({"ndvi": (("time", "y", "x"), np.moveaxis(seen, -1, 0))},
+                      coords={"time": np.arange(t), "y": -np.arange(ny) * 10.0,
+                              "x": np.arange(nx) * 10.0})
+    return np.asarray(segment_layers(cube.chunk({"time": -1}))["zone"].values, np.int64)
 
 
 def _row(label: str, e: dict[str, np.ndarray]) -> None:
