@@ -33,7 +33,8 @@ calibrated on its training regions, and on a tile its reliability differs by lan
 cover (on the demo world SF's std is about four times too wide on forest and about
 right on maize), while the weight of the blend rests on it. So the filler is checked
 on the tile as the context is (:func:`check_filler`): in a few pixels of every zone
-(:data:`CHECK_PIXELS`, or :data:`CHECK_SHARE` of a large one, chosen by a hash of their
+(:data:`CHECK_PIXELS`, or :data:`CHECK_SHARE` of a large one, and
+:data:`CHECK_MIN_PIXELS` over the tile at least, chosen by a hash of their
 coordinates, so the choice does not depend on chunks) :data:`CHECK_DATES` clear dates
 are hidden and refilled, and ``a`` is the zone's ratio of squared error to predicted
 variance, shrunk toward the tile's pooled ratio with Bühlmann's credibility (the prior
@@ -233,6 +234,10 @@ CHECK_PIXELS = 4
 #: ... or this share of a large zone's pixels, whichever is more (the check refills
 #: these pixels: about 2 % more filler time with parcels, up to 7 % with small segments).
 CHECK_SHARE = 0.02
+#: ... and at least this many pixels over the cube's zones (where it has as many), so
+#: the tile's pooled ratio rests on some 400 cells (a ratio of one cell scatters as a
+#: chi-square of one degree: the mean of 400 is within about 7 %).
+CHECK_MIN_PIXELS = 200
 #: Clear dates hidden in each checked pixel (inside its first and last clear date).
 CHECK_DATES = 2
 
@@ -255,7 +260,8 @@ def check_cells(ndvi: np.ndarray, zone: np.ndarray, x: np.ndarray, y: np.ndarray
     """(P, T) clear cells to hide for the filler check (P = the block's pixels).
 
     A pixel of zone ``z`` is checked where a hash of its coordinates falls below
-    ``max(CHECK_PIXELS / n_pixels[z], CHECK_SHARE)``; of its clear dates strictly between
+    ``max(CHECK_PIXELS / n_pixels[z], CHECK_SHARE, CHECK_MIN_PIXELS / n_pixels[1:].sum())``
+    (``n_pixels``: the zones' pixels over the cube); of its clear dates strictly between
     its first and last, the ``CHECK_DATES`` with the lowest hash of (coordinates, date) are hidden.
     Coordinates are the pixel centres (``x``, ``y`` broadcastable to ``zone``); they,
     not the block, decide, so any chunking hides the same cells.
@@ -263,10 +269,13 @@ def check_cells(ndvi: np.ndarray, zone: np.ndarray, x: np.ndarray, y: np.ndarray
     t = ndvi.shape[-1]
     clear = np.isfinite(np.asarray(ndvi)).reshape(-1, t)
     z = np.asarray(zone).reshape(-1).astype(np.int64)
-    xq = np.round(np.broadcast_to(x, np.shape(zone)).reshape(-1) * 100).astype(np.int64)
-    yq = np.round(np.broadcast_to(y, np.shape(zone)).reshape(-1) * 100).astype(np.int64)
-    share = np.maximum(CHECK_PIXELS / np.maximum(np.asarray(n_pixels, np.float64)[z], 1.0),
-                       CHECK_SHARE)
+    # the coordinates' own bits: the same on any block, in metres or in degrees
+    xq = np.ascontiguousarray(np.broadcast_to(x, np.shape(zone)), np.float64).reshape(-1)
+    yq = np.ascontiguousarray(np.broadcast_to(y, np.shape(zone)), np.float64).reshape(-1)
+    xq, yq = xq.view(np.int64), yq.view(np.int64)
+    n = np.asarray(n_pixels, np.float64)
+    floor = max(CHECK_SHARE, CHECK_MIN_PIXELS / max(float(n[1:].sum()), 1.0))
+    share = np.maximum(CHECK_PIXELS / np.maximum(n[z], 1.0), floor)
     chosen = (z > 0) & (_unit_hash(xq, yq) < share)
     hide = np.zeros(clear.shape, bool)
     rows = np.flatnonzero(chosen & (clear.sum(axis=1) >= 3))

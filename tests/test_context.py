@@ -12,7 +12,9 @@ import xarray as xr
 from pipeline.baselines import linear
 from pipeline.context import (
     CHECK_DATES,
+    CHECK_MIN_PIXELS,
     CHECK_PIXELS,
+    CHECK_SHARE,
     MIN_CLEAR,
     FillerCheck,
     apply_context,
@@ -195,9 +197,13 @@ def test_the_filler_check_hides_the_same_cells_whatever_the_blocks():
         clear = np.flatnonzero(np.isfinite(obs[iy, ix]))
         hidden = np.flatnonzero(whole[iy, ix])
         assert clear[0] < hidden.min() and hidden.max() < clear[-1]
-    # about CHECK_PIXELS pixels per zone (or CHECK_SHARE of a large one)
+    # as many pixels per zone as the rule's share of it (CHECK_PIXELS of a small zone,
+    # CHECK_SHARE of a large one, CHECK_MIN_PIXELS over the cube), give or take the hash
     per_zone = np.bincount(zone[whole.any(axis=-1)], minlength=3)[1:]
-    assert (per_zone >= 1).all() and (per_zone <= 4 * CHECK_PIXELS).all()
+    n = n_pixels[1:].astype(float)
+    share = np.maximum(CHECK_PIXELS / n, max(CHECK_SHARE, CHECK_MIN_PIXELS / n.sum()))
+    expected = np.minimum(share, 1.0) * n
+    assert (np.abs(per_zone - expected) <= 4 * np.sqrt(expected) + 2).all()
 
 
 def _check(n: list[int], ratios: list[np.ndarray]) -> FillerCheck:
