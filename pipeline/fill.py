@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,10 @@ class LinearFiller:
         mean = baselines.linear(ndvi)
         return mean, np.full_like(mean, np.nan)
 
+    def reads_s1(self) -> bool:
+        """Linear interpolation reads no Sentinel-1."""
+        return False
+
 
 _MODELS: dict[str | None, object] = {}
 _MODELS_LOCK = threading.Lock()
@@ -130,6 +135,14 @@ class ModelFiller:
             ndvi, vv, vh, doy=doy if self.use_dates else None
         )
         return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+    def reads_s1(self) -> bool:
+        """Whether the network is given Sentinel-1 (its card's ``inference.s1``), read from
+        the card without importing torch."""
+        weights = Path(self.path) if self.path is not None else shipped_weights()
+        card = weights.with_suffix(".json")
+        meta = json.loads(card.read_text()) if card.is_file() else {}
+        return bool(meta.get("inference", {}).get("s1", True))
 
     def preload(self) -> None:
         """Import torch and load the weights now (a worker does it once, at start)."""
@@ -317,17 +330,28 @@ def zone_context(cube: xr.Dataset, filler: Filler | None = None,
         cal = calibrate(obs, z, table, zone_sides(z, x, y, cent))
         if filler is None:
             return cal
-        va, vd, ha, hd = (np.moveaxis(a, 0, -1) for a in s1)
+        if s1:
+            va, vd, ha, hd = (np.moveaxis(a, 0, -1) for a in s1)
+        else:
+            va = vd = ha = hd = np.full(obs.shape, np.nan, np.float32)
         refill = refiller(filler, va, vd, ha, hd, doy=doy)
         return cal.with_filler(check_filler(obs, z, x, y, table.n_pixels, n_zones, refill))
 
+    # the check's refill needs the pixels' Sentinel-1 only where the filler reads it (SF
+    # as shipped does not), so the pass does not read four more variables for nothing
     s1 = ([cube[v].transpose("time", "y", "x").chunk({"time": -1, "y": cy, "x": cx})
            .data.to_delayed()[0] for v in ("vv_asc", "vv_desc", "vh_asc", "vh_desc")]
-          if filler is not None else [])
+          if filler is not None and _reads_s1(filler) else [])
     cal = add(dask.compute(*(
         dask.delayed(errors)(*blocks[i * len(cx) + j], *(a[i, j] for a in s1))
         for i in range(len(cy)) for j in range(len(cx)))))
     return ZoneContext(ids, table.without_halves(), cal)
+
+
+def _reads_s1(filler: Filler) -> bool:
+    """Whether ``filler`` reads Sentinel-1 (a filler that does not say is taken to)."""
+    reads = getattr(filler, "reads_s1", None)
+    return bool(reads()) if callable(reads) else True
 
 
 def default_filler(model_path: str | Path | None, method: str, use_dates: bool = True) -> Filler:

@@ -287,3 +287,27 @@ def test_the_check_keeps_a_good_filler_whose_std_is_too_wide():
     err_unchecked = np.abs(mean_u - truth)[gap].mean()
     assert err_unchecked > 0.01
     assert err_checked < 0.3 * err_unchecked
+
+
+@dataclass(frozen=True)
+class LinearWithStdNoRadar(LinearWithStd):
+    """The same stand-in, saying it reads no Sentinel-1 (as SF's card says it ships)."""
+
+    def reads_s1(self) -> bool:
+        return False
+
+
+def test_the_check_reads_radar_only_for_a_filler_that_uses_it():
+    _, obs, zone = field_world(seed=2)
+    cube = _cube(obs, zone).drop_vars(["vv_asc", "vv_desc", "vh_asc", "vh_desc"])
+    chunked = cube.chunk({"time": -1, "y": 5, "x": 7})
+    ctx = zone_context(chunked, LinearWithStdNoRadar(), None)
+    assert ctx is not None and ctx.calibration.filler is not None
+    assert ctx.calibration.filler.n.sum() > 0
+    with pytest.raises(KeyError, match="vv_asc"):
+        zone_context(chunked, LinearWithStd(), None)
+    # the shipped SF is given no Sentinel-1 (card inference.s1), the 1.2.0 network is
+    from pipeline.fill import ModelFiller
+    assert not ModelFiller().reads_s1()
+    from pipeline.fill import shipped_weights
+    assert ModelFiller(str(shipped_weights().with_name("sf-1.2.0.safetensors"))).reads_s1()
