@@ -60,6 +60,9 @@ import numpy as np
 from pipeline.baselines import linear, neighbour_indices
 from pipeline.zones import zone_date_sums
 
+#: The context's method, part of a zoned tile's fill signature: a run filled by another
+#: method is not resumed chunk by chunk with this one.
+CONTEXT_METHOD = "zone mean + offset, half-zone variance, filler checked on the tile"
 #: Fewest clear pixels of a zone on a date for its mean to be used (a handful of
 #: pixels next to a cloud edge are the most likely to be hazy or shadowed).
 MIN_CLEAR = 4

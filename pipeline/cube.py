@@ -38,6 +38,7 @@ from zarr.codecs import BloscCodec
 from pipeline import __version__, heap
 from pipeline.blocks import blocks, chunk_edges
 from pipeline.cf import GRID_MAPPING, apply_cf
+from pipeline.context import CONTEXT_METHOD
 from pipeline.storage import Loc
 from pipeline.timegrid import EPOCH, TimeGrid
 
@@ -107,7 +108,7 @@ class TileSignatures:
 
     Attributes:
         ingest: of the grid, time grid, scene ids and software version.
-        fill: of ``ingest`` and the filler.
+        fill: of ``ingest`` and the filler (and, with zones, of the context's method).
     """
 
     ingest: str
@@ -125,7 +126,9 @@ class TileSignatures:
             geobox=str(geobox), grid=asdict(grid), scenes=list(scene_ids), version=__version__,
             **parts,
         )
-        return cls(ingest=sig, fill=signature(ingest=sig, filler=repr(filler)))
+        # with zones the fill also holds the field context, whose method is part of it
+        context = {"context": CONTEXT_METHOD} if zones else {}
+        return cls(ingest=sig, fill=signature(ingest=sig, filler=repr(filler), **context))
 
     def done_marker(self, store: Loc) -> Loc:
         """The marker a finished tile (cube, fill and products) leaves beside its store."""

@@ -63,3 +63,24 @@ def test_overwrite_replaces_a_run_of_other_inputs(
             rasterio.open(out / "ndvi_filled.tif") as longer:
         assert longer.count == short.count + 2  # two more 6-day bins
     assert json.loads((out / SIGNATURE_NAME).read_text())["period"] == f"{START}..2023-06-11"
+
+
+def test_a_zoned_tile_is_not_resumed_across_context_methods(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """A tile with zones holds the field context in its fill: chunks filled by another
+    context method are refilled, not kept; a tile without zones is not affected."""
+    from odc.geo.geobox import GeoBox
+
+    import pipeline.cube
+    from pipeline.cube import TileSignatures
+    from pipeline.timegrid import TimeGrid
+
+    box = GeoBox.from_bbox((500000, 6000000, 500640, 6000640), "EPSG:32634", resolution=10)
+    grid = TimeGrid.covering(START, END)
+    zoned = TileSignatures.of(box, grid, ["a", "b"], "sf", zones="parcels abc")
+    plain = TileSignatures.of(box, grid, ["a", "b"], "sf")
+    monkeypatch.setattr(pipeline.cube, "CONTEXT_METHOD", "another context")
+    assert TileSignatures.of(box, grid, ["a", "b"], "sf", zones="parcels abc").fill != zoned.fill
+    assert TileSignatures.of(box, grid, ["a", "b"], "sf", zones="parcels abc").ingest == \
+        zoned.ingest
+    assert TileSignatures.of(box, grid, ["a", "b"], "sf") == plain
