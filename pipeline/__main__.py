@@ -91,13 +91,15 @@ def _check_detector(args: argparse.Namespace, *detectors: str) -> None:
     detectors = detectors or (args.detector,)
     if args.min_probability is not None and not set(detectors) <= set(LEARNED):
         raise InputError(f"--min-probability applies to --detector {' or '.join(LEARNED)} only")
-    for name in dict.fromkeys(detectors):
-        if name in LEARNED:
-            from model.mowing import default_detector_weights
+    learned = [d for d in dict.fromkeys(detectors) if d in LEARNED]
+    if not learned:
+        return
+    from model.mowing import default_detector_weights  # torch: only for a learned detector
 
-            weights = default_detector_weights(name)
-            if not weights.is_file():
-                raise InputError(f"--detector {name}: no weights at {weights}")
+    for name in learned:
+        weights = default_detector_weights(name)
+        if not weights.is_file():
+            raise InputError(f"--detector {name}: no weights at {weights}")
 
 
 def _model(args: argparse.Namespace) -> Path | None:

@@ -52,6 +52,7 @@ gets the same context as one that does not.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -201,6 +202,12 @@ class FillerCheck:
                            self.ratio + other.ratio, self.ratio_sq + other.ratio_sq)
 
     def scale(self) -> np.ndarray:
+        """(K+1,) factor on the filler's variance per zone (:meth:`_scale`, computed once
+        per check: every block of the fill asks for it)."""
+        return self._scale
+
+    @functools.cached_property
+    def _scale(self) -> np.ndarray:
         """(K+1,) factor on the filler's variance per zone (1 for row 0 and without cells).
 
         The zone's ratio of summed squared errors to summed predicted variances, weighted

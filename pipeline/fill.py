@@ -152,6 +152,16 @@ class ModelFiller:
         _load_model(self.path)
 
 
+def s1_pixels(vv_asc: np.ndarray, vv_desc: np.ndarray, vh_asc: np.ndarray,
+              vh_desc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A block's Sentinel-1 (each (..., T)) as the filler takes it: VV and VH, each
+    (N, T, 2) float32 with the last axis (ascending, descending)."""
+    t = vv_asc.shape[-1]
+    vv = np.stack([vv_asc.reshape(-1, t), vv_desc.reshape(-1, t)], axis=-1)
+    vh = np.stack([vh_asc.reshape(-1, t), vh_desc.reshape(-1, t)], axis=-1)
+    return vv.astype(np.float32), vh.astype(np.float32)
+
+
 def fill_block(
     filler: Filler,
     ndvi: np.ndarray,
@@ -176,8 +186,7 @@ def fill_block(
     shape = ndvi.shape
     t = shape[-1]
     flat = ndvi.reshape(-1, t).astype(np.float32)
-    vv = np.stack([vv_asc.reshape(-1, t), vv_desc.reshape(-1, t)], axis=-1).astype(np.float32)
-    vh = np.stack([vh_asc.reshape(-1, t), vh_desc.reshape(-1, t)], axis=-1).astype(np.float32)
+    vv, vh = s1_pixels(vv_asc, vv_desc, vh_asc, vh_desc)
     mean = np.full(flat.shape, np.nan, np.float32)
     std = np.full(flat.shape, np.nan, np.float32)
     rows = np.isfinite(flat).any(axis=1)
@@ -198,13 +207,10 @@ def refiller(
     """``fill(rows, series)`` for :func:`pipeline.context.check_filler`: the ``filler`` on
     NDVI ``series`` (R, T) of the block's pixels ``rows`` with their own Sentinel-1
     (each array (..., T), the block's shape)."""
-    t = vv_asc.shape[-1]
-    vv = np.stack([vv_asc.reshape(-1, t), vv_desc.reshape(-1, t)], axis=-1)
-    vh = np.stack([vh_asc.reshape(-1, t), vh_desc.reshape(-1, t)], axis=-1)
+    vv, vh = s1_pixels(vv_asc, vv_desc, vh_asc, vh_desc)
 
     def fill(rows: np.ndarray, series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return filler.fill(series, vv[rows].astype(np.float32), vh[rows].astype(np.float32),
-                           doy=doy)
+        return filler.fill(series, vv[rows], vh[rows], doy=doy)
 
     return fill
 
