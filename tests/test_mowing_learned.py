@@ -385,6 +385,23 @@ def test_mowing_defaults_to_the_fast_detector_per_pixel_and_the_ensemble_per_par
     np.testing.assert_allclose(layer["probability"], ens_layer["probability"])
 
 
+def test_mowing_checks_both_default_detectors_before_any_work(
+    demo_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import model.mowing
+
+    out = tmp_path / "mow"
+    # a rule with --min-probability: refused, as for mowing-table
+    err = refused(["mowing", "--cube", str(demo_run), "--out", str(out), "--detector", "zdrop",
+                   "--min-probability", "0.5"], capsys)
+    assert "--min-probability" in err and not out.exists()
+    # the per-pixel default's weights missing: named, though --detector was not given
+    monkeypatch.setitem(model.mowing.SHIPPED, "learned-fast", "gone.safetensors")
+    err = refused(["mowing", "--cube", str(demo_run), "--out", str(out)], capsys)
+    assert "learned-fast" in err and "gone.safetensors" in err and not out.exists()
+
+
 def test_recipe_settings_parse_by_field_type_and_name_a_bad_one() -> None:
     from model.mowing import DetectorRecipe, with_settings
 
