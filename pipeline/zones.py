@@ -65,6 +65,11 @@ class ParcelCounts:
 
     Attributes:
         read: polygons read from the file.
+        not_polygons: rows of the file without a polygon (no geometry, points, lines),
+            skipped.
+        merged: polygon rows joined to an earlier row with the same parcel id (an
+            agency file may store the parts of one parcel as rows; the parcel is their
+            union).
         repaired: invalid geometries repaired with ``shapely.make_valid``.
         outside_aoi: parcels without area inside the AOI, dropped.
         too_small: parcels smaller than the minimum size inside the AOI, ignored.
@@ -73,6 +78,8 @@ class ParcelCounts:
     """
 
     read: int
+    not_polygons: int
+    merged: int
     repaired: int
     outside_aoi: int
     too_small: int
@@ -109,8 +116,9 @@ class Parcels:
         return len(self.table)
 
 
-def _read_polygons(path: Path, id_column: str | None) -> gpd.GeoDataFrame:
-    """``parcel_id`` + polygon geometry in the file's CRS; InputError for unusable files."""
+def _read_polygons(path: Path, id_column: str | None) -> tuple[gpd.GeoDataFrame, int]:
+    """``parcel_id`` + polygon geometry in the file's CRS, and the number of rows skipped
+    for holding no polygon; InputError for unusable files."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"--parcels {path}: no such file; pass a GeoPackage, GeoParquet, "
@@ -138,8 +146,35 @@ def _read_polygons(path: Path, id_column: str | None) -> gpd.GeoDataFrame:
                          f"{', '.join(map(str, poly.columns))}")
     ids = poly[key].astype(str) if key else pd.Series(
         [str(i) for i in range(len(poly))], index=poly.index)
-    return gpd.GeoDataFrame({"parcel_id": ids.to_numpy()}, geometry=poly.geometry.values,
-                            crs=poly.crs)
+    return (gpd.GeoDataFrame({"parcel_id": ids.to_numpy()}, geometry=poly.geometry.values,
+                             crs=poly.crs), len(gdf) - len(poly))
+
+
+def merge_parts(ids: np.ndarray, geoms: gpd.GeoSeries
+                ) -> tuple[np.ndarray, gpd.GeoSeries, int]:
+    """One row per parcel id: rows sharing an id become one parcel, the union of their
+    (valid) polygons, at the place of the id's first row. Returns the ids, geometries
+    and the number of rows joined to an earlier one.
+
+    An agency file may hold the parts of one parcel as separate rows; kept apart they
+    would give two rows of one id per date in the parcel tables and mowing events.
+    """
+    ids = np.asarray(ids).astype(str)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    merged = len(ids) - len(first)
+    if not merged:
+        return ids, geoms, 0
+    # parcel k of the result: the k-th distinct id in the order of first rows
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    group = rank[inverse.reshape(-1)]
+    values = np.asarray(geoms.values, dtype=object)
+    lead = first[order]
+    out = values[lead].copy()
+    for k in np.flatnonzero(np.bincount(group) > 1):
+        out[k] = _polygonal(shapely.union_all(values[group == k]))
+    return ids[lead], gpd.GeoSeries(out, crs=geoms.crs), merged
 
 
 def repair_polygons(geoms: gpd.GeoSeries) -> tuple[gpd.GeoSeries, int]:
@@ -169,10 +204,11 @@ def read_parcels(path: Path, crs: object, id_column: str | None = None) -> gpd.G
     Raises :class:`InputError` if it cannot be read, has no CRS, holds no polygons or
     lacks the ``id_column``. Invalid polygons are repaired (:func:`repair_polygons`).
     """
-    gdf = _read_polygons(path, id_column)
+    gdf, _ = _read_polygons(path, id_column)
     geoms, _ = repair_polygons(gdf.geometry)
-    return gpd.GeoDataFrame({"parcel_id": gdf["parcel_id"].to_numpy()},
-                            geometry=geoms.values, crs=gdf.crs).to_crs(crs)
+    ids, geoms, _ = merge_parts(gdf["parcel_id"].to_numpy(), geoms)
+    return gpd.GeoDataFrame({"parcel_id": ids}, geometry=geoms.values,
+                            crs=gdf.crs).to_crs(crs)
 
 
 def _overlapping(geoms: gpd.GeoSeries) -> int:
@@ -201,9 +237,10 @@ def prepare_parcels(
     inside the AOI is under ``min_pixels`` pixels; both are counted. InputError (before
     any work) when no parcel is left.
     """
-    gdf = _read_polygons(path, id_column)
+    gdf, not_polygons = _read_polygons(path, id_column)
     n_read = len(gdf)
     geoms, repaired = repair_polygons(gdf.geometry)
+    ids, geoms, merged = merge_parts(gdf["parcel_id"].to_numpy(), geoms)
     assert geobox.crs is not None
     outlines = geoms.to_crs(geobox.crs.to_wkt())
     # clip only the parcels the index finds near the AOI (a national file holds millions)
@@ -226,10 +263,11 @@ def prepare_parcels(
         raise InputError(f"--parcels {path}: the {int(inside.sum())} of its {n_read} parcels "
                          f"inside the AOI are all smaller than {min_pixels} pixels there; pass "
                          "a lower --min-parcel-pixels or a larger AOI")
-    table = gpd.GeoDataFrame({"parcel_id": gdf["parcel_id"].to_numpy()[keep]},
+    table = gpd.GeoDataFrame({"parcel_id": ids[keep]},
                              geometry=clipped.values[keep], crs=outlines.crs)
     table = table.reset_index(drop=True)
-    counts = ParcelCounts(read=n_read, repaired=repaired, outside_aoi=int((~inside).sum()),
+    counts = ParcelCounts(read=n_read, not_polygons=not_polygons, merged=merged,
+                          repaired=repaired, outside_aoi=int((~inside).sum()),
                           too_small=int((inside & ~big).sum()),
                           overlapping=_overlapping(table.geometry), used=int(keep.sum()))
     digest = hashlib.sha256(

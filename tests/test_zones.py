@@ -89,6 +89,34 @@ def test_outside_small_and_overlapping_parcels_are_counted(tmp_path: Path) -> No
     assert (zones == 1).sum() == 400 - 25
 
 
+def test_rows_of_one_parcel_id_become_one_parcel(tmp_path: Path) -> None:
+    # an agency file storing a parcel's two parts as two rows of one id, among others
+    geoms = [_local(0, 0, 100, 100), _local(200, 0, 300, 100), _local(0, 150, 100, 250),
+             _local(200, 150, 300, 250)]
+    path = _parcels(tmp_path / "p.gpkg", geoms, ids=["a", "b", "a", "c"])
+    parcels = prepare_parcels(path, AOI, GRID)
+    c = parcels.counts
+    assert (c.read, c.merged, c.used) == (4, 1, 3)
+    assert parcels.table["parcel_id"].tolist() == ["a", "b", "c"]  # first rows' order
+    assert parcels.table.geometry.iloc[0].area == pytest.approx(2 * 100 * 100)
+    zones = rasterize_zones(parcels.table, GRID)
+    assert np.bincount(zones.ravel()).tolist()[1:] == [200, 100, 100]
+    table = read_parcels(path, "EPSG:32634")  # mowing --parcels reads them the same way
+    assert table["parcel_id"].tolist() == ["a", "b", "c"]
+    assert table.geometry.iloc[0].area == pytest.approx(2 * 100 * 100)
+
+
+def test_rows_without_a_polygon_are_skipped_and_counted(tmp_path: Path) -> None:
+    geoms = [_local(0, 0, 100, 100), None, shapely.Point(670250, 6180050),
+             shapely.LineString([(670000, 6180000), (670100, 6180100)]),
+             _local(200, 0, 300, 100)]
+    parcels = prepare_parcels(_parcels(tmp_path / "p.gpkg", geoms), AOI, GRID)
+    c = parcels.counts
+    assert (c.read, c.not_polygons, c.used) == (2, 3, 2)
+    assert parcels.table["parcel_id"].tolist() == ["p0", "p4"]
+    assert parcels.counts.as_record()["not_polygons"] == 3
+
+
 def test_zero_parcels_inside_the_aoi_is_one_clear_error(tmp_path: Path) -> None:
     path = _parcels(tmp_path / "far.gpkg", [_local(5000, 5000, 5200, 5200)])
     with pytest.raises(InputError, match="none of its 1 parcels lies inside the AOI"):
