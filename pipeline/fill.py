@@ -104,9 +104,44 @@ def shipped_weights() -> Path:
     return Path(spec.origin).parent / "weights" / "sf.safetensors"
 
 
+#: Seasonal range (NDVI, 90th minus 10th percentile of a pixel's clear observations)
+#: under which :class:`ModelFiller` fills the pixel by linear interpolation: a surface
+#: without a season (forest, built-up land, water, tracks) ...
+FLAT_AMPLITUDE = 0.1
+#: ... seen on at least this many clear dates ...
+FLAT_MIN_OBS = 4
+#: ... spread over at least this many days (a green-up or a senescence takes months; a
+#: shorter window may hold a field's flat stretch).
+FLAT_MIN_SPAN_DAYS = 90
+
+
+def flat_pixels(ndvi: np.ndarray, amplitude: float = FLAT_AMPLITUDE,
+                step_days: int = STEP_DAYS) -> np.ndarray:
+    """(N,) True for the series of ``ndvi`` (N, T) that show no season (see
+    :data:`FLAT_AMPLITUDE`, :data:`FLAT_MIN_OBS`, :data:`FLAT_MIN_SPAN_DAYS`)."""
+    y = np.asarray(ndvi, np.float64)
+    valid = np.isfinite(y)
+    n_obs = valid.sum(axis=1)
+    t = y.shape[1]
+    first = np.argmax(valid, axis=1)
+    last = t - 1 - np.argmax(valid[:, ::-1], axis=1)
+    cand = (n_obs >= FLAT_MIN_OBS) & ((last - first) * step_days >= FLAT_MIN_SPAN_DAYS)
+    out = np.zeros(len(y), bool)
+    if amplitude <= 0 or not cand.any():
+        return out
+    hi, lo = np.nanpercentile(y[cand], [90, 10], axis=1)
+    out[cand] = (hi - lo) < amplitude
+    return out
+
+
 @dataclass(frozen=True)
 class ModelFiller:
     """The trained SF CNN-RNN (weights from ``path``, or the shipped ones).
+
+    A pixel whose observations show no season (:func:`flat_pixels`) is filled by linear
+    interpolation instead: the network learned grassland seasons, and on the demo
+    worlds' truth it was worse than linear interpolation on forest, built-up land, water
+    and tracks (README, "Surfaces without a season"); the std stays the network's.
 
     Attributes:
         path: safetensors file, or None for the shipped weights.
@@ -115,12 +150,15 @@ class ModelFiller:
         use_dates: give the network each date's day of year. Its seasonal prior was
             learned on grassland: it helps there and hurts on crops and built-up land
             (see the model card and README); False fills from the series alone.
+        flat_amplitude: the seasonal range under which a pixel is filled linearly
+            (:data:`FLAT_AMPLITUDE`; 0 = the network everywhere).
     """
 
     path: str | None = None
     torch_threads: int = 1
     use_dates: bool = True
     name: str = "sf"
+    flat_amplitude: float = FLAT_AMPLITUDE
 
     def fill(
         self, ndvi: np.ndarray, vv: np.ndarray, vh: np.ndarray, doy: np.ndarray | None = None
@@ -134,7 +172,11 @@ class ModelFiller:
         mean, std = m.predict(  # type: ignore[attr-defined]
             ndvi, vv, vh, doy=doy if self.use_dates else None
         )
-        return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        mean = np.asarray(mean, np.float32)
+        flat = flat_pixels(ndvi, self.flat_amplitude)
+        if flat.any():
+            mean[flat] = baselines.linear(np.asarray(ndvi, np.float32)[flat])
+        return mean, np.asarray(std, np.float32)
 
     def reads_s1(self) -> bool:
         """Whether the network is given Sentinel-1 (its card's ``inference.s1``), read from
