@@ -18,7 +18,8 @@ world is 4.8 km wide, so at most 4000 m: bench_scale's 16x AOI), with
   against the detector on the same series in memory, in parts of one chunk's pixels;
   and the learned detectors (on the observations) on a sample of the AOI's pixels in
   memory, for their core-hours: ``learned-fast``, the default of ``mowing``'s per-pixel
-  rasters, and the ``learned`` ensemble, the default of its per-parcel events;
+  rasters, as ``mowing`` runs it (pixels without a season skip it; their share of the
+  sample is printed), and the ``learned`` ensemble, the default of its per-parcel events;
 * export (COG stacks, netCDF, QGIS project, STAC, quicklook) with no limit measured, at
   the AOI and at its quarter: the two sizes split its cost into a per-pixel part and a
   fixed part per product set (one per tile), which is how it is projected.
@@ -67,13 +68,13 @@ from pipeline.aoi import make_geobox, read_aoi
 from pipeline.cube import describe_cube, open_cube, write_chunked
 from pipeline.errors import InputError
 from pipeline.export import write_products
-from pipeline.fill import ModelFiller, compute_filled
+from pipeline.fill import ModelFiller, compute_filled, flat_pixels
 from pipeline.handles import POOL
 from pipeline.ingest import SceneLog, make_cube
 from pipeline.mowing.detect import default_params, detect
 from pipeline.mowing.learned import detect_learned
 from pipeline.mowing.learned import shipped as shipped_learned
-from pipeline.mowing.raster import write_cut_days
+from pipeline.mowing.raster import _detect_block, write_cut_days
 from pipeline.mowing.series import grid_axes
 from pipeline.request import default_cache
 from pipeline.sources.demo import check_demo_extent, open_demo_source
@@ -253,9 +254,14 @@ def main() -> None:
         learned_s, _ = _timed(lambda: _in_threads(
             [lambda p=p: detect_learned(ndvi[p], days, dy, learned) for p in lparts],
             workers))
-        fast = shipped_learned("learned-fast")  # the per-pixel default, same sample
+        # the per-pixel default on the same sample, as `mowing` runs it per chunk: pixels
+        # without a season (flat_pixels) skip the detector
+        shipped_learned("learned-fast")
+        nan_std = np.full((len(sample), t), np.nan)
+        flat_share = float(flat_pixels(ndvi[sample]).mean())
         fast_s, _ = _timed(lambda: _in_threads(
-            [lambda p=p: detect_learned(ndvi[p], days, dy, fast) for p in lparts], workers))
+            [lambda p=p: _detect_block(ndvi[p], nan_std[: len(p)], days, dy, "learned-fast",
+                                       None) for p in lparts], workers))
         # export on the AOI and on its quarter: per-pixel cost and per-tile fixed cost
         # (QGIS project, STAC, quicklook, file opens) from the two sizes; a first export of
         # a small corner, untimed, imports what the products need (once per process)
@@ -296,8 +302,9 @@ def main() -> None:
     _line("mowing (zdrop)", px, mow_s, detect_s, workers, "detector", c_mow, c_detect)
     _line("mowing (learned, the per-parcel default; detector only)", len(sample), learned_s,
           None, workers, "", c_learned)
-    _line("mowing (learned-fast, the per-pixel default; detector only)", len(sample), fast_s,
-          None, workers, "", c_fast)
+    _line(f"mowing (learned-fast, the per-pixel default; detector only, {flat_share:.0%} of "
+          "the pixels without a season skip it)", len(sample), fast_s, None, workers, "",
+          c_fast)
     _line("export", px, export_s, None, workers, "", c_export)
     # export = fixed + per_px * pixels, from the AOI and its quarter (CPU time)
     per_px = max(c_export - c_export_q, 0.0) / max(px - px_q, 1)

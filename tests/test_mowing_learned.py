@@ -454,3 +454,33 @@ def test_fused_ensemble_refuses_mixed_members() -> None:
         FusedGRUEnsemble([MowNet(16), MowNet(32)])
     with pytest.raises(ValueError, match="MowNet members of one width"):
         FusedGRUEnsemble([MowNet(16), MowConvNet()])  # type: ignore[list-item]
+
+
+def test_per_pixel_detector_skips_pixels_without_a_season(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    import pipeline.mowing.raster as raster
+
+    rng = np.random.default_rng(5)
+    t = 36
+    days, doy = grid_axes(TimeGrid.covering("2023-04-01", "2023-10-31"))
+    season = 0.3 + 0.5 * np.exp(-(((np.arange(t) * 6 - 100) / 50.0) ** 2))
+    season = np.where(np.arange(t) >= 14, season - 0.3 * np.exp(-(np.arange(t) - 14) / 3.0),
+                      season)  # a cut in bin 14
+    flat = 0.8 + rng.normal(0, 0.01, (3, 4, t))  # a roof or a stand of conifers
+    ndvi = np.concatenate([np.broadcast_to(season, (3, 4, t)), flat]).astype(np.float32)
+    ndvi[..., 1::3] = np.nan  # a third of the bins cloudy
+    seen: list[int] = []
+    real = raster.detect_rows
+
+    def spy(rows: np.ndarray, *args: object, **kw: object) -> tuple:
+        seen.append(len(rows))
+        return real(rows, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(raster, "detect_rows", spy)
+    cuts = raster._detect_block(ndvi, np.full_like(ndvi, np.nan), days, doy, "learned-fast",
+                                None)
+    assert seen == [12]  # only the seasonal pixels reach the detector
+    assert np.isnan(cuts[3:]).all()
+    assert np.isfinite(cuts[:3]).any(axis=-1).all()  # the cut series are detected
+    both, _ = real(ndvi.reshape(-1, t), None, days, doy, "learned-fast", None)
+    np.testing.assert_array_equal(cuts[:3].reshape(-1, cuts.shape[-1]), both[:12])

@@ -41,6 +41,7 @@ from odc.geo.geobox import GeoBox
 from pipeline.blocks import Block, blocks, chunk_edges
 from pipeline.errors import InputError
 from pipeline.export import StackSpec, write_stack
+from pipeline.fill import flat_pixels
 from pipeline.mowing.detect import (
     LEARNED,
     MAX_EVENTS,
@@ -147,8 +148,17 @@ def _detect_block(
     params: DetectParams | None, min_probability: float | None = None,
 ) -> np.ndarray:
     shape = ndvi.shape
-    cuts, _ = detect_rows(ndvi.reshape(-1, shape[-1]), std.reshape(-1, shape[-1]), days, doy,
-                          method, params, min_probability)
+    rows, sd = ndvi.reshape(-1, shape[-1]), std.reshape(-1, shape[-1])
+    if method not in LEARNED:
+        cuts, _ = detect_rows(rows, sd, days, doy, method, params, min_probability)
+        return cuts.reshape(*shape[:-1], MAX_EVENTS)
+    # a pixel whose observations show no season (forest, built-up land, water: the
+    # filler's flat_pixels) holds no meadow to cut; the detector skips it
+    cuts = np.full((len(rows), MAX_EVENTS), np.nan)
+    run = ~flat_pixels(rows)
+    if run.any():
+        cuts[run], _ = detect_rows(rows[run], sd[run], days, doy, method, params,
+                                   min_probability)
     return cuts.reshape(*shape[:-1], MAX_EVENTS)
 
 
