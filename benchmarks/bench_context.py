@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from pipeline.context import (
     zone_table,
 )
 from pipeline.cube import open_cube
-from pipeline.fill import S1_VARS, ModelFiller, cube_doy, fill_block, refiller
+from pipeline.fill import S1_VARS, ModelFiller, cube_doy, fill_block, refiller, s1_pixels
 
 Z90 = 1.6449
 GAP_BUCKETS = ((1, 1, "6 d"), (2, 3, "12-18 d"), (4, 5, "24-30 d"), (6, 10, "36-60 d"),
@@ -76,6 +77,55 @@ def gap_length(missing: np.ndarray) -> np.ndarray:
         start = np.where(m & (run == 0), j, start)
         run = np.where(m, run + 1, 0)
     return out
+
+
+@dataclass(frozen=True)
+class PixelTruth:
+    """A demo run's pixels inside the AOI with a clear observation, as the filler sees
+    them, and the truth they are scored against.
+
+    Attributes:
+        obs: (P, T) float32 clear NDVI (NaN = none).
+        vv, vh: (P, T, 2) float32 Sentinel-1 dB (ascending, descending).
+        doy: (T,) day of year of the bins.
+        ref: (P, T) the bins' daily-mean clean NDVI.
+        cover: (P,) land-cover code; ``names`` its class names.
+    """
+
+    obs: np.ndarray
+    vv: np.ndarray
+    vh: np.ndarray
+    doy: np.ndarray | None
+    ref: np.ndarray
+    cover: np.ndarray
+    names: dict[int, str]
+
+
+def pixel_truth(out: Path, cache: Path) -> PixelTruth:
+    """:class:`PixelTruth` of the run in ``out`` (its ``cube.zarr``) and the demo archive
+    ``cache``."""
+    cube = open_cube(out / "cube.zarr")
+    _, ref, lc, names = truth_for(cube, cache / "truth")
+    t = ref.shape[0]
+    inside = (cube["aoi_mask"].values > 0).reshape(-1)
+    ndvi = np.moveaxis(cube["ndvi"].values, 0, -1).reshape(-1, t)
+    rows = inside & np.isfinite(ndvi).any(axis=1)
+    vv, vh = s1_pixels(*(np.moveaxis(cube[v].values, 0, -1).reshape(-1, t)[rows]
+                         for pair in S1_VARS for v in pair))
+    return PixelTruth(ndvi[rows].astype(np.float32), vv, vh, cube_doy(cube["time"].values),
+                      np.moveaxis(ref, 0, -1).reshape(-1, t)[rows], lc.reshape(-1)[rows], names)
+
+
+def cover_and_gap_cells(cell: np.ndarray, cls: np.ndarray, names: dict[int, str],
+                        glen: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The (label, cells) rows the demo-truth benchmarks print: all ``cell``, each land
+    cover of ``cls`` (names from ``names``), each gap-length bucket of ``glen``; empty
+    rows left out."""
+    rows = [("all", cell)]
+    rows += [(names.get(int(code), str(int(code))), cell & (cls == code))
+             for code in np.unique(cls[cell])]
+    rows += [(label, cell & (glen >= lo) & (glen <= hi)) for lo, hi, label in GAP_BUCKETS]
+    return [(label, sel) for label, sel in rows if sel.any()]
 
 
 def main() -> None:

@@ -23,11 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_context import GAP_BUCKETS, gap_length, truth_for
+from bench_context import cover_and_gap_cells, gap_length, pixel_truth
 
 from pipeline.baselines import linear
-from pipeline.cube import open_cube
-from pipeline.fill import FLAT_AMPLITUDE, S1_VARS, ModelFiller, cube_doy, flat_pixels, s1_pixels
+from pipeline.fill import FLAT_AMPLITUDE, ModelFiller, flat_pixels
 
 
 def main() -> None:
@@ -37,48 +36,30 @@ def main() -> None:
     ap.add_argument("--amplitude", type=float, nargs="+", default=[FLAT_AMPLITUDE])
     args = ap.parse_args()
 
-    cube = open_cube(args.out / "cube.zarr")
-    _, ref, lc, names = truth_for(cube, args.cache / "truth")
-    t = ref.shape[0]
-    inside = (cube["aoi_mask"].values > 0).reshape(-1)
-    ndvi = np.moveaxis(cube["ndvi"].values, 0, -1).reshape(-1, t)
-    rows = inside & np.isfinite(ndvi).any(axis=1)
-    obs = ndvi[rows].astype(np.float32)
-    vv, vh = s1_pixels(*(np.moveaxis(cube[v].values, 0, -1).reshape(-1, t)[rows]
-                         for pair in S1_VARS for v in pair))
-    doy = cube_doy(cube["time"].values)
+    px = pixel_truth(args.out, args.cache)
+    obs, vv, vh, doy = px.obs, px.vv, px.vh, px.doy
     fills = {"SF": ModelFiller(flat_amplitude=0.0).fill(obs, vv, vh, doy=doy)[0]}
     for a in args.amplitude:
         fills[f"SF, flat < {a:g} linear"] = ModelFiller(flat_amplitude=a).fill(
             obs, vv, vh, doy=doy)[0]
     fills["linear"] = linear(obs)
-    r = np.moveaxis(ref, 0, -1).reshape(-1, t)[rows]
+    r = px.ref
     cell = ~np.isfinite(obs) & np.isfinite(r)
-    cls = np.broadcast_to(lc.reshape(-1)[rows][:, None], obs.shape)
+    cls = np.broadcast_to(px.cover[:, None], obs.shape)
     glen = gap_length(~np.isfinite(obs))
     err = {k: np.abs(v - r) for k, v in fills.items()}
     shares = ", ".join(f"{flat_pixels(obs, a).mean():.1%} of the pixels flat at {a:g}"
                        for a in args.amplitude)
-    print(f"{int(cell.sum())} cells without a clear observation, {int(rows.sum())} pixels; "
+    print(f"{int(cell.sum())} cells without a clear observation, {len(obs)} pixels; "
           f"{shares}")
     keys = list(fills)
     print("| cells | n | " + " | ".join(keys) + " | rule vs SF |")
     print("|---|---|" + "---|" * (len(keys) + 1))
-
-    def row(label: str, sel: np.ndarray) -> None:
-        sel = sel & cell
-        if not sel.any():
-            return
+    for label, sel in cover_and_gap_cells(cell, cls, px.names, glen):
         m = [float(err[k][sel].mean()) for k in keys]
         rel = " / ".join(f"{100 * (v / m[0] - 1):+.1f} %" for v in m[1:-1])
         print(f"| {label} | {int(sel.sum())} | " + " | ".join(f"{v:.4f}" for v in m)
               + f" | {rel} |")
-
-    row("all", np.ones_like(cell))
-    for code in np.unique(cls[cell]):
-        row(names.get(int(code), str(int(code))), cls == code)
-    for lo, hi, label in GAP_BUCKETS:
-        row(label, (glen >= lo) & (glen <= hi))
 
 
 if __name__ == "__main__":

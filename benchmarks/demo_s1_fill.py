@@ -19,10 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_context import GAP_BUCKETS, gap_length, truth_for
+from bench_context import cover_and_gap_cells, gap_length, pixel_truth
 
-from pipeline.cube import open_cube
-from pipeline.fill import S1_VARS, cube_doy, shipped_weights
+from pipeline.fill import shipped_weights
 
 
 def main() -> None:
@@ -32,44 +31,23 @@ def main() -> None:
     args = ap.parse_args()
     from model import load_model
 
-    cube = open_cube(args.out / "cube.zarr")
-    _, ref, lc, names = truth_for(cube, args.cache / "truth")
-    t = ref.shape[0]
-    inside = (cube["aoi_mask"].values > 0).reshape(-1)
-    ndvi = np.moveaxis(cube["ndvi"].values, 0, -1).reshape(-1, t)
-    rows = inside & np.isfinite(ndvi).any(axis=1)
-    vv = np.stack([np.moveaxis(cube[v].values, 0, -1).reshape(-1, t)[rows] for v in S1_VARS[0]],
-                  axis=-1)
-    vh = np.stack([np.moveaxis(cube[v].values, 0, -1).reshape(-1, t)[rows] for v in S1_VARS[1]],
-                  axis=-1)
-    doy = cube_doy(cube["time"].values)
+    px = pixel_truth(args.out, args.cache)
     model = load_model(shipped_weights())
     fills = {}
     for label, use in (("without S1", False), ("with S1", True)):
         model.use_s1 = use
-        mean, _ = model.predict(ndvi[rows], vv, vh, doy=doy)
+        mean, _ = model.predict(px.obs, px.vv, px.vh, doy=px.doy)
         fills[label] = np.asarray(mean)
-    obs = ndvi[rows]
-    r = np.moveaxis(ref, 0, -1).reshape(-1, t)[rows]
+    obs, r = px.obs, px.ref
     cell = ~np.isfinite(obs) & np.isfinite(r)
-    cls = np.broadcast_to(lc.reshape(-1)[rows][:, None], obs.shape)
+    cls = np.broadcast_to(px.cover[:, None], obs.shape)
     glen = gap_length(~np.isfinite(obs))
     err = {k: np.abs(v - r) for k, v in fills.items()}
-    print(f"{int(cell.sum())} cells without a clear observation, {int(rows.sum())} pixels")
+    print(f"{int(cell.sum())} cells without a clear observation, {len(obs)} pixels")
     print("| cells | n | SF without S1 | SF with S1 | with vs without |\n|---|---|---|---|---|")
-
-    def row(label: str, sel: np.ndarray) -> None:
-        sel = sel & cell
-        if not sel.any():
-            return
+    for label, sel in cover_and_gap_cells(cell, cls, px.names, glen):
         a, b = float(err["without S1"][sel].mean()), float(err["with S1"][sel].mean())
         print(f"| {label} | {int(sel.sum())} | {a:.4f} | {b:.4f} | {100 * (b / a - 1):+.1f} % |")
-
-    row("all", np.ones_like(cell))
-    for code in np.unique(cls[cell]):
-        row(names.get(int(code), str(int(code))), cls == code)
-    for lo, hi, label in GAP_BUCKETS:
-        row(label, (glen >= lo) & (glen <= hi))
 
 
 if __name__ == "__main__":
