@@ -50,6 +50,7 @@ def test_run_end_to_end_writes_products(demo_cache, aoi, tmp_path, capsys):
     assert std.min() > 0 and std.max() < 1
     record = json.loads((out / "run.json").read_text())
     assert record["fill_method"] == "sf" and len(record["model"]["sha256"]) == 64
+    assert "under 0.1" in record["flat_pixels"]  # the run says how flat pixels were filled
     assert record["scenes"]["used"] and "versions" in record
     assert (out / "ndvi_filled.qml").exists() and (out / "observed.tif").exists()
     assert not list(out.glob(".staging-*"))
