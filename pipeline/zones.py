@@ -172,8 +172,13 @@ def merge_parts(ids: np.ndarray, geoms: gpd.GeoSeries
     values = np.asarray(geoms.values, dtype=object)
     lead = first[order]
     out = values[lead].copy()
-    for k in np.flatnonzero(np.bincount(group) > 1):
-        out[k] = _polygonal(shapely.union_all(values[group == k]))
+    # the rows of each parcel, parcels one after another (one sort, not a scan per parcel)
+    by_parcel = np.argsort(group, kind="stable")
+    size = np.bincount(group)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    for k in np.flatnonzero(size > 1):
+        part = by_parcel[start[k]:start[k] + size[k]]
+        out[k] = _polygonal(shapely.union_all(values[part]))
     return ids[lead], gpd.GeoSeries(out, crs=geoms.crs), merged
 
 
@@ -204,11 +209,21 @@ def read_parcels(path: Path, crs: object, id_column: str | None = None) -> gpd.G
     Raises :class:`InputError` if it cannot be read, has no CRS, holds no polygons or
     lacks the ``id_column``. Invalid polygons are repaired (:func:`repair_polygons`).
     """
-    gdf, _ = _read_polygons(path, id_column)
-    geoms, _ = repair_polygons(gdf.geometry)
-    ids, geoms, _ = merge_parts(gdf["parcel_id"].to_numpy(), geoms)
+    ids, geoms, _ = _parcel_polygons(path, id_column)
     return gpd.GeoDataFrame({"parcel_id": ids}, geometry=geoms.values,
-                            crs=gdf.crs).to_crs(crs)
+                            crs=geoms.crs).to_crs(crs)
+
+
+def _parcel_polygons(path: Path, id_column: str | None
+                     ) -> tuple[np.ndarray, gpd.GeoSeries, dict[str, int]]:
+    """The parcels of a file as :func:`read_parcels` and :func:`prepare_parcels` take them:
+    ids and valid polygons in the file's CRS, one row per id, and what became of the rows
+    (``read``, ``not_polygons``, ``repaired``, ``merged``)."""
+    gdf, not_polygons = _read_polygons(path, id_column)
+    geoms, repaired = repair_polygons(gdf.geometry)
+    ids, geoms, merged = merge_parts(gdf["parcel_id"].to_numpy(), geoms)
+    return ids, geoms, {"read": len(gdf), "not_polygons": not_polygons,
+                        "repaired": repaired, "merged": merged}
 
 
 def _overlapping(geoms: gpd.GeoSeries) -> int:
@@ -237,10 +252,8 @@ def prepare_parcels(
     inside the AOI is under ``min_pixels`` pixels; both are counted. InputError (before
     any work) when no parcel is left.
     """
-    gdf, not_polygons = _read_polygons(path, id_column)
-    n_read = len(gdf)
-    geoms, repaired = repair_polygons(gdf.geometry)
-    ids, geoms, merged = merge_parts(gdf["parcel_id"].to_numpy(), geoms)
+    ids, geoms, rows = _parcel_polygons(path, id_column)
+    n_read = rows["read"]
     assert geobox.crs is not None
     outlines = geoms.to_crs(geobox.crs.to_wkt())
     # clip only the parcels the index finds near the AOI (a national file holds millions)
@@ -266,8 +279,7 @@ def prepare_parcels(
     table = gpd.GeoDataFrame({"parcel_id": ids[keep]},
                              geometry=clipped.values[keep], crs=outlines.crs)
     table = table.reset_index(drop=True)
-    counts = ParcelCounts(read=n_read, not_polygons=not_polygons, merged=merged,
-                          repaired=repaired, outside_aoi=int((~inside).sum()),
+    counts = ParcelCounts(**rows, outside_aoi=int((~inside).sum()),
                           too_small=int((inside & ~big).sum()),
                           overlapping=_overlapping(table.geometry), used=int(keep.sum()))
     digest = hashlib.sha256(
