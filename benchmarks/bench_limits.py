@@ -65,10 +65,11 @@ from bench_scale import square_aoi
 from pipeline import s1 as s1mod
 from pipeline import s2 as s2mod
 from pipeline.aoi import make_geobox, read_aoi
+from pipeline.baselines import flat_pixels
 from pipeline.cube import describe_cube, open_cube, write_chunked
 from pipeline.errors import InputError
 from pipeline.export import write_products
-from pipeline.fill import ModelFiller, compute_filled, flat_pixels
+from pipeline.fill import ModelFiller, compute_filled
 from pipeline.handles import POOL
 from pipeline.ingest import SceneLog, make_cube
 from pipeline.mowing.detect import default_params, detect

@@ -6,8 +6,8 @@ OUT is the ``--out`` folder of a demo run (any world seed: ``run --seed``), ARCH
 its demo archive. The cube's observations are filled with the shipped SF network
 everywhere (``ModelFiller(flat_amplitude=0)``), with the product's filler (pixels
 whose clear observations show no season filled by linear interpolation,
-:func:`pipeline.fill.flat_pixels`; one column per ``--amplitude``, default the
-product's :data:`pipeline.fill.FLAT_AMPLITUDE`) and by linear interpolation alone, and
+:func:`pipeline.baselines.flat_pixels`; one column per ``--amplitude``, default the
+product's :data:`pipeline.baselines.FLAT_AMPLITUDE`) and by linear interpolation alone, and
 scored on the cells inside the AOI without a clear observation against the bin's
 daily-mean clean NDVI, per land cover and gap length. Printed with the share of
 pixels the rule fills linearly.
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_context import cover_and_gap_cells, gap_length, pixel_truth
 
-from pipeline.baselines import linear
-from pipeline.fill import FLAT_AMPLITUDE, ModelFiller, flat_pixels
+from pipeline.baselines import FLAT_AMPLITUDE, flat_pixels, linear
+from pipeline.fill import ModelFiller
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.timegrid import STEP_DAYS
+
 
 def neighbour_indices(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the previous and next valid sample for every cell (-1 / T if none)."""
@@ -170,3 +172,45 @@ def whittaker(y: np.ndarray, lam: float = 10.0, keep_observed: bool = True) -> n
     if keep_observed:
         out = np.where(valid, y, out)
     return out.astype(np.float32)
+
+
+#: Seasonal range (NDVI, 90th minus 10th percentile of a pixel's clear observations)
+#: under which the pixel shows no season (forest, built-up land, water, tracks):
+#: :class:`pipeline.fill.ModelFiller` fills it by linear interpolation, the per-pixel
+#: mowing detector skips it, and a segment's context passes it by ...
+FLAT_AMPLITUDE = 0.1
+#: ... seen on at least this many clear dates ...
+FLAT_MIN_OBS = 4
+#: ... spread over at least this many days (a green-up or a senescence takes months; a
+#: shorter window may hold a field's flat stretch).
+FLAT_MIN_SPAN_DAYS = 90
+
+
+def flat_pixels(ndvi: np.ndarray, amplitude: float = FLAT_AMPLITUDE,
+                step_days: int = STEP_DAYS) -> np.ndarray:
+    """(N,) True for the series of ``ndvi`` (N, T) that show no season (see
+    :data:`FLAT_AMPLITUDE`, :data:`FLAT_MIN_OBS`, :data:`FLAT_MIN_SPAN_DAYS`)."""
+    y = np.asarray(ndvi, np.float64)
+    valid = np.isfinite(y)
+    n_obs = valid.sum(axis=1)
+    t = y.shape[1]
+    first = np.argmax(valid, axis=1)
+    last = t - 1 - np.argmax(valid[:, ::-1], axis=1)
+    cand = (n_obs >= FLAT_MIN_OBS) & ((last - first) * step_days >= FLAT_MIN_SPAN_DAYS)
+    out = np.zeros(len(y), bool)
+    if amplitude <= 0 or not cand.any():
+        return out
+    ys = np.sort(y[cand], axis=1)  # NaN last
+    k = n_obs[cand]
+    out[cand] = (_sorted_quantile(ys, k, 0.9) - _sorted_quantile(ys, k, 0.1)) < amplitude
+    return out
+
+
+def _sorted_quantile(ys: np.ndarray, k: np.ndarray, q: float) -> np.ndarray:
+    """Per row, the ``q`` quantile of the ``k`` leading values of ``ys`` (rows sorted, NaN
+    last), interpolated linearly as ``np.nanpercentile`` does, without its per-row loop."""
+    pos = q * (k - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, k - 1)
+    rows = np.arange(len(ys))
+    return ys[rows, lo] + (pos - lo) * (ys[rows, hi] - ys[rows, lo])

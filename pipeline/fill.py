@@ -31,6 +31,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline import baselines
+from pipeline.baselines import FLAT_AMPLITUDE, flat_pixels
 from pipeline.context import (
     Calibration,
     ZoneContext,
@@ -102,47 +103,6 @@ def shipped_weights() -> Path:
     spec = importlib.util.find_spec("model")
     assert spec is not None and spec.origin is not None, "the model package is missing"
     return Path(spec.origin).parent / "weights" / "sf.safetensors"
-
-
-#: Seasonal range (NDVI, 90th minus 10th percentile of a pixel's clear observations)
-#: under which :class:`ModelFiller` fills the pixel by linear interpolation: a surface
-#: without a season (forest, built-up land, water, tracks) ...
-FLAT_AMPLITUDE = 0.1
-#: ... seen on at least this many clear dates ...
-FLAT_MIN_OBS = 4
-#: ... spread over at least this many days (a green-up or a senescence takes months; a
-#: shorter window may hold a field's flat stretch).
-FLAT_MIN_SPAN_DAYS = 90
-
-
-def flat_pixels(ndvi: np.ndarray, amplitude: float = FLAT_AMPLITUDE,
-                step_days: int = STEP_DAYS) -> np.ndarray:
-    """(N,) True for the series of ``ndvi`` (N, T) that show no season (see
-    :data:`FLAT_AMPLITUDE`, :data:`FLAT_MIN_OBS`, :data:`FLAT_MIN_SPAN_DAYS`)."""
-    y = np.asarray(ndvi, np.float64)
-    valid = np.isfinite(y)
-    n_obs = valid.sum(axis=1)
-    t = y.shape[1]
-    first = np.argmax(valid, axis=1)
-    last = t - 1 - np.argmax(valid[:, ::-1], axis=1)
-    cand = (n_obs >= FLAT_MIN_OBS) & ((last - first) * step_days >= FLAT_MIN_SPAN_DAYS)
-    out = np.zeros(len(y), bool)
-    if amplitude <= 0 or not cand.any():
-        return out
-    ys = np.sort(y[cand], axis=1)  # NaN last
-    k = n_obs[cand]
-    out[cand] = (_sorted_quantile(ys, k, 0.9) - _sorted_quantile(ys, k, 0.1)) < amplitude
-    return out
-
-
-def _sorted_quantile(ys: np.ndarray, k: np.ndarray, q: float) -> np.ndarray:
-    """Per row, the ``q`` quantile of the ``k`` leading values of ``ys`` (rows sorted, NaN
-    last), interpolated linearly as ``np.nanpercentile`` does, without its per-row loop."""
-    pos = q * (k - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, k - 1)
-    rows = np.arange(len(ys))
-    return ys[rows, lo] + (pos - lo) * (ys[rows, hi] - ys[rows, lo])
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.baselines import FLAT_MIN_OBS, FLAT_MIN_SPAN_DAYS
 from pipeline.cube import WriteStats
 from pipeline.export import write_json
-from pipeline.fill import FLAT_MIN_OBS, FLAT_MIN_SPAN_DAYS, Filler, ModelFiller, shipped_weights
+from pipeline.fill import Filler, ModelFiller, shipped_weights
 from pipeline.ingest import SceneLog
 from pipeline.storage import atomic_write
 from pipeline.timegrid import EPOCH, TimeGrid
@@ -118,7 +119,7 @@ def run_record(
             record["flat_pixels"] = (
                 "filled by linear interpolation: clear NDVI range (90th - 10th percentile) "
                 f"under {filler.flat_amplitude:g} over at least {FLAT_MIN_OBS} clear dates "
-                f"spanning at least {FLAT_MIN_SPAN_DAYS} days (pipeline.fill.flat_pixels)")
+                f"spanning at least {FLAT_MIN_SPAN_DAYS} days (pipeline.baselines.flat_pixels)")
     return record
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 from odc.geo.geobox import GeoBox
 
-from pipeline.baselines import linear
-from pipeline.cube import TileSignatures
-from pipeline.fill import (
+from pipeline.baselines import (
     FLAT_AMPLITUDE,
     FLAT_MIN_SPAN_DAYS,
-    ModelFiller,
     _sorted_quantile,
     flat_pixels,
+    linear,
 )
+from pipeline.cube import TileSignatures
+from pipeline.fill import ModelFiller
 from pipeline.timegrid import TimeGrid
 
 T = 36

@@ -38,10 +38,10 @@ import xarray as xr
 import zarr
 from odc.geo.geobox import GeoBox
 
+from pipeline.baselines import flat_pixels
 from pipeline.blocks import Block, blocks, chunk_edges
 from pipeline.errors import InputError
 from pipeline.export import StackSpec, write_stack
-from pipeline.fill import flat_pixels
 from pipeline.mowing.detect import (
     LEARNED,
     MAX_EVENTS,
