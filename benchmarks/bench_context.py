@@ -33,6 +33,7 @@ from pipeline.context import (
     apply_context,
     calibrate,
     check_filler,
+    flat_zones,
     zone_centroids,
     zone_sides,
     zone_table,
@@ -166,7 +167,11 @@ def main() -> None:
     refill = refiller(ModelFiller(), *s1, doy=cube_doy(cube["time"].values))
     cal = calibrate(obs, zone, table, sides).with_filler(
         check_filler(obs, zone, xx, yy, table.n_pixels, n_zones, refill))
-    ctx, ctx_sd = apply_context(sf, sd, obs, zone, table, cal)
+    # segments, as the run's fill treats them: no context for a pixel without a season
+    # from a zone with one (parcels and the world's true fields: every pixel takes it)
+    segments = args.zones == "cube" and cube["zone"].attrs.get("zones") == "segments"
+    ctx, ctx_sd = apply_context(sf, sd, obs, zone, table, cal,
+                                flat_zones(table) if segments else None)
     t = obs.shape[-1]
     lin = linear(obs.reshape(-1, t)).reshape(obs.shape)
 

@@ -33,6 +33,7 @@ from pipeline.context import (
     apply_context,
     calibrate,
     check_filler,
+    flat_zones,
     zone_centroids,
     zone_sides,
     zone_table,
@@ -130,7 +131,8 @@ def main() -> None:
         refill = refiller(filler, nan, nan, nan, nan, doy=doy)
         cal = calibrate(seen, zones, table, sides).with_filler(
             check_filler(seen, zones, xx, -yy, table.n_pixels, k, refill))
-        ctx, ctx_sd = apply_context(mean, std, seen, zones, table, cal)
+        ctx, ctx_sd = apply_context(mean, std, seen, zones, table, cal,
+                                    flat_zones(table) if args.zones == "segments" else None)
         if seed == args.seeds[0] and args.zones == "segments":
             print(f"(seed {seed}: {k} segments of {zones.size / k:.0f} px on average; "
                   f"the field lies in {len(np.unique(zones[field]))} of them)")

@@ -364,7 +364,9 @@ def zone_context(cube: xr.Dataset, filler: Filler | None = None,
     cal = add(dask.compute(*(
         dask.delayed(errors)(*blocks[i * len(cx) + j], *(a[i, j] for a in s1))
         for i in range(len(cy)) for j in range(len(cx)))))
-    return ZoneContext(ids, table.without_halves(), cal)
+    # segments are the run's own guess at fields; parcels are declared ones
+    segments = cube["zone"].attrs.get("zones") == "segments"
+    return ZoneContext(ids, table.without_halves(), cal, seasonal_members=segments)
 
 
 def _reads_s1(filler: Filler) -> bool:

@@ -20,6 +20,7 @@ from pipeline.context import (
     apply_context,
     calibrate,
     check_cells,
+    flat_zones,
     zone_centroids,
     zone_sides,
     zone_table,
@@ -147,6 +148,37 @@ def test_fill_stage_context_does_not_depend_on_chunks():
     assert ctx_far.table.n_clear.shape[0] == 3
     c = compute_filled(far.chunk({"time": -1, "y": 5, "x": 7}), LinearWithStd()).compute()
     np.testing.assert_allclose(c["ndvi_filled"].values, b["ndvi_filled"].values, atol=1e-6)
+
+
+def test_a_segment_lends_its_season_to_no_pixel_without_one():
+    """A track merged into a field's segment is flat: with segments it keeps its own
+    fill, with parcels (a declared field) it takes the context like every pixel."""
+    truth, obs, zone = field_world(seed=4)
+    rng = np.random.default_rng(4)
+    track = np.zeros(zone.shape, bool)
+    track[:, 2] = True  # a column of the left field's segment
+    flat = 0.35 + rng.normal(0, 0.01, (int(track.sum()), obs.shape[-1]))
+    obs[track] = np.where(np.isfinite(obs[track]), flat, np.nan).astype(np.float32)
+    table = zone_table(zone, obs, 2)
+    assert not flat_zones(table).any()  # both fields have a season
+    flat_table = zone_table(track.astype(np.int32), obs, 1)
+    assert flat_zones(flat_table).tolist() == [False, True]  # the track alone has none
+    cube = _cube(obs, zone).chunk({"time": -1, "y": 5, "x": 7})
+    plain = compute_filled(cube.drop_vars("zone"), LinearWithStd()).compute()
+    filled = {}
+    for kind in ("segments", "parcels"):
+        cube["zone"].attrs["zones"] = kind
+        filled[kind] = compute_filled(cube, LinearWithStd()).compute()["ndvi_filled"].values
+    gap = ~np.isfinite(np.moveaxis(obs, -1, 0))
+    on_track = gap & track[None]
+    field = gap & ~track[None] & (zone == 1)[None]
+    # the track's cells keep the plain fill with segments, not with parcels
+    np.testing.assert_array_equal(filled["segments"][on_track],
+                                  plain["ndvi_filled"].values[on_track])
+    assert (filled["parcels"][on_track] != plain["ndvi_filled"].values[on_track]).any()
+    # the field's own pixels take the context either way
+    np.testing.assert_array_equal(filled["segments"][field], filled["parcels"][field])
+    assert (filled["segments"][field] != plain["ndvi_filled"].values[field]).any()
 
 
 def test_half_zone_errors_widen_the_variance_for_contiguous_clouds():
