@@ -153,7 +153,7 @@ def test_fill_stage_context_does_not_depend_on_chunks():
 def test_a_segment_lends_its_season_to_no_pixel_without_one():
     """A track merged into a field's segment is flat: with segments it keeps its own
     fill, with parcels (a declared field) it takes the context like every pixel."""
-    truth, obs, zone = field_world(seed=4)
+    _, obs, zone = field_world(seed=4)
     rng = np.random.default_rng(4)
     track = np.zeros(zone.shape, bool)
     track[:, 2] = True  # a column of the left field's segment
