@@ -107,18 +107,19 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
     filled, d_prev, d_next = _linear_fill(torch.nan_to_num(x), valid)
     date_ok = torch.isfinite(d)
     phase = 2 * np.pi * torch.nan_to_num(d) / YEAR_DAYS
-    on = date_ok.to(torch.float32)
-    feats = [
-        torch.where(valid, x, torch.zeros_like(x)),
-        valid.to(torch.float32),
-        filled,
-        (d_prev / _DIST_SCALE).clamp(max=3.0),
-        (d_next / _DIST_SCALE).clamp(max=3.0),
-        torch.sin(phase) * on,
-        torch.cos(phase) * on,
-        on,
-    ]
-    return torch.stack([f * on for f in feats], dim=1)
+    # the channels written in place (a stack of eight copies cost a third of the time)
+    out = torch.empty(x.shape[0], len(CHANNELS), x.shape[1])
+    torch.where(valid, x, torch.zeros((), dtype=x.dtype), out=out[:, 0])
+    out[:, 1] = valid
+    out[:, 2] = filled
+    torch.clamp(d_prev / _DIST_SCALE, max=3.0, out=out[:, 3])
+    torch.clamp(d_next / _DIST_SCALE, max=3.0, out=out[:, 4])
+    torch.sin(phase, out=out[:, 5])
+    torch.cos(phase, out=out[:, 6])
+    out[:, 7] = date_ok
+    if not bool(date_ok.all()):  # padding dates: zero input
+        out.mul_(date_ok.to(torch.float32)[:, None, :])
+    return out
 
 
 class MowNet(nn.Module):

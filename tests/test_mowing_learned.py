@@ -484,3 +484,26 @@ def test_per_pixel_detector_skips_pixels_without_a_season(monkeypatch: pytest.Mo
     assert np.isfinite(cuts[:3]).any(axis=-1).all()  # the cut series are detected
     both, _ = real(ndvi.reshape(-1, t), None, days, doy, "learned-fast", None)
     np.testing.assert_array_equal(cuts[:3].reshape(-1, cuts.shape[-1]), both[:12])
+
+
+def test_detector_features_channels_and_padding() -> None:
+    """Each channel as CHANNELS says; dates past a row's season are zero on every one."""
+    from model.mowing import CHANNELS, detector_features
+
+    ndvi = np.array([[0.2, np.nan, np.nan, 0.5, np.inf, 0.6]], np.float32).repeat(2, axis=0)
+    doy = np.tile(np.arange(100, 136, 6, dtype=np.float32), (2, 1))
+    doy[1, -2:] = np.nan  # the second row's season ends two dates early
+    x = detector_features(ndvi, doy).numpy()
+    assert x.shape == (2, len(CHANNELS), 6)
+    row = x[0]
+    np.testing.assert_allclose(row[0], [0.2, 0, 0, 0.5, 0, 0.6])  # observed NDVI, 0 = none
+    np.testing.assert_array_equal(row[1], [1, 0, 0, 1, 0, 1])  # clear mask (inf is not)
+    np.testing.assert_allclose(row[2], [0.2, 0.3, 0.4, 0.5, 0.55, 0.6], atol=1e-6)  # linear
+    np.testing.assert_allclose(row[3], [0, 0.2, 0.4, 0, 0.2, 0])  # steps since / 5
+    np.testing.assert_allclose(row[4], [0, 0.4, 0.2, 0, 0.2, 0])  # steps to next / 5
+    phase = 2 * np.pi * doy[0] / 365.25
+    np.testing.assert_allclose(row[5], np.sin(phase), atol=1e-6)
+    np.testing.assert_allclose(row[6], np.cos(phase), atol=1e-6)
+    np.testing.assert_array_equal(row[7], 1)
+    assert (x[1][:, -2:] == 0).all()  # padding: zero input everywhere
+    np.testing.assert_allclose(x[1][:, :-2], row[:, :-2])
