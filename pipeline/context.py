@@ -48,7 +48,7 @@ unchanged: without context the product is what it was.
 Segments are the run's own guess at fields, drawn from the season's composites, and a
 narrow track or a strip of built-up land is merged into the field beside it. Such a
 pixel does not share its segment's season, which the context would lend it. So with
-segments (:attr:`ZoneContext.seasonal_members`) a pixel whose clear observations show
+segments (:attr:`ZoneContext.flat_zone`) a pixel whose clear observations show
 no season (:func:`pipeline.baselines.flat_pixels`) takes no context from a zone whose
 clear mean shows one (:func:`flat_zones`). A parcel is a declared field, managed as
 one: there every pixel takes its parcel's context (on the demo worlds this rule would
@@ -501,14 +501,15 @@ class ZoneContext:
         ids: (L,) sorted zone ids of the cube (0 excluded).
         table: zone sums (L+1 rows), without the half-zone sums.
         calibration: the errors of the context estimate on the cube.
-        seasonal_members: the zones are segments: a pixel without a season takes no
-            context from a zone with one (module docstring).
+        flat_zone: with segments, :func:`flat_zones` of ``table`` (a pixel without a
+            season takes no context from a zone with one; module docstring); None with
+            parcels.
     """
 
     ids: np.ndarray
     table: ZoneTable
     calibration: Calibration
-    seasonal_members: bool = False
+    flat_zone: np.ndarray | None = None
 
     def local(self, zone: np.ndarray) -> np.ndarray:
         """Cube zone ids -> rows of the tables (0 = none)."""
@@ -517,9 +518,8 @@ class ZoneContext:
     def apply(self, mean: np.ndarray, std: np.ndarray, ndvi: np.ndarray, zone: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
         """:func:`apply_context` on a block whose ``zone`` holds the cube's ids."""
-        flat = flat_zones(self.table) if self.seasonal_members else None
         return apply_context(mean, std, ndvi, self.local(zone), self.table, self.calibration,
-                             flat)
+                             self.flat_zone)
 
 
 def local_ids(zone: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ from pipeline.context import (
     ZoneTable,
     calibrate,
     check_filler,
+    flat_zones,
     local_ids,
     zone_centroids,
     zone_sides,
@@ -366,7 +367,8 @@ def zone_context(cube: xr.Dataset, filler: Filler | None = None,
         for i in range(len(cy)) for j in range(len(cx)))))
     # segments are the run's own guess at fields; parcels are declared ones
     segments = cube["zone"].attrs.get("zones") == "segments"
-    return ZoneContext(ids, table.without_halves(), cal, seasonal_members=segments)
+    return ZoneContext(ids, table.without_halves(), cal,
+                       flat_zones(table) if segments else None)
 
 
 def _reads_s1(filler: Filler) -> bool:
