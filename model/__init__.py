@@ -109,8 +109,9 @@ class SFModel:
                 f"expected ndvi (N, T) and vv/vh (N, T, D); got {ndvi.shape}, {vv.shape}, "
                 f"{vh.shape}"
             )
-        if not self.use_s1:
-            vv = vh = np.full(vv.shape, np.nan, np.float32)
+        # the network's Sentinel-1 channels are zeros when it is withheld or the
+        # rows have none; build_features then skips computing them (the same values)
+        no_s1 = not self.use_s1
         n, t = ndvi.shape
         doy_a: np.ndarray | None = None
         if doy is not None:
@@ -131,13 +132,19 @@ class SFModel:
             for lo in range(0, len(rows), outer):
                 idx = rows[lo : lo + outer]
                 x = torch.from_numpy(ndvi[idx])
-                a = torch.from_numpy(vv[idx])
-                b = torch.from_numpy(vh[idx])
+                a: torch.Tensor | None = None
+                b: torch.Tensor | None = None
+                if not no_s1:
+                    va, vb = vv[idx], vh[idx]
+                    if (np.isfinite(va) & np.isfinite(vb)).any():
+                        a, b = torch.from_numpy(va), torch.from_numpy(vb)
                 d = None if doy_a is None else torch.from_numpy(np.ascontiguousarray(doy_a[idx]))
                 outs_m, outs_s = [], []
                 for j in range(0, len(idx), step):
                     dj = None if d is None else d[j : j + step]
-                    f = build_features(x[j : j + step], a[j : j + step], b[j : j + step],
+                    f = build_features(x[j : j + step],
+                                       None if a is None else a[j : j + step],
+                                       None if b is None else b[j : j + step],
                                        dj, akima=self.net.akima)
                     m, s = self.net(f)
                     s = s * self.std_scale

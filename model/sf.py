@@ -206,10 +206,37 @@ def doy_features(doy: torch.Tensor | None, like: torch.Tensor) -> tuple[torch.Te
     return torch.where(ok, torch.sin(ang), zero), torch.where(ok, torch.cos(ang), zero)
 
 
+def _s1_features(
+    vv: torch.Tensor, vh: torch.Tensor, like: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """The six Sentinel-1 channels of :func:`build_features`, each ``like``-shaped."""
+    s1_ok = torch.isfinite(vv) & torch.isfinite(vh)
+    w = s1_ok.to(like.dtype)
+    vv0 = torch.where(s1_ok, vv, torch.zeros_like(vv))
+    vh0 = torch.where(s1_ok, vh, torch.zeros_like(vh))
+    n_dir = w.sum(dim=1, keepdim=True)  # (B, 1, D) acquisitions per direction
+    vv_mean = vv0.sum(dim=1, keepdim=True) / n_dir.clamp(min=1)
+    vh_mean = vh0.sum(dim=1, keepdim=True) / n_dir.clamp(min=1)
+    n_bin = w.sum(dim=2)  # (B, T) directions present per date
+    inv = 1.0 / n_bin.clamp(min=1)
+    vv_a = ((vv0 - vv_mean) * w).sum(dim=2) * inv / S1_SCALE_DB
+    vh_a = ((vh0 - vh_mean) * w).sum(dim=2) * inv / S1_SCALE_DB
+    vv_a, vh_a = vv_a.clamp(-3, 3), vh_a.clamp(-3, 3)
+    s1m = (n_bin > 0).to(like.dtype)
+    dir_w = (n_dir > 0).to(like.dtype)  # (B, 1, D)
+    n_dirs = dir_w.sum(dim=2).clamp(min=1)
+    any_s1 = (dir_w.sum(dim=2) > 0).to(like.dtype)  # (B, 1)
+    vv_lvl = ((vv_mean * dir_w).sum(dim=2) / n_dirs - S1_LEVEL_DB[0]) / S1_SCALE_DB
+    vh_lvl = ((vh_mean * dir_w).sum(dim=2) / n_dirs - S1_LEVEL_DB[1]) / S1_SCALE_DB
+    vv_lvl = (vv_lvl.clamp(-3, 3) * any_s1).expand_as(like)
+    vh_lvl = (vh_lvl.clamp(-3, 3) * any_s1).expand_as(like)
+    return vv_a, vh_a, vh_a - vv_a, s1m, vv_lvl, vh_lvl
+
+
 def build_features(
     ndvi: torch.Tensor,
-    vv: torch.Tensor,
-    vh: torch.Tensor,
+    vv: torch.Tensor | None,
+    vh: torch.Tensor | None,
     doy: torch.Tensor | None = None,
     akima: bool = False,
 ) -> torch.Tensor:
@@ -218,7 +245,9 @@ def build_features(
     Args:
         ndvi: ``(B, T)`` NDVI, NaN where not observed (gap values never reach the
             output: they are replaced before any arithmetic).
-        vv: ``(B, T, D)`` VV backscatter in dB per orbit direction (D >= 1), NaN = none.
+        vv: ``(B, T, D)`` VV backscatter in dB per orbit direction (D >= 1), NaN = none;
+            ``None`` (with ``vh``) = no Sentinel-1 at all, the same channels as an
+            all-NaN input (zeros) without computing them.
         vh: ``(B, T, D)`` VH backscatter in dB, same layout.
         doy: ``(B, T)`` or ``(T,)`` day of year of each date (bin centre), NaN or
             ``None`` = unknown.
@@ -237,50 +266,18 @@ def build_features(
     x = torch.where(valid, ndvi, torch.zeros_like(ndvi))
     lin, d_prev, d_next = _linear_fill(x, valid)
     m = valid.to(x.dtype)
-
-    s1_ok = torch.isfinite(vv) & torch.isfinite(vh)
-    w = s1_ok.to(x.dtype)
-    vv0 = torch.where(s1_ok, vv, torch.zeros_like(vv))
-    vh0 = torch.where(s1_ok, vh, torch.zeros_like(vh))
-    n_dir = w.sum(dim=1, keepdim=True)  # (B, 1, D) acquisitions per direction
-    vv_mean = vv0.sum(dim=1, keepdim=True) / n_dir.clamp(min=1)
-    vh_mean = vh0.sum(dim=1, keepdim=True) / n_dir.clamp(min=1)
-    n_bin = w.sum(dim=2)  # (B, T) directions present per date
-    inv = 1.0 / n_bin.clamp(min=1)
-    vv_a = ((vv0 - vv_mean) * w).sum(dim=2) * inv / S1_SCALE_DB
-    vh_a = ((vh0 - vh_mean) * w).sum(dim=2) * inv / S1_SCALE_DB
-    vv_a, vh_a = vv_a.clamp(-3, 3), vh_a.clamp(-3, 3)
-    s1m = (n_bin > 0).to(x.dtype)
-    dir_w = (n_dir > 0).to(x.dtype)  # (B, 1, D)
-    n_dirs = dir_w.sum(dim=2).clamp(min=1)
-    any_s1 = (dir_w.sum(dim=2) > 0).to(x.dtype)  # (B, 1)
-    vv_lvl = ((vv_mean * dir_w).sum(dim=2) / n_dirs - S1_LEVEL_DB[0]) / S1_SCALE_DB
-    vh_lvl = ((vh_mean * dir_w).sum(dim=2) / n_dirs - S1_LEVEL_DB[1]) / S1_SCALE_DB
-    vv_lvl = (vv_lvl.clamp(-3, 3) * any_s1).expand_as(x)
-    vh_lvl = (vh_lvl.clamp(-3, 3) * any_s1).expand_as(x)
+    if vv is None or vh is None:
+        zero = torch.zeros_like(x)
+        s1: tuple[torch.Tensor, ...] = (zero,) * 6
+    else:
+        s1 = _s1_features(vv, vh, x)
     d_sin, d_cos = doy_features(doy, x)
     extra: list[torch.Tensor] = []
     if akima:
         ak, curv = akima_fill(x, valid, lin)
         extra = [ak, curv * CURVATURE_SCALE]
     feats = torch.stack(
-        [
-            x,
-            m,
-            lin,
-            d_prev / 6.0,
-            d_next / 6.0,
-            *extra,
-            vv_a,
-            vh_a,
-            vh_a - vv_a,
-            s1m,
-            vv_lvl,
-            vh_lvl,
-            d_sin,
-            d_cos,
-        ],
-        dim=-1,
+        [x, m, lin, d_prev / 6.0, d_next / 6.0, *extra, *s1, d_sin, d_cos], dim=-1
     )
     return feats.transpose(0, 1).contiguous()
 

@@ -176,13 +176,18 @@ def s1_pixels(vv_asc: np.ndarray, vv_desc: np.ndarray, vh_asc: np.ndarray,
     return vv.astype(np.float32), vh.astype(np.float32)
 
 
+def no_s1(n: int, t: int) -> np.ndarray:
+    """(n, t, 1) NaN float32 without memory behind it: "no Sentinel-1" for a filler."""
+    return np.broadcast_to(np.float32(np.nan), (n, t, 1))
+
+
 def fill_block(
     filler: Filler,
     ndvi: np.ndarray,
-    vv_asc: np.ndarray,
-    vv_desc: np.ndarray,
-    vh_asc: np.ndarray,
-    vh_desc: np.ndarray,
+    vv_asc: np.ndarray | None,
+    vv_desc: np.ndarray | None,
+    vh_asc: np.ndarray | None,
+    vh_desc: np.ndarray | None,
     inside: np.ndarray | None = None,
     doy: np.ndarray | None = None,
     zone: np.ndarray | None = None,
@@ -194,13 +199,17 @@ def fill_block(
     observation stay NaN (there is nothing to anchor a fill to). ``inside`` (the
     block's shape without T, true inside the AOI) limits the fill to those pixels;
     the others stay NaN. ``doy`` ((T,) day of year of each date) goes to the filler.
+    The Sentinel-1 arrays may be None (a filler that reads none is given none).
     ``zone`` (the block's shape without T) and ``context`` (the cube's zone tables)
     add the zones' same-date context (:func:`pipeline.context.apply_context`).
     """
     shape = ndvi.shape
     t = shape[-1]
     flat = ndvi.reshape(-1, t).astype(np.float32)
-    vv, vh = s1_pixels(vv_asc, vv_desc, vh_asc, vh_desc)
+    if vv_asc is None or vv_desc is None or vh_asc is None or vh_desc is None:
+        vv = vh = no_s1(len(flat), t)
+    else:
+        vv, vh = s1_pixels(vv_asc, vv_desc, vh_asc, vh_desc)
     mean = np.full(flat.shape, np.nan, np.float32)
     std = np.full(flat.shape, np.nan, np.float32)
     rows = np.isfinite(flat).any(axis=1)
@@ -248,7 +257,10 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     Pixels outside the AOI mask are NaN in the filled products and never reach the
     filler. The ``time`` values (6-day bin starts) give the filler each date's day of year.
     """
-    inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair)]
+    # a filler that reads no Sentinel-1 (SF as shipped, the classic ones) is not given
+    # it: the fill then reads one variable of the cube instead of five
+    n_s1 = 4 if _reads_s1(filler) else 0
+    inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair)][: 1 + n_s1]
     core = [["time"]] * len(inputs)
     has_mask = "aoi_mask" in cube
     if has_mask:
@@ -261,10 +273,11 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
         core.append([])
 
     def block(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rest = list(arrays[5:])
+        rest = list(arrays[1 + n_s1 :])
         inside = rest.pop(0) if has_mask else None
         zone = rest.pop(0) if context is not None else None
-        ndvi, vv_a, vv_d, vh_a, vh_d = arrays[:5]
+        ndvi = arrays[0]
+        vv_a, vv_d, vh_a, vh_d = arrays[1 : 1 + n_s1] if n_s1 else (None,) * 4
         return fill_block(filler, ndvi, vv_a, vv_d, vh_a, vh_d, inside=inside, doy=doy,
                           zone=zone, context=context)
 

@@ -296,3 +296,36 @@ def test_training_weight_average_and_s2_only_switch(tmp_path: Path) -> None:
     assert max(float((states["last"][k] - v).abs().max()) for k, v in init.items()) > 1e-3
     assert cards["avg"]["training"]["recipe"]["ema"] == 0.999999
     assert cards["last"]["training"]["split"]["s2_only_plots"] == {"train": [], "calib": []}
+
+
+@pytest.mark.parametrize("akima", [False, True])
+def test_no_s1_features_equal_all_missing_s1(akima: bool) -> None:
+    """``vv=vh=None`` (the fast path for a network that reads no Sentinel-1) gives the
+    very channels an all-NaN Sentinel-1 input gives, bit for bit."""
+    ndvi, vv, vh = _inputs(9, 36)
+    doy = torch.arange(36, dtype=torch.float32) * 6 + 93
+    nan = torch.full(vv.shape, float("nan"))
+    ref = build_features(torch.from_numpy(ndvi), nan, nan, doy, akima=akima)
+    fast = build_features(torch.from_numpy(ndvi), None, None, doy, akima=akima)
+    assert torch.equal(fast, ref)
+    # and a real Sentinel-1 input does not take that path
+    assert not torch.equal(
+        build_features(torch.from_numpy(ndvi), torch.from_numpy(vv), torch.from_numpy(vh),
+                       doy, akima=akima), ref)
+
+
+def test_rows_without_s1_fill_as_with_s1_withheld() -> None:
+    """A network that reads Sentinel-1 fills rows that have none exactly as it fills
+    them with the radar withheld, whether all rows of a batch lack it or only some."""
+    model = _random_model()
+    ndvi, vv, vh = _inputs(12, 36)
+    vv[:6] = np.nan
+    vh[:6] = np.nan
+    mixed_m, mixed_s = model.predict(ndvi, vv, vh)
+    alone_m, alone_s = model.predict(ndvi[:6], vv[:6], vh[:6])
+    model.use_s1 = False
+    off_m, off_s = model.predict(ndvi[:6], vv[:6], vh[:6])
+    np.testing.assert_allclose(mixed_m[:6], off_m, atol=1e-6)
+    np.testing.assert_array_equal(alone_m, off_m)
+    np.testing.assert_array_equal(alone_s, off_s)
+    np.testing.assert_allclose(mixed_s[:6], off_s, rtol=1e-6)
