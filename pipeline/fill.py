@@ -260,7 +260,7 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     # a filler that reads no Sentinel-1 (SF as shipped, the classic ones) is not given
     # it: the fill then reads one variable of the cube instead of five
     n_s1 = 4 if _reads_s1(filler) else 0
-    inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair)][: 1 + n_s1]
+    inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair if n_s1)]
     core = [["time"]] * len(inputs)
     has_mask = "aoi_mask" in cube
     if has_mask:

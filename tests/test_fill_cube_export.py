@@ -50,6 +50,37 @@ def test_dask_fill_equals_eager():
     assert lazy["ndvi_filled"].chunks == cube["ndvi"].chunks
 
 
+class _ReadsS1(LinearFiller):
+    """Linear interpolation that says it reads Sentinel-1 and records what it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "seen", [])
+
+    def fill(self, ndvi, vv, vh, doy=None):  # type: ignore[no-untyped-def]
+        self.seen.append(bool(np.isfinite(vv).any()))
+        return super().fill(ndvi, vv, vh, doy)
+
+    def reads_s1(self) -> bool:
+        return True
+
+
+def test_fill_reads_sentinel1_only_for_a_filler_that_reads_it():
+    """A filler that reads no Sentinel-1 is not given it: the fill runs on a cube
+    without the radar variables, with the same result; one that reads it gets it."""
+    cube, _ = _cube()
+    full = compute_filled(cube, LinearFiller())["ndvi_filled"].values
+    no_radar = cube.drop_vars(["vv_asc", "vv_desc", "vh_asc", "vh_desc"])
+    np.testing.assert_array_equal(
+        compute_filled(no_radar, LinearFiller())["ndvi_filled"].values, full)
+    reader = _ReadsS1()
+    np.testing.assert_array_equal(
+        compute_filled(cube, reader)["ndvi_filled"].compute(scheduler="sync").values, full)
+    assert reader.seen and all(reader.seen)
+    with pytest.raises(KeyError):
+        compute_filled(no_radar, _ReadsS1())
+
+
 def test_fill_keeps_observations_and_leaves_unobserved_pixels_nan():
     cube, _ = _cube()
     out = compute_filled(cube, LinearFiller()).compute()
