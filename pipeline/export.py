@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,9 @@ def write_stack(
         blocksize=256,
         overview_resampling="NEAREST" if spec.dtype == "uint8" else "AVERAGE",
         BIGTIFF="IF_SAFER",
+        # tiles compressed on every core (the same bytes as on one); GDAL_NUM_THREADS
+        # in the environment sets another count
+        num_threads=os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS"),
     )
     tmp.unlink()
 
