@@ -44,13 +44,20 @@ def decode(prob: np.ndarray, days: np.ndarray, threshold: float, min_gap_days: f
     """
     prob = np.asarray(prob, np.float64)
     n, t = prob.shape
-    days = np.broadcast_to(np.asarray(days, np.float64), (n, t))
-    left = np.pad(prob, ((0, 0), (1, 0)))[:, :-1]
-    right = np.pad(prob, ((0, 0), (0, 1)))[:, 1:]
+    days = np.asarray(days, np.float64)
+    if days.shape != (t,):  # (T,) days stay one row, broadcast in the arithmetic
+        days = np.broadcast_to(days, (n, t))
+    # each bin's neighbours: probability 0 and day NaN beyond the ends
+    left = np.zeros_like(prob)
+    left[:, 1:] = prob[:, :-1]
+    right = np.zeros_like(prob)
+    right[:, :-1] = prob[:, 1:]
     mass = 1 - (1 - prob) * (1 - left) * (1 - right)
     peak = (prob >= left) & (prob >= right) & (prob > 0) & (mass >= threshold)
-    d_left = np.pad(days, ((0, 0), (1, 0)), constant_values=np.nan)[:, :-1]
-    d_right = np.pad(days, ((0, 0), (0, 1)), constant_values=np.nan)[:, 1:]
+    d_left = np.full(days.shape, np.nan)
+    d_left[..., 1:] = days[..., :-1]
+    d_right = np.full(days.shape, np.nan)
+    d_right[..., :-1] = days[..., 1:]
     wsum = prob + np.where(np.isfinite(d_left), left, 0) + np.where(np.isfinite(d_right), right, 0)
     when = (prob * days + np.nan_to_num(left * d_left) + np.nan_to_num(right * d_right)) / \
         np.maximum(wsum, 1e-12)
@@ -112,6 +119,8 @@ def detect_learned(ndvi: np.ndarray, days: np.ndarray, doy: np.ndarray,
     if ok.any():
         doy_a = np.broadcast_to(np.asarray(doy, np.float32), np.shape(ndvi))[ok]
         p = det.predict_proba(np.asarray(ndvi, np.float32)[ok], doy_a)
-        d = np.broadcast_to(np.asarray(days, np.float64), np.shape(ndvi))[ok]
+        d = np.asarray(days, np.float64)
+        if d.ndim == 2:
+            d = np.broadcast_to(d, np.shape(ndvi))[ok]
         dates[ok], probs[ok] = decode(p, d, thr, det.min_gap_days)
     return dates, probs
