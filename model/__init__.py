@@ -109,9 +109,6 @@ class SFModel:
                 f"expected ndvi (N, T) and vv/vh (N, T, D); got {ndvi.shape}, {vv.shape}, "
                 f"{vh.shape}"
             )
-        # the network's Sentinel-1 channels are zeros when it is withheld or the
-        # rows have none; build_features then skips computing them (the same values)
-        no_s1 = not self.use_s1
         n, t = ndvi.shape
         doy_a: np.ndarray | None = None
         if doy is not None:
@@ -132,9 +129,11 @@ class SFModel:
             for lo in range(0, len(rows), outer):
                 idx = rows[lo : lo + outer]
                 x = torch.from_numpy(ndvi[idx])
+                # the network's Sentinel-1 channels are zeros when it is withheld or
+                # the rows have none: build_features then skips them (None)
                 a: torch.Tensor | None = None
                 b: torch.Tensor | None = None
-                if not no_s1:
+                if self.use_s1:
                     va, vb = vv[idx], vh[idx]
                     if (np.isfinite(va) & np.isfinite(vb)).any():
                         a, b = torch.from_numpy(va), torch.from_numpy(vb)

@@ -259,8 +259,8 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
     """
     # a filler that reads no Sentinel-1 (SF as shipped, the classic ones) is not given
     # it: the fill then reads one variable of the cube instead of five
-    n_s1 = 4 if _reads_s1(filler) else 0
-    inputs = [cube["ndvi"], *(cube[v] for pair in S1_VARS for v in pair if n_s1)]
+    s1_vars = [v for pair in S1_VARS for v in pair] if _reads_s1(filler) else []
+    inputs = [cube["ndvi"], *(cube[v] for v in s1_vars)]
     core = [["time"]] * len(inputs)
     has_mask = "aoi_mask" in cube
     if has_mask:
@@ -273,11 +273,11 @@ def compute_filled(cube: xr.Dataset, filler: Filler) -> xr.Dataset:
         core.append([])
 
     def block(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rest = list(arrays[1 + n_s1 :])
+        ndvi, s1 = arrays[0], arrays[1 : 1 + len(s1_vars)] or (None,) * 4
+        rest = list(arrays[1 + len(s1_vars) :])
         inside = rest.pop(0) if has_mask else None
         zone = rest.pop(0) if context is not None else None
-        ndvi = arrays[0]
-        vv_a, vv_d, vh_a, vh_d = arrays[1 : 1 + n_s1] if n_s1 else (None,) * 4
+        vv_a, vv_d, vh_a, vh_d = s1
         return fill_block(filler, ndvi, vv_a, vv_d, vh_a, vh_d, inside=inside, doy=doy,
                           zone=zone, context=context)
 
