@@ -99,10 +99,16 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
     """``(N, C, T)`` network input from ``(N, T)`` NDVI (NaN = no clear observation).
 
     ``doy``: day of year of each bin centre, ``(T,)`` or ``(N, T)``; NaN marks dates
-    past the end of a row's season (padding): they get zero input and no output.
+    past the end of a row's season (padding): they get zero input and no output. Dates
+    shared by every row (``(T,)``, or ``(N, T)`` broadcast from one row) are computed
+    once and written to every row.
     """
     x = torch.as_tensor(np.array(ndvi, np.float32))
-    d = torch.as_tensor(np.array(doy, np.float32)).expand_as(x)
+    if isinstance(doy, np.ndarray) and doy.ndim == 2 and doy.strides[0] == 0:
+        doy = doy[0]  # a row broadcast to (N, T): its one row
+    d = torch.as_tensor(np.array(doy, np.float32))
+    if d.ndim == 2:
+        d = d.expand_as(x)
     valid = torch.isfinite(x)
     filled, d_prev, d_next = _linear_fill(torch.nan_to_num(x), valid)
     date_ok = torch.isfinite(d)
@@ -114,11 +120,11 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
     out[:, 2] = filled
     torch.clamp(d_prev / _DIST_SCALE, max=3.0, out=out[:, 3])
     torch.clamp(d_next / _DIST_SCALE, max=3.0, out=out[:, 4])
-    torch.sin(phase, out=out[:, 5])
-    torch.cos(phase, out=out[:, 6])
+    out[:, 5] = torch.sin(phase)
+    out[:, 6] = torch.cos(phase)
     out[:, 7] = date_ok
     if not bool(date_ok.all()):  # padding dates: zero input
-        out.mul_(date_ok.to(torch.float32)[:, None, :])
+        out.mul_(date_ok.to(torch.float32).expand_as(x)[:, None, :])
     return out
 
 
@@ -276,16 +282,24 @@ class FusedGRUEnsemble:
         rz = torch.empty(2 * m, b, 2 * h)
         cand = torch.empty(2 * m, b, h)
         gi_fwd, gi_bwd = gi[:m], gi[m:]
+        # every view the steps use made once (a view costs microseconds a call): the
+        # buffers' gates, the dates of z and the states
+        gi_rz, gi_n = gi[..., :2 * h], gi[..., 2 * h:]
+        gh_rz, gh_n = gh[..., :2 * h], gh[..., 2 * h:]
+        reset, update = rz[..., :h], rz[..., h:]
+        dates, steps = z.unbind(1), states.unbind(1)
+        # 0-d tensors: a Python number would be wrapped into a new tensor at every call
+        two, one = torch.tensor(2.0), torch.tensor(1.0)
         for s in range(t):
-            prev, new = states[:, s], states[:, s + 1]
-            torch.baddbmm(b_fwd, z[:, s], w_fwd, out=gi_fwd)
-            torch.baddbmm(b_bwd, z[:, t - 1 - s], w_bwd, out=gi_bwd)
+            prev, new = steps[s], steps[s + 1]
+            torch.baddbmm(b_fwd, dates[s], w_fwd, out=gi_fwd)
+            torch.baddbmm(b_bwd, dates[t - 1 - s], w_bwd, out=gi_bwd)
             torch.baddbmm(self.b_hh, prev, self.w_hh, out=gh)
-            torch.add(gi[..., :2 * h], gh[..., :2 * h], out=rz).sigmoid_()
+            torch.add(gi_rz, gh_rz, out=rz).sigmoid_()
             # tanh of the candidate, whose pre-activation the weights doubled
-            torch.mul(rz[..., :h], gh[..., 2 * h:], out=cand).add_(gi[..., 2 * h:])
-            cand.sigmoid_().mul_(2.0).sub_(1.0)
-            torch.sub(prev, cand, out=new).mul_(rz[..., h:]).add_(cand)
+            torch.mul(reset, gh_n, out=cand).add_(gi_n)
+            cand.sigmoid_().mul_(two).sub_(one)
+            torch.sub(prev, cand, out=new).mul_(update).add_(cand)
         # the head's three taps, as (tap, date x row) products: a wide output is
         # several times faster than a three-column one
         out = states[:, 1:].reshape(2 * m, t * b, h).transpose(1, 2)
@@ -517,6 +531,7 @@ class MowingDetector:
                       ) -> np.ndarray:
         """``(N, T)`` probability that a cut happened in each bin (0 on padding dates)."""
         ndvi = np.asarray(ndvi, np.float32)
+        # (T,) dates stay one row (broadcast, not copied): the features compute them once
         doy = np.broadcast_to(np.asarray(doy, np.float32), ndvi.shape)
         out = np.zeros(ndvi.shape, np.float32)
         with torch.inference_mode():

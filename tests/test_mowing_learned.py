@@ -507,3 +507,77 @@ def test_detector_features_channels_and_padding() -> None:
     np.testing.assert_array_equal(row[7], 1)
     assert (x[1][:, -2:] == 0).all()  # padding: zero input everywhere
     np.testing.assert_allclose(x[1][:, :-2], row[:, :-2])
+
+
+def test_detector_features_of_shared_dates_equal_per_row_dates() -> None:
+    """Dates shared by every row, given as (T,) or broadcast to (N, T), give the same
+    input bit for bit as the same dates written out row by row."""
+    import torch
+
+    from model.mowing import detector_features
+
+    rng = np.random.default_rng(3)
+    ndvi = rng.uniform(0.1, 0.9, (50, 36)).astype(np.float32)
+    ndvi[rng.random(ndvi.shape) < 0.5] = np.nan
+    doy = np.arange(90, 306, 6, dtype=np.float32)
+    rows = np.tile(doy, (50, 1))
+    want = detector_features(ndvi, rows)
+    assert torch.equal(detector_features(ndvi, doy), want)
+    assert torch.equal(detector_features(ndvi, np.broadcast_to(doy, ndvi.shape)), want)
+    rows[::2, -3:] = np.nan  # padding in some rows: per-row dates, still row by row
+    padded = detector_features(ndvi, rows)
+    assert torch.equal(padded[1::2], want[1::2]) and (padded[::2, :, -3:] == 0).all()
+
+
+def test_chunked_learned_detection_shares_the_cores_among_its_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``write_cut_days`` runs one chunk per core: a learned detector's torch gets the
+    cores shared out among those threads (one each when there are as many threads as
+    cores), and the process's setting is back as it was afterwards."""
+    import os
+
+    import torch
+    import xarray as xr
+
+    from pipeline.mowing import raster
+
+    grid = TimeGrid.covering("2023-04-01", "2023-10-31")
+    rng = np.random.default_rng(2)
+    ndvi = rng.uniform(0.2, 0.8, (grid.count, 6, 6)).astype(np.float32)
+    cube = xr.Dataset({"ndvi": (("time", "y", "x"), ndvi)},
+                      coords={"time": grid.starts.values, "y": np.arange(6, 0, -1.0),
+                              "x": np.arange(6.0)}).chunk({"time": -1, "y": 3, "x": 3})
+    threads: list[int] = []
+    detect_block = raster._detect_block
+
+    def spy(*args, **kw):
+        threads.append(torch.get_num_threads())
+        return detect_block(*args, **kw)
+
+    monkeypatch.setattr(raster, "_detect_block", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        raster.write_cut_days(cube, tmp_path / "cuts.zarr", "learned-fast", series="observed")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    workers = os.cpu_count() or 1
+    assert threads == [max(1, (os.cpu_count() or 1) // workers)] * 4
+
+
+def test_decode_reads_each_rows_own_days() -> None:
+    """(N, T) days, padded with NaN past a row's season, decode each row as that row's
+    (T,) days alone would."""
+    rng = np.random.default_rng(8)
+    p = np.round(rng.random((200, 30)) ** 3, 1)
+    days = np.tile(np.arange(30) * 6.0, (200, 1)) + rng.integers(0, 400, (200, 1))
+    ends = rng.integers(5, 31, 200)
+    days[np.arange(30)[None] >= ends[:, None]] = np.nan
+    p[np.isnan(days)] = 0
+    dates, probs = decode(p, days, 0.3, 30.0)
+    for r in range(200):
+        d1, p1 = decode(p[r:r + 1, :ends[r]], days[r, :ends[r]], 0.3, 30.0)
+        np.testing.assert_array_equal(dates[r], d1[0])
+        np.testing.assert_array_equal(probs[r], p1[0])
+    assert np.isfinite(dates).sum() > 200
