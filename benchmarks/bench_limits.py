@@ -73,7 +73,7 @@ from pipeline.fill import ModelFiller, compute_filled
 from pipeline.handles import POOL
 from pipeline.ingest import SceneLog, make_cube
 from pipeline.mowing.detect import default_params, detect
-from pipeline.mowing.learned import detect_learned
+from pipeline.mowing.learned import detect_learned, threads_for
 from pipeline.mowing.learned import shipped as shipped_learned
 from pipeline.mowing.raster import _detect_block, write_cut_days
 from pipeline.mowing.series import grid_axes
@@ -252,17 +252,19 @@ def main() -> None:
         learned = shipped_learned("learned")
         sample = np.flatnonzero(inside)[:: max(1, int(inside.sum()) // args.learned_px)]
         lparts = np.array_split(sample, workers)
-        learned_s, _ = _timed(lambda: _in_threads(
-            [lambda p=p: detect_learned(ndvi[p], days, dy, learned) for p in lparts],
-            workers))
+        with threads_for(workers):  # torch's threads shared out, as `mowing` runs it
+            learned_s, _ = _timed(lambda: _in_threads(
+                [lambda p=p: detect_learned(ndvi[p], days, dy, learned) for p in lparts],
+                workers))
         # the per-pixel default on the same sample, as `mowing` runs it per chunk: pixels
         # without a season (flat_pixels) skip the detector
         shipped_learned("learned-fast")
         nan_std = np.full((len(sample), t), np.nan)
         flat_share = float(flat_pixels(ndvi[sample]).mean())
-        fast_s, _ = _timed(lambda: _in_threads(
-            [lambda p=p: _detect_block(ndvi[p], nan_std[: len(p)], days, dy, "learned-fast",
-                                       None) for p in lparts], workers))
+        with threads_for(workers):
+            fast_s, _ = _timed(lambda: _in_threads(
+                [lambda p=p: _detect_block(ndvi[p], nan_std[: len(p)], days, dy,
+                                           "learned-fast", None) for p in lparts], workers))
         # export on the AOI and on its quarter: per-pixel cost and per-tile fixed cost
         # (QGIS project, STAC, quicklook, file opens) from the two sizes; a first export of
         # a small corner, untimed, imports what the products need (once per process)

@@ -21,6 +21,7 @@ overlap rule).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -247,8 +248,15 @@ def write_cut_days(
         cuts = _detect_block(ndvi, std, days, doy, method, params, min_probability)
         arr[:, b.rows, b.cols] = np.moveaxis(cuts, -1, 0)
 
-    # each thread holds one chunk's series; chunks are whole Zarr chunks of the store
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+    # each thread holds one chunk's series; chunks are whole Zarr chunks of the store;
+    # a learned detector's torch shares the cores out among the threads
+    workers = max(1, os.cpu_count() or 1)
+    threads: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if method in LEARNED:
+        from pipeline.mowing.learned import threads_for
+
+        threads = threads_for(workers)
+    with threads, ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(one, blocks(chunk_edges(ys), chunk_edges(xs))))
     lazy = dask_array.from_zarr(str(store)).rechunk((MAX_EVENTS, ys, xs))
     cut_days = xr.DataArray(lazy, dims=("event", "y", "x"),
