@@ -378,7 +378,7 @@ def test_benchmark_tunes_on_train_and_scores_test_of_any_folder(tmp_path: Path) 
 def test_chunked_detection_equals_the_lazy_one_and_runs_once_per_pixel(tmp_path: Path,
                                                                       monkeypatch) -> None:
     """``write_cut_days`` (one pass, chunk by chunk) gives ``compute_mowing``'s products
-    and hands every pixel to the detector exactly once."""
+    and hands every pixel of the AOI to the detector exactly once (and none outside)."""
     from pipeline.mowing import raster
 
     rng = np.random.default_rng(4)
@@ -398,12 +398,16 @@ def test_chunked_detection_equals_the_lazy_one_and_runs_once_per_pixel(tmp_path:
     detect_block = raster._detect_block
 
     def counting(ndvi, *args):  # type: ignore[no-untyped-def]
-        seen.append(ndvi.shape[0] * ndvi.shape[1])
+        seen.append(int(np.prod(ndvi.shape[:-1])))
         return detect_block(ndvi, *args)
 
     monkeypatch.setattr(raster, "_detect_block", counting)
     got = raster.write_cut_days(cube, tmp_path / "cuts.zarr", "drop")
-    assert sum(seen) == ny * nx and len(seen) == 9  # 3 x 3 chunks, each pixel once
+    assert sum(seen) == mask.sum() and len(seen) == 9  # 3 x 3 chunks, each pixel once
     assert (want["mowing_count"].values[mask > 0] > 0).any()
+    # outside the AOI: count nodata, no cut days, no dates
+    assert (got["mowing_count"].values[mask == 0] == 255).all()
+    assert np.isnan(got["cut_days"].values[:, mask == 0]).all()
+    assert (got["mowing_dates"].values[:, mask == 0] == 0).all()
     for name in ("mowing_count", "mowing_dates", "cut_days"):
         np.testing.assert_array_equal(got[name].values, want[name].values)

@@ -213,7 +213,10 @@ def compute_mowing(
 
 
 def _cut_products(cube: xr.Dataset, cuts: xr.DataArray) -> xr.Dataset:
-    """``mowing_count``, ``mowing_dates`` and ``cut_days`` from (event, y, x) cut days."""
+    """``mowing_count``, ``mowing_dates`` and ``cut_days`` from (event, y, x) cut days;
+    outside the AOI the count is nodata (255) and there are no cut days or dates."""
+    if "aoi_mask" in cube:
+        cuts = cuts.where(cube["aoi_mask"] > 0)
     count = cuts.notnull().sum("event").astype(np.uint8)
     if "aoi_mask" in cube:
         count = count.where(cube["aoi_mask"] > 0, 255).astype(np.uint8)
@@ -242,10 +245,16 @@ def write_cut_days(
 
     def one(b: Block) -> None:
         region = {"y": b.rows, "x": b.cols}
-        ndvi = np.moveaxis(cube[var].isel(region).values, 0, -1)
-        std = (np.moveaxis(cube[std_var].isel(region).values, 0, -1)
+        # pixels outside the AOI have no cuts (their count is nodata): not detected
+        inside = (cube["aoi_mask"].isel(region).values > 0 if "aoi_mask" in cube
+                  else np.ones((b.rows.stop - b.rows.start, b.cols.stop - b.cols.start), bool))
+        if not inside.any():
+            return
+        ndvi = np.moveaxis(cube[var].isel(region).values, 0, -1)[inside]
+        std = (np.moveaxis(cube[std_var].isel(region).values, 0, -1)[inside]
                if std_var is not None and std_var in cube else np.full_like(ndvi, np.nan))
-        cuts = _detect_block(ndvi, std, days, doy, method, params, min_probability)
+        cuts = np.full((*inside.shape, MAX_EVENTS), np.nan)
+        cuts[inside] = _detect_block(ndvi, std, days, doy, method, params, min_probability)
         arr[:, b.rows, b.cols] = np.moveaxis(cuts, -1, 0)
 
     # each thread holds one chunk's series; chunks are whole Zarr chunks of the store;
