@@ -80,19 +80,17 @@ def decode(prob: np.ndarray, days: np.ndarray, threshold: float, min_gap_days: f
     # the date of each peak (no other bin's is read): the weighted mean of the bin
     # centres, a neighbour beyond the season's ends weighing nothing
     r, c = np.nonzero(peak)
-    d_left = np.full(days.shape, np.nan)
-    d_left[..., 1:] = days[..., :-1]
-    d_right = np.full(days.shape, np.nan)
-    d_right[..., :-1] = days[..., 1:]
 
-    def at(a: np.ndarray) -> np.ndarray:
-        return a[c] if a.ndim == 1 else a[r, c]
+    def day(k: np.ndarray) -> np.ndarray:  # the day of bin k of each peak's row, NaN off the ends
+        on = (k >= 0) & (k < t)
+        k = np.clip(k, 0, t - 1)
+        return np.where(on, days[k] if days.ndim == 1 else days[r, k], np.nan)
 
     p, lp, rp = prob[r, c], left[r, c], right[r, c]
-    dl, dr = at(d_left), at(d_right)
+    dl, dr = day(c - 1), day(c + 1)
     wsum = p + np.where(np.isfinite(dl), lp, 0) + np.where(np.isfinite(dr), rp, 0)
     when = np.full(prob.shape, np.nan)
-    when[r, c] = (p * at(days) + np.nan_to_num(lp * dl) + np.nan_to_num(rp * dr)) / \
+    when[r, c] = (p * day(c) + np.nan_to_num(lp * dl) + np.nan_to_num(rp * dr)) / \
         np.maximum(wsum, 1e-12)
     return _keep_spaced(peak, mass, when, min_gap_days, max_events)
 

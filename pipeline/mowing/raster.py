@@ -50,6 +50,7 @@ from pipeline.mowing.detect import (
     default_params,
     detect,
 )
+from pipeline.mowing.learned import threads_for
 from pipeline.mowing.series import days_to_dates, grid_axes
 from pipeline.storage import publish, staging
 from pipeline.tables import write_csv_atomic
@@ -247,7 +248,7 @@ def write_cut_days(
         region = {"y": b.rows, "x": b.cols}
         # pixels outside the AOI have no cuts (their count is nodata): not detected
         inside = (cube["aoi_mask"].isel(region).values > 0 if "aoi_mask" in cube
-                  else np.ones((b.rows.stop - b.rows.start, b.cols.stop - b.cols.start), bool))
+                  else np.ones(b.shape, bool))
         if not inside.any():
             return
         ndvi = np.moveaxis(cube[var].isel(region).values, 0, -1)[inside]
@@ -260,11 +261,7 @@ def write_cut_days(
     # each thread holds one chunk's series; chunks are whole Zarr chunks of the store;
     # a learned detector's torch shares the cores out among the threads
     workers = max(1, os.cpu_count() or 1)
-    threads: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if method in LEARNED:
-        from pipeline.mowing.learned import threads_for
-
-        threads = threads_for(workers)
+    threads = threads_for(workers) if method in LEARNED else contextlib.nullcontext()
     with threads, ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(one, blocks(chunk_edges(ys), chunk_edges(xs))))
     lazy = dask_array.from_zarr(str(store)).rechunk((MAX_EVENTS, ys, xs))
