@@ -125,18 +125,21 @@ def fill_all(ndvi: np.ndarray, doy: np.ndarray | None = None, sf: Any = None
 
 
 def sf_saw_test(test: Split, sf: Any) -> str:
-    """Whether the SF weights were trained on any test series (their model card's split)."""
+    """Whether the SF weights were trained or calibrated on any test series (their model
+    card's split: every group of plots, with or without Sentinel-1)."""
     if sf is None:
         return "SF: no weights"
-    seen = set(sf.card.get("training", {}).get("split", {}).get("s2_only_plots", {})
-               .get("train", []))
+    split = sf.card.get("training", {}).get("split", {})
+    seen = {p for group in split.values() if isinstance(group, dict)
+            for part in ("train", "calib") for p in group.get(part, [])}
     parcels = {p for p, _ in test.keys}
     n = len(parcels & seen)
     if n == 0:
         return ("SF never saw a test parcel's series in training (self-supervised or "
                 "otherwise): the test is held out for the filler too")
-    return (f"SF was trained (self-supervised, without mowing labels) on the NDVI series of "
-            f"{n} of the {len(parcels)} test parcels")
+    return (f"SF was trained or calibrated (self-supervised, without mowing labels) on the "
+            f"series of {n} of the {len(parcels)} test parcels: its rows are not held out "
+            "for the filler")
 
 
 def date_counts(split: Split, dates: np.ndarray, tolerance: float) -> np.ndarray:
@@ -380,6 +383,7 @@ def bench_lodo(data: Path, tolerance: float, recipe: Any = None,
         pool = concat([d for n, d in doms.items() if n != left], f"all but {left}")
         assert not set(pool.keys) & set(test.keys), "a parcel-year on both sides of a fold"
         t0 = time.perf_counter()
+        notes.append(f"{left}: {sf_saw_test(test, sf)}")
         te_series = fill_all(test.ndvi, doy_rows(test.keys, test.ndvi.shape[1]), sf)
         tr_series = fill_all(pool.ndvi, doy_rows(pool.keys, pool.ndvi.shape[1]), sf)
         counts: dict[tuple[str, str], np.ndarray] = {}
