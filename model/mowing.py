@@ -129,17 +129,24 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
 
 
 class MowNet(nn.Module):
-    """Temporal convolutions, a bidirectional GRU, one logit per date."""
+    """Temporal convolutions, a GRU, one logit per date.
 
-    def __init__(self, hidden: int = 32) -> None:
+    The GRU runs both ways (``directions=2``, the default) or forwards only
+    (``directions=1``: half the recurrent steps; what follows a date then reaches it
+    through the convolutions alone, 6 bins either side).
+    """
+
+    def __init__(self, hidden: int = 32, directions: int = 2) -> None:
         super().__init__()
-        self.hidden = hidden
+        if directions not in (1, 2):
+            raise ValueError(f"a GRU runs in 1 or 2 directions, not {directions}")
+        self.hidden, self.directions = hidden, directions
         c = len(CHANNELS)
         self.conv = nn.Sequential(
             nn.Conv1d(c, hidden, 5, padding=2), nn.GELU(),
             nn.Conv1d(hidden, hidden, 5, padding=4, dilation=2), nn.GELU())
-        self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
-        self.head = nn.Conv1d(2 * hidden, 1, 3, padding=1)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=directions == 2)
+        self.head = nn.Conv1d(directions * hidden, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)`` features -> ``(B, T)`` logits."""
@@ -203,16 +210,20 @@ class FusedGRUEnsemble:
 
     @staticmethod
     def fits(nets: list[nn.Module]) -> bool:
-        """Whether ``nets`` can be fused: :class:`MowNet` members of one width."""
+        """Whether ``nets`` can be fused: :class:`MowNet` members of one width and
+        direction count."""
         return bool(nets) and all(type(n) is MowNet and n.hidden == nets[0].hidden
-                                  for n in nets)
+                                  and n.directions == nets[0].directions for n in nets)
 
     def __init__(self, nets: list[MowNet], prior_shift: float = 0.0, block: int = 0
                  ) -> None:
         if not self.fits(nets):  # type: ignore[arg-type]
-            raise ValueError("a fused ensemble needs MowNet members of one width")
-        m, h = len(nets), nets[0].hidden
+            raise ValueError("a fused ensemble needs MowNet members of one width and "
+                             "direction count")
+        m, h, dirs = len(nets), nets[0].hidden, nets[0].directions
         self.members, self.hidden, self.prior_shift = m, h, float(prior_shift)
+        self.directions = dirs
+        gru_names = ["gru.%s_l0", "gru.%s_l0_reverse"][:dirs]
         # rows x members x width near 16 k: 128 rows for 3 x 32 (measured best, 64-256
         # within 20 %), 1024 for one narrow member
         self.block = block or int(np.clip(2 ** round(np.log2(16384 / (m * h))), 64, 1024))
@@ -233,18 +244,18 @@ class FusedGRUEnsemble:
         # the candidate gate's rows doubled, for tanh(a) = 2 sigmoid(2a) - 1
         two = torch.ones(3 * h)
         two[2 * h:] = 2.0
-        # direction-major: index d * m + member; weights transposed for x @ W
-        self.w_in = torch.cat([stack("gru.weight_ih_l0"), stack("gru.weight_ih_l0_reverse")]
-                              ).transpose(1, 2).mul(two).contiguous()
-        self.b_in = torch.cat([stack("gru.bias_ih_l0"), stack("gru.bias_ih_l0_reverse")]
-                              ).mul(two)[:, None].contiguous()
-        self.w_hh = torch.cat([stack("gru.weight_hh_l0"), stack("gru.weight_hh_l0_reverse")]
-                              ).transpose(1, 2).mul(two).contiguous()
-        self.b_hh = torch.cat([stack("gru.bias_hh_l0"), stack("gru.bias_hh_l0_reverse")]
-                              ).mul(two)[:, None].contiguous()
-        head = stack("head.weight")[:, 0]  # (m, 2h, 3)
-        # (2m, 3, h): direction-major, the taps as rows
-        self.w_head = torch.cat([head[:, :h], head[:, h:]]).transpose(1, 2).contiguous()
+        def gru(kind: str) -> torch.Tensor:  # direction-major: index d * m + member
+            return torch.cat([stack(name % kind) for name in gru_names])
+
+        # weights transposed for x @ W, the gates along the last axis
+        self.w_in = gru("weight_ih").transpose(1, 2).mul(two).contiguous()
+        self.b_in = gru("bias_ih").mul(two)[:, None].contiguous()
+        self.w_hh = gru("weight_hh").transpose(1, 2).mul(two).contiguous()
+        self.b_hh = gru("bias_hh").mul(two)[:, None].contiguous()
+        head = stack("head.weight")[:, 0]  # (m, dirs * h, 3)
+        # (dirs * m, 3, h): direction-major, the taps as rows
+        self.w_head = torch.cat([head[:, d * h:(d + 1) * h] for d in range(dirs)]
+                                ).transpose(1, 2).contiguous()
         self.b_head = stack("head.bias").clone()  # (m, 1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -254,7 +265,7 @@ class FusedGRUEnsemble:
                               for i in range(0, len(x), self.block)])
 
     def _block(self, x: torch.Tensor) -> torch.Tensor:
-        m, h = self.members, self.hidden
+        m, h, dirs = self.members, self.hidden, self.directions
         b, c, t = x.shape
         gelu = torch.nn.functional.gelu
         k1, k2 = len(self.taps1), len(self.taps2)
@@ -275,12 +286,12 @@ class FusedGRUEnsemble:
         b_fwd, b_bwd = self.b_in[:m], self.b_in[m:]
         # states[:, s]: the hidden states after s steps; the forward direction's step s
         # is date s - 1, the backward direction's date T - s
-        states = torch.empty(2 * m, t + 1, b, h)
+        states = torch.empty(dirs * m, t + 1, b, h)
         states[:, 0] = 0.0
-        gi = torch.empty(2 * m, b, 3 * h)
-        gh = torch.empty(2 * m, b, 3 * h)
-        rz = torch.empty(2 * m, b, 2 * h)
-        cand = torch.empty(2 * m, b, h)
+        gi = torch.empty(dirs * m, b, 3 * h)
+        gh = torch.empty(dirs * m, b, 3 * h)
+        rz = torch.empty(dirs * m, b, 2 * h)
+        cand = torch.empty(dirs * m, b, h)
         gi_fwd, gi_bwd = gi[:m], gi[m:]
         # every view the steps use made once (a view costs microseconds a call): the
         # buffers' gates, the dates of z and the states
@@ -293,7 +304,8 @@ class FusedGRUEnsemble:
         for s in range(t):
             prev, new = steps[s], steps[s + 1]
             torch.baddbmm(b_fwd, dates[s], w_fwd, out=gi_fwd)
-            torch.baddbmm(b_bwd, dates[t - 1 - s], w_bwd, out=gi_bwd)
+            if dirs == 2:
+                torch.baddbmm(b_bwd, dates[t - 1 - s], w_bwd, out=gi_bwd)
             torch.baddbmm(self.b_hh, prev, self.w_hh, out=gh)
             torch.add(gi_rz, gh_rz, out=rz).sigmoid_()
             # tanh of the candidate, whose pre-activation the weights doubled
@@ -302,9 +314,12 @@ class FusedGRUEnsemble:
             torch.sub(prev, cand, out=new).mul_(update).add_(cand)
         # the head's three taps, as (tap, date x row) products: a wide output is
         # several times faster than a three-column one
-        out = states[:, 1:].reshape(2 * m, t * b, h).transpose(1, 2)
-        taps = torch.bmm(self.w_head, out).view(2, m, 3, t, b)
-        taps = taps[0] + taps[1].flip(2)  # the backward direction back in date order
+        out = states[:, 1:].reshape(dirs * m, t * b, h).transpose(1, 2)
+        taps = torch.bmm(self.w_head, out).view(dirs, m, 3, t, b)
+        if dirs == 2:
+            taps = taps[0] + taps[1].flip(2)  # the backward direction back in date order
+        else:
+            taps = taps[0]
         logit = taps[:, 1] + self.b_head[:, :, None]
         logit[:, 1:] += taps[:, 0, :-1]
         logit[:, :-1] += taps[:, 2, 1:]
@@ -327,7 +342,7 @@ def build_net(recipe: dict[str, Any]) -> nn.Module:
         return MowConvNet(int(recipe.get("hidden", 16)),
                           tuple(recipe.get("dilations", (1, 2, 4, 8, 16))))
     if kind == "gru":
-        return MowNet(int(recipe.get("hidden", 32)))
+        return MowNet(int(recipe.get("hidden", 32)), int(recipe.get("directions", 2)))
     raise ValueError(f"detector recipe: unknown net {kind!r} (expected one of {sorted(NETS)})")
 
 
@@ -339,6 +354,8 @@ def architecture(recipe: dict[str, Any]) -> dict[str, Any]:
     if kind == "conv":
         dil = [int(d) for d in recipe.get("dilations", (1, 2, 4, 8, 16))]
         arch.update(dilations=dil, kernel=3, receptive_field_bins=3 + 2 * sum(dil))
+    elif kind == "gru":
+        arch["directions"] = int(recipe.get("directions", 2))
     return arch
 
 
@@ -356,8 +373,13 @@ class DetectorRecipe:
         hide: most extra share of clear observations hidden per series.
         gain, offset, noise: per-series NDVI gain (1 +- gain) and offset (+- offset),
             per-observation noise (std), all NDVI units.
+        shift: most days (+-) by which a series' day-of-year input is moved, per
+            series: the same season on another calendar (regions, altitudes and years
+            green up and cut weeks apart), so that the network reads the cut from the
+            series and not from the date it saw cuts on in training. 0: none.
         net: ``"conv"`` (:class:`MowConvNet`) or ``"gru"`` (:class:`MowNet`).
         hidden: network width (convolution channels, or GRU units).
+        directions: the GRU's, 2 (both ways) or 1 (forwards only).
         dilations: the convolutional network's dilation per residual block.
         distill: weight of a teacher's probabilities in the loss, against ``1 -
             distill`` for the labels (0: labels only, no teacher). The teacher is an
@@ -367,9 +389,9 @@ class DetectorRecipe:
             probabilities on every valid date of unlabelled series of the training
             domains (plot-years without reference events; no label term there), a
             transfer set drawn alongside the labelled rows.
-        teacher_net, teacher_hidden, teacher_seeds, teacher_steps, teacher_lr,
-        teacher_first_seed: the teacher's network, width, members, steps, learning rate
-            and first seed (its other
+        teacher_net, teacher_hidden, teacher_directions, teacher_seeds, teacher_steps,
+        teacher_lr, teacher_first_seed: the teacher's network, width, GRU directions,
+            members, steps, learning rate and first seed (its other
             settings are this recipe's; another ``first_seed`` trains other members
             from the same teacher).
     """
@@ -384,13 +406,16 @@ class DetectorRecipe:
     gain: float = 0.15
     offset: float = 0.08
     noise: float = 0.01
+    shift: float = 0.0
     net: str = "gru"
     hidden: int = 32
+    directions: int = 2
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     distill: float = 0.0
     transfer: int = 0
     teacher_net: str = "gru"
     teacher_hidden: int = 32
+    teacher_directions: int = 2
     teacher_seeds: int = 3
     teacher_steps: int = 800
     teacher_lr: float = 3e-3
@@ -425,7 +450,7 @@ def with_settings(recipe: DetectorRecipe, settings: list[str]) -> DetectorRecipe
 def teacher_recipe(recipe: DetectorRecipe) -> DetectorRecipe:
     """The recipe of the ensemble whose probabilities a distilled recipe's members learn."""
     return replace(recipe, net=recipe.teacher_net, hidden=recipe.teacher_hidden,
-                   seeds=recipe.teacher_seeds, steps=recipe.teacher_steps,
+                   directions=recipe.teacher_directions, seeds=recipe.teacher_seeds, steps=recipe.teacher_steps,
                    lr=recipe.teacher_lr, first_seed=recipe.teacher_first_seed, distill=0.0,
                    transfer=0)
 
@@ -440,6 +465,13 @@ def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np
     off = rng.uniform(-r.offset, r.offset, (n, 1))
     x = x * gain + off + rng.normal(0, r.noise, x.shape)
     return np.clip(x, -1, 1).astype(np.float32)
+
+
+def shifted(doy: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np.ndarray:
+    """The day-of-year rows moved by up to ``r.shift`` days each (unchanged at 0)."""
+    if r.shift <= 0:
+        return doy
+    return doy + rng.uniform(-r.shift, r.shift, (len(doy), 1)).astype(doy.dtype)
 
 
 def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np.ndarray,
@@ -472,7 +504,7 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
     pos = torch.tensor(recipe.pos_weight)
     for _ in range(recipe.steps):
         rows = rng.integers(0, len(ndvi), recipe.batch)
-        x = detector_features(augment(ndvi[rows], recipe, rng), doy[rows])
+        x = detector_features(augment(ndvi[rows], recipe, rng), shifted(doy[rows], recipe, rng))
         logit = net(x)
         loss = nn.functional.binary_cross_entropy_with_logits(
             logit, y[rows], reduction="none", pos_weight=pos)
@@ -607,7 +639,8 @@ def _recipe_of_weights(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     """The network part of a recipe, read off card-less weights."""
     gru = next((v for k, v in tensors.items() if k.endswith(".gru.weight_hh_l0")), None)
     if gru is not None:
-        return {"net": "gru", "hidden": int(gru.shape[1])}
+        both = any(k.endswith(".gru.weight_hh_l0_reverse") for k in tensors)
+        return {"net": "gru", "hidden": int(gru.shape[1]), "directions": 2 if both else 1}
     inp = next((v for k, v in tensors.items() if k.endswith(".inp.weight")), None)
     if inp is None:
         raise ValueError("detector weights without a card hold neither a GRU nor a "

@@ -413,16 +413,34 @@ def test_recipe_settings_parse_by_field_type_and_name_a_bad_one() -> None:
         with_settings(DetectorRecipe(), ["lr=x"])
 
 
-@pytest.mark.parametrize(("members", "hidden", "block"), [(3, 32, 0), (1, 16, 7), (2, 8, 64)])
+def test_calendar_shift_moves_each_series_dates_together_and_keeps_padding() -> None:
+    from model.mowing import DetectorRecipe, shifted, with_settings
+
+    doy = np.tile(np.arange(100, 280, 6, dtype=np.float32), (500, 1))
+    doy[:, -3:] = np.nan  # padding past a season's end
+    rng = np.random.default_rng(0)
+    assert shifted(doy, DetectorRecipe(), rng) is doy  # no shift: the rows as given
+    moved = shifted(doy, with_settings(DetectorRecipe(), ["shift=20"]), rng)
+    delta = moved - doy
+    assert np.isnan(moved[:, -3:]).all()
+    # one move per series, the same on each of its dates, within +-20 days and both ways
+    assert np.allclose(delta[:, :-3], delta[:, :1], atol=1e-4)
+    assert np.abs(delta[:, 0]).max() <= 20 and delta[:, 0].min() < -15 < 15 < delta[:, 0].max()
+
+
+@pytest.mark.parametrize(("members", "hidden", "block", "directions"),
+                         [(3, 32, 0, 2), (1, 16, 7, 2), (2, 8, 64, 2), (1, 16, 0, 1),
+                          (2, 8, 33, 1)])
 def test_fused_ensemble_equals_its_members_run_one_by_one(members: int, hidden: int,
-                                                          block: int) -> None:
-    """Same probabilities as the nn modules, padding dates and ragged blocks included."""
+                                                          block: int, directions: int) -> None:
+    """Same probabilities as the nn modules, padding dates and ragged blocks included,
+    for GRUs that run both ways and forwards only."""
     import torch
 
     from model.mowing import FusedGRUEnsemble, MowingDetector, MowNet, detector_features
 
     torch.manual_seed(members)
-    nets = [MowNet(hidden) for _ in range(members)]
+    nets = [MowNet(hidden, directions) for _ in range(members)]
     for n in nets:  # trained-like weights: larger than the initialisation's
         for p in n.parameters():
             p.data.mul_(3.0)
@@ -454,6 +472,10 @@ def test_fused_ensemble_refuses_mixed_members() -> None:
         FusedGRUEnsemble([MowNet(16), MowNet(32)])
     with pytest.raises(ValueError, match="MowNet members of one width"):
         FusedGRUEnsemble([MowNet(16), MowConvNet()])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="MowNet members of one width and direction"):
+        FusedGRUEnsemble([MowNet(16), MowNet(16, directions=1)])
+    with pytest.raises(ValueError, match="1 or 2 directions"):
+        MowNet(16, directions=3)
 
 
 def test_per_pixel_detector_skips_pixels_without_a_season(monkeypatch: pytest.MonkeyPatch
@@ -581,3 +603,4 @@ def test_decode_reads_each_rows_own_days() -> None:
         np.testing.assert_array_equal(dates[r], d1[0])
         np.testing.assert_array_equal(probs[r], p1[0])
     assert np.isfinite(dates).sum() > 200
+
