@@ -73,6 +73,8 @@ __all__ = [
 CHANNELS = ("observed ndvi (0 = none)", "clear mask", "linear fill",
             "steps since previous observation / 5", "steps to next observation / 5",
             "sin doy", "cos doy", "date valid")
+#: The ways a :class:`MowNet`'s GRU can run (the recipe's ``directions``).
+DIRECTIONS = ("both", "forward", "backward")
 #: How events are read off the probabilities (written into every card). The threshold
 #: is set without looking at any score: for a calibrated probability the F1-optimal
 #: threshold is half the attainable F1 (Lipton, Elkan and Naryanaswamy 2014, "Optimal
@@ -131,27 +133,33 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
 class MowNet(nn.Module):
     """Temporal convolutions, a GRU, one logit per date.
 
-    The GRU runs both ways (``directions=2``, the default) or forwards only
-    (``directions=1``: half the recurrent steps; what follows a date then reaches it
-    through the convolutions alone, 6 bins either side).
+    The GRU runs both ways (``directions="both"``, the default) or one way only, half
+    the recurrent steps: ``"forward"`` (what follows a date reaches it through the
+    convolutions alone, 6 bins either side) or ``"backward"`` (what precedes it).
     """
 
-    def __init__(self, hidden: int = 32, directions: int = 2) -> None:
+    def __init__(self, hidden: int = 32, directions: str = "both") -> None:
         super().__init__()
-        if directions not in (1, 2):
-            raise ValueError(f"a GRU runs in 1 or 2 directions, not {directions}")
+        if directions not in DIRECTIONS:
+            raise ValueError(f"GRU directions {directions!r}: expected one of "
+                             f"{', '.join(DIRECTIONS)}")
         self.hidden, self.directions = hidden, directions
+        both = directions == "both"
         c = len(CHANNELS)
         self.conv = nn.Sequential(
             nn.Conv1d(c, hidden, 5, padding=2), nn.GELU(),
             nn.Conv1d(hidden, hidden, 5, padding=4, dilation=2), nn.GELU())
-        self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=directions == 2)
-        self.head = nn.Conv1d(directions * hidden, 1, 3, padding=1)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=both)
+        self.head = nn.Conv1d((2 if both else 1) * hidden, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)`` features -> ``(B, T)`` logits."""
-        z = self.conv(x)
-        z, _ = self.gru(z.transpose(1, 2))
+        z = self.conv(x).transpose(1, 2)
+        if self.directions == "backward":  # the one direction reads the dates from the end
+            z, _ = self.gru(z.flip(1))
+            z = z.flip(1)
+        else:
+            z, _ = self.gru(z)
         return self.head(z.transpose(1, 2))[:, 0]
 
 
@@ -193,11 +201,11 @@ class FusedGRUEnsemble:
       convolution is one matrix product per tap (the members' first convolutions one
       product, their grouped second ones one batched product), and its output is
       already in the order the GRU steps through;
-    - the GRU steps of every member and both directions advance together (a batched
-      product per step and direction for the inputs, the backward direction reading
-      the dates from the end, and one for the hidden states; the gates in place into
-      preallocated buffers), so each step costs a dozen small operations instead of
-      six ``nn.GRU`` cells' worth;
+    - the GRU steps of every member and both directions (or a one-way GRU's one)
+      advance together (a batched product per step and direction for the inputs, the
+      backward direction reading the dates from the end, and one for the hidden
+      states; the gates in place into preallocated buffers), so each step costs a
+      dozen small operations instead of six ``nn.GRU`` cells' worth;
     - the candidate's tanh is taken as ``2 sigmoid(2a) - 1`` (about twice as fast as
       tanh here), the doubling folded into the candidate gate's weights (exact: a
       power of two);
@@ -211,7 +219,7 @@ class FusedGRUEnsemble:
     @staticmethod
     def fits(nets: list[nn.Module]) -> bool:
         """Whether ``nets`` can be fused: :class:`MowNet` members of one width and
-        direction count."""
+        ``directions``."""
         return bool(nets) and all(type(n) is MowNet and n.hidden == nets[0].hidden
                                   and n.directions == nets[0].directions for n in nets)
 
@@ -219,10 +227,12 @@ class FusedGRUEnsemble:
                  ) -> None:
         if not self.fits(nets):  # type: ignore[arg-type]
             raise ValueError("a fused ensemble needs MowNet members of one width and "
-                             "direction count")
-        m, h, dirs = len(nets), nets[0].hidden, nets[0].directions
+                             "directions setting")
+        m, h = len(nets), nets[0].hidden
         self.members, self.hidden, self.prior_shift = m, h, float(prior_shift)
-        self.directions = dirs
+        # one GRU direction, the backward one read from the end like the second of "both"
+        self.dirs = dirs = 2 if nets[0].directions == "both" else 1
+        self.backward = nets[0].directions == "backward"
         gru_names = ["gru.%s_l0", "gru.%s_l0_reverse"][:dirs]
         # rows x members x width near 16 k: 128 rows for 3 x 32 (measured best, 64-256
         # within 20 %), 1024 for one narrow member
@@ -265,7 +275,7 @@ class FusedGRUEnsemble:
                               for i in range(0, len(x), self.block)])
 
     def _block(self, x: torch.Tensor) -> torch.Tensor:
-        m, h, dirs = self.members, self.hidden, self.directions
+        m, h, dirs = self.members, self.hidden, self.dirs
         b, c, t = x.shape
         gelu = torch.nn.functional.gelu
         k1, k2 = len(self.taps1), len(self.taps2)
@@ -299,11 +309,12 @@ class FusedGRUEnsemble:
         gh_rz, gh_n = gh[..., :2 * h], gh[..., 2 * h:]
         reset, update = rz[..., :h], rz[..., h:]
         dates, steps = z.unbind(1), states.unbind(1)
+        ahead = dates[::-1] if self.backward else dates  # the first direction's dates
         # 0-d tensors: a Python number would be wrapped into a new tensor at every call
         two, one = torch.tensor(2.0), torch.tensor(1.0)
         for s in range(t):
             prev, new = steps[s], steps[s + 1]
-            torch.baddbmm(b_fwd, dates[s], w_fwd, out=gi_fwd)
+            torch.baddbmm(b_fwd, ahead[s], w_fwd, out=gi_fwd)
             if dirs == 2:
                 torch.baddbmm(b_bwd, dates[t - 1 - s], w_bwd, out=gi_bwd)
             torch.baddbmm(self.b_hh, prev, self.w_hh, out=gh)
@@ -319,7 +330,7 @@ class FusedGRUEnsemble:
         if dirs == 2:
             taps = taps[0] + taps[1].flip(2)  # the backward direction back in date order
         else:
-            taps = taps[0]
+            taps = taps[0].flip(2) if self.backward else taps[0]
         logit = taps[:, 1] + self.b_head[:, :, None]
         logit[:, 1:] += taps[:, 0, :-1]
         logit[:, :-1] += taps[:, 2, 1:]
@@ -342,7 +353,7 @@ def build_net(recipe: dict[str, Any]) -> nn.Module:
         return MowConvNet(int(recipe.get("hidden", 16)),
                           tuple(recipe.get("dilations", (1, 2, 4, 8, 16))))
     if kind == "gru":
-        return MowNet(int(recipe.get("hidden", 32)), int(recipe.get("directions", 2)))
+        return MowNet(int(recipe.get("hidden", 32)), str(recipe.get("directions", "both")))
     raise ValueError(f"detector recipe: unknown net {kind!r} (expected one of {sorted(NETS)})")
 
 
@@ -355,7 +366,7 @@ def architecture(recipe: dict[str, Any]) -> dict[str, Any]:
         dil = [int(d) for d in recipe.get("dilations", (1, 2, 4, 8, 16))]
         arch.update(dilations=dil, kernel=3, receptive_field_bins=3 + 2 * sum(dil))
     elif kind == "gru":
-        arch["directions"] = int(recipe.get("directions", 2))
+        arch["directions"] = str(recipe.get("directions", "both"))
     return arch
 
 
@@ -379,7 +390,7 @@ class DetectorRecipe:
             series and not from the date it saw cuts on in training. 0: none.
         net: ``"conv"`` (:class:`MowConvNet`) or ``"gru"`` (:class:`MowNet`).
         hidden: network width (convolution channels, or GRU units).
-        directions: the GRU's, 2 (both ways) or 1 (forwards only).
+        directions: the GRU's: ``"both"``, ``"forward"`` or ``"backward"``.
         dilations: the convolutional network's dilation per residual block.
         distill: weight of a teacher's probabilities in the loss, against ``1 -
             distill`` for the labels (0: labels only, no teacher). The teacher is an
@@ -409,13 +420,13 @@ class DetectorRecipe:
     shift: float = 0.0
     net: str = "gru"
     hidden: int = 32
-    directions: int = 2
+    directions: str = "both"
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     distill: float = 0.0
     transfer: int = 0
     teacher_net: str = "gru"
     teacher_hidden: int = 32
-    teacher_directions: int = 2
+    teacher_directions: str = "both"
     teacher_seeds: int = 3
     teacher_steps: int = 800
     teacher_lr: float = 3e-3
@@ -450,7 +461,8 @@ def with_settings(recipe: DetectorRecipe, settings: list[str]) -> DetectorRecipe
 def teacher_recipe(recipe: DetectorRecipe) -> DetectorRecipe:
     """The recipe of the ensemble whose probabilities a distilled recipe's members learn."""
     return replace(recipe, net=recipe.teacher_net, hidden=recipe.teacher_hidden,
-                   directions=recipe.teacher_directions, seeds=recipe.teacher_seeds, steps=recipe.teacher_steps,
+                   directions=recipe.teacher_directions, seeds=recipe.teacher_seeds,
+                   steps=recipe.teacher_steps,
                    lr=recipe.teacher_lr, first_seed=recipe.teacher_first_seed, distill=0.0,
                    transfer=0)
 
@@ -640,7 +652,9 @@ def _recipe_of_weights(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     gru = next((v for k, v in tensors.items() if k.endswith(".gru.weight_hh_l0")), None)
     if gru is not None:
         both = any(k.endswith(".gru.weight_hh_l0_reverse") for k in tensors)
-        return {"net": "gru", "hidden": int(gru.shape[1]), "directions": 2 if both else 1}
+        # one direction without a card: forward (a backward one needs its card)
+        return {"net": "gru", "hidden": int(gru.shape[1]),
+                "directions": "both" if both else "forward"}
     inp = next((v for k, v in tensors.items() if k.endswith(".inp.weight")), None)
     if inp is None:
         raise ValueError("detector weights without a card hold neither a GRU nor a "

@@ -429,12 +429,12 @@ def test_calendar_shift_moves_each_series_dates_together_and_keeps_padding() -> 
 
 
 @pytest.mark.parametrize(("members", "hidden", "block", "directions"),
-                         [(3, 32, 0, 2), (1, 16, 7, 2), (2, 8, 64, 2), (1, 16, 0, 1),
-                          (2, 8, 33, 1)])
+                         [(3, 32, 0, "both"), (1, 16, 7, "both"), (2, 8, 64, "both"),
+                          (1, 16, 0, "forward"), (2, 8, 33, "backward")])
 def test_fused_ensemble_equals_its_members_run_one_by_one(members: int, hidden: int,
-                                                          block: int, directions: int) -> None:
+                                                          block: int, directions: str) -> None:
     """Same probabilities as the nn modules, padding dates and ragged blocks included,
-    for GRUs that run both ways and forwards only."""
+    for GRUs that run both ways and one way only."""
     import torch
 
     from model.mowing import FusedGRUEnsemble, MowingDetector, MowNet, detector_features
@@ -473,9 +473,9 @@ def test_fused_ensemble_refuses_mixed_members() -> None:
     with pytest.raises(ValueError, match="MowNet members of one width"):
         FusedGRUEnsemble([MowNet(16), MowConvNet()])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="MowNet members of one width and direction"):
-        FusedGRUEnsemble([MowNet(16), MowNet(16, directions=1)])
-    with pytest.raises(ValueError, match="1 or 2 directions"):
-        MowNet(16, directions=3)
+        FusedGRUEnsemble([MowNet(16), MowNet(16, directions="forward")])
+    with pytest.raises(ValueError, match="GRU directions 'up'"):
+        MowNet(16, directions="up")
 
 
 def test_per_pixel_detector_skips_pixels_without_a_season(monkeypatch: pytest.MonkeyPatch
