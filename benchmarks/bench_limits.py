@@ -234,7 +234,11 @@ def main() -> None:
         from pipeline.fill import cube_doy
 
         doy = cube_doy(done["time"].values)
-        parts = np.array_split(np.arange(len(rows)), workers)
+        # each thread's part interleaved over the AOI: contiguous halves put a forest or
+        # a town (pixels without a season, which the filler and the learned detectors
+        # take a cheaper path through) in one half and leave the other thread idle at the
+        # end, where a run's many chunks through a pool even the load out
+        parts = [np.arange(i, len(rows), workers) for i in range(workers)]
         kernel_s, _ = _timed(lambda: _in_threads(
             [lambda p=p: filler.fill(rows[p], vv[p], vh[p], doy=doy) for p in parts], workers))
 
@@ -251,7 +255,7 @@ def main() -> None:
         # on a sample of the AOI's pixels, one part per thread
         learned = shipped_learned("learned")
         sample = np.flatnonzero(inside)[:: max(1, int(inside.sum()) // args.learned_px)]
-        lparts = np.array_split(sample, workers)
+        lparts = [sample[i::workers] for i in range(workers)]
         with threads_for(workers):  # torch's threads shared out, as `mowing` runs it
             learned_s, _ = _timed(lambda: _in_threads(
                 [lambda p=p: detect_learned(ndvi[p], days, dy, learned) for p in lparts],
