@@ -256,16 +256,15 @@ def main() -> None:
         learned = shipped_learned("learned")
         sample = np.flatnonzero(inside)[:: max(1, int(inside.sum()) // args.learned_px)]
         lparts = [sample[i::workers] for i in range(workers)]
+        shipped_learned("learned-fast")
+        nan_std = np.full((len(sample), t), np.nan)
+        flat_share = float(flat_pixels(ndvi[sample]).mean())
         with threads_for(workers):  # torch's threads shared out, as `mowing` runs it
             learned_s, _ = _timed(lambda: _in_threads(
                 [lambda p=p: detect_learned(ndvi[p], days, dy, learned) for p in lparts],
                 workers))
-        # the per-pixel default on the same sample, as `mowing` runs it per chunk: pixels
-        # without a season (flat_pixels) skip the detector
-        shipped_learned("learned-fast")
-        nan_std = np.full((len(sample), t), np.nan)
-        flat_share = float(flat_pixels(ndvi[sample]).mean())
-        with threads_for(workers):
+            # the per-pixel default on the same sample, as `mowing` runs it per chunk:
+            # pixels without a season (flat_pixels) skip the detector
             fast_s, _ = _timed(lambda: _in_threads(
                 [lambda p=p: _detect_block(ndvi[p], nan_std[: len(p)], days, dy,
                                            "learned-fast", None) for p in lparts], workers))

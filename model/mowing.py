@@ -102,12 +102,9 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
 
     ``doy``: day of year of each bin centre, ``(T,)`` or ``(N, T)``; NaN marks dates
     past the end of a row's season (padding): they get zero input and no output. Dates
-    shared by every row (``(T,)``, or ``(N, T)`` broadcast from one row) are computed
-    once and written to every row.
+    shared by every row, given as ``(T,)``, are computed once and written to every row.
     """
     x = torch.as_tensor(np.array(ndvi, np.float32))
-    if isinstance(doy, np.ndarray) and doy.ndim == 2 and doy.strides[0] == 0:
-        doy = doy[0]  # a row broadcast to (N, T): its one row
     d = torch.as_tensor(np.array(doy, np.float32))
     if d.ndim == 2:
         d = d.expand_as(x)
@@ -462,9 +459,8 @@ def teacher_recipe(recipe: DetectorRecipe) -> DetectorRecipe:
     """The recipe of the ensemble whose probabilities a distilled recipe's members learn."""
     return replace(recipe, net=recipe.teacher_net, hidden=recipe.teacher_hidden,
                    directions=recipe.teacher_directions, seeds=recipe.teacher_seeds,
-                   steps=recipe.teacher_steps,
-                   lr=recipe.teacher_lr, first_seed=recipe.teacher_first_seed, distill=0.0,
-                   transfer=0)
+                   steps=recipe.teacher_steps, lr=recipe.teacher_lr,
+                   first_seed=recipe.teacher_first_seed, distill=0.0, transfer=0)
 
 
 def augment(ndvi: np.ndarray, r: DetectorRecipe, rng: np.random.Generator) -> np.ndarray:
@@ -575,14 +571,14 @@ class MowingDetector:
                       ) -> np.ndarray:
         """``(N, T)`` probability that a cut happened in each bin (0 on padding dates)."""
         ndvi = np.asarray(ndvi, np.float32)
-        # (T,) dates stay one row (broadcast, not copied): the features compute them once
-        doy = np.broadcast_to(np.asarray(doy, np.float32), ndvi.shape)
+        doy = np.asarray(doy, np.float32)  # (T,) dates stay one row: computed once
         out = np.zeros(ndvi.shape, np.float32)
         with torch.inference_mode():
             for i in range(0, len(ndvi), rows):
-                x = detector_features(ndvi[i:i + rows], doy[i:i + rows])
+                x = detector_features(ndvi[i:i + rows], doy if doy.ndim == 1 else
+                                      doy[i:i + rows])
                 out[i:i + rows] = self.network(x).numpy()
-        out[~np.isfinite(doy)] = 0.0
+        out[np.broadcast_to(~np.isfinite(doy), out.shape)] = 0.0
         return out
 
     def network(self, x: torch.Tensor) -> torch.Tensor:
