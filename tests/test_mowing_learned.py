@@ -266,6 +266,8 @@ def test_lodo_trains_and_tunes_without_the_left_out_domain(tmp_path: Path) -> No
         assert ("learned", "raw") in mine and ("drop", "raw") in mine
         assert all(r["tp"] + r["fn"] == 3 for r in rows if r["domain"] == dom)
     assert any(n.startswith("X: learned minus best rule") for n in notes)
+    # each fold says whether the filler of its SF rows saw the left-out domain
+    assert sum(n.startswith(("X: SF", "camera: SF")) for n in notes) == 2
     assert set(rel) == {"X", "camera"}
     # one teacher per fold, each trained without its left-out domain
     cached = sorted((tmp_path / "teachers").glob("*.safetensors"))
@@ -604,3 +606,22 @@ def test_decode_reads_each_rows_own_days() -> None:
         np.testing.assert_array_equal(probs[r], p1[0])
     assert np.isfinite(dates).sum() > 200
 
+
+
+def test_sf_saw_test_counts_every_group_of_the_sf_card_split() -> None:
+    """Plots trained or calibrated on, with or without Sentinel-1, all count as seen."""
+    from types import SimpleNamespace
+
+    from pipeline.mowing.reference import Split
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_mowing
+
+    test = Split("t", [("A1", 2022), ("A2", 2022), ("B1", 2022), ("C1", 2023)],
+                 np.zeros((4, 3)), {})
+    split = {"s1s2_plots": {"train": ["A1"], "calib": ["A2"], "eval": ["C1"]},
+             "s2_only_plots": {"train": ["B1"]}, "rule": "by plot id"}
+    saw = bench_mowing.sf_saw_test(test, SimpleNamespace(card={"training": {"split": split}}))
+    assert "3 of the 4 test parcels" in saw and "not held out" in saw
+    none = bench_mowing.sf_saw_test(test, SimpleNamespace(card={}))
+    assert none.startswith("SF never saw")
