@@ -186,9 +186,10 @@ def build_parser(run_defaults: Mapping[str, Any] | None = None) -> argparse.Argu
 
 
 def _cmd_fill_table(args: argparse.Namespace) -> int:
-    """IN columns id,date,ndvi,vv,vh (one row per series and date, each series' dates 6
-    days apart; empty ndvi = gap; vv/vh in dB, may be empty; optional orbit column). OUT
-    columns id,date,ndvi_filled,ndvi_std for every input row."""
+    """IN columns id,date,ndvi (one row per series and date, each series' dates 6 days
+    apart; empty ndvi = gap), optional vv,vh in dB (may be empty; without them the table
+    is Sentinel-2 only) and orbit. OUT columns id,date,ndvi_filled,ndvi_std for every
+    input row."""
     from pipeline.filltable import fill_table
 
     check_table_output(args.input, args.output)

@@ -1,7 +1,9 @@
 """``fill-table``: the SF gap filler applied to a plain CSV table.
 
-Input columns ``id,date,ndvi,vv,vh`` (one row per series and date; each id's dates 6
-days apart from any start date; empty ndvi = gap; vv/vh in dB, may be empty), plus an
+Input columns ``id,date,ndvi`` (one row per series and date; each id's dates 6 days
+apart from any start date; empty ndvi = gap), optional ``vv,vh`` (Sentinel-1
+backscatter in dB, may be empty; a table without them is Sentinel-2 only, which is
+also how the shipped network fills: its card withholds per-pixel Sentinel-1) and an
 optional ``orbit`` column (``ascending``/``descending``, also ``asc``/``desc``/``A``/
 ``D``; empty = unknown, treated as ascending). Output columns
 ``id,date,ndvi_filled,ndvi_std`` for every input row, in input order; observed dates
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REQUIRED = ("id", "date", "ndvi", "vv", "vh")
+REQUIRED = ("id", "date", "ndvi")
+#: Optional Sentinel-1 columns (dB); absent = no radar for any row.
+RADAR = ("vv", "vh")
 STEP_DAYS = 6
 _ORBITS = {"ascending": 0, "asc": 0, "a": 0, "descending": 1, "desc": 1, "d": 1}
 #: Plausible backscatter range in dB; values outside are most likely linear units or junk.
@@ -47,7 +51,8 @@ def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.nda
     ndvi, vv and vh values. Raises :class:`InputError` with a one-line message.
     """
     path = Path(path)
-    df = read_csv_table(path, REQUIRED, "optional: orbit")
+    df = read_csv_table(path, REQUIRED, "optional: vv,vh in dB, orbit",
+                        ",".join(REQUIRED + RADAR))
     ids = df["id"].str.strip()
     df["id"] = ids
     dates = pd.to_datetime(df["date"].str.strip(), errors="coerce", format="ISO8601")
@@ -68,8 +73,8 @@ def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.nda
             f"--input {path}: ndvi {ndvi[i]} in row {i + 2} is outside [-1, 1]; pass NDVI, "
             "not scaled reflectance"
         )
-    vv = numeric_column(df, "vv", path, "a gap")
-    vh = numeric_column(df, "vh", path, "a gap")
+    vv, vh = (numeric_column(df, c, path, "a gap") if c in df.columns else
+              np.full(len(df), np.nan) for c in RADAR)
     for name, v in (("vv", vv), ("vh", vh)):
         bad = np.isfinite(v) & ((v < DB_RANGE[0]) | (v > DB_RANGE[1]))
         if bad.any():
@@ -116,7 +121,7 @@ def fill_table(input: Path, output: Path, model_path: Path | None = None,
     """Fill the NDVI gaps of a CSV table with SF and write ``id,date,ndvi_filled,ndvi_std``.
 
     Args:
-        input: CSV with columns ``id,date,ndvi,vv,vh`` (optional ``orbit``).
+        input: CSV with columns ``id,date,ndvi`` (optional ``vv,vh``, ``orbit``).
         output: CSV to write (atomically).
         model_path: SF weights; ``None`` = shipped weights.
         adapt: adapt the network to the table first (module docstring).

@@ -72,8 +72,19 @@ def test_real_plot_series(tmp_path: Path) -> None:
     assert out["ndvi_filled"].between(-1, 1).all() and (out["ndvi_std"] > 0).all()
 
 
+def test_table_without_radar_columns_is_sentinel2_only(tmp_path: Path) -> None:
+    """No vv,vh columns: filled as the same table with every radar cell empty."""
+    df = _table()
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "empty").mkdir()
+    s2 = _run(tmp_path / "s2", df.drop(columns=["vv", "vh"]))
+    empty = _run(tmp_path / "empty", df.assign(vv="", vh=""))
+    pd.testing.assert_frame_equal(s2, empty)
+    assert s2["ndvi_filled"].notna().all()
+
+
 BAD = {
-    "missing column": lambda df: df.drop(columns="vh"),
+    "missing column": lambda df: df.drop(columns="ndvi"),
     "bad date": lambda df: df.assign(date=df["date"].where(df.index != 4, "4th of May")),
     "not 6 days": lambda df: df[df.index != 5],
     "repeated date": lambda df: pd.concat([df, df.iloc[[2]]]),
