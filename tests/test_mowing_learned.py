@@ -607,7 +607,6 @@ def test_decode_reads_each_rows_own_days() -> None:
     assert np.isfinite(dates).sum() > 200
 
 
-
 def test_sf_saw_test_counts_every_group_of_the_sf_card_split() -> None:
     """Plots trained or calibrated on, with or without Sentinel-1, all count as seen."""
     from types import SimpleNamespace
