@@ -98,7 +98,7 @@ def parts(det: Any, ndvi: np.ndarray, days: np.ndarray, doy: np.ndarray) -> dict
     with torch.inference_mode():
         for i in range(0, len(ndvi), rows):
             c0 = time.process_time()
-            x = detector_features(ndvi[i:i + rows], doy[i:i + rows])
+            x = detector_features(ndvi[i:i + rows], doy[i:i + rows], det.calendar)
             c1 = time.process_time()
             probs.append(det.network(x).numpy())
             out["input"] += c1 - c0

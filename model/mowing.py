@@ -3,10 +3,19 @@
 The network reads what a threshold rule reads and what it cannot weigh: the binned
 clear NDVI observations and their mask, the linear interpolation between them, how
 far each date lies from the previous and the next observation (a drop seen across a
-three-week gap is weaker evidence than one between two clear dates a bin apart), and
-the day of year (cuts have a season; spring green-up and autumn senescence are not
-cuts). Two temporal convolutions give each date its neighbourhood, a bidirectional
-GRU the whole season (regrowth after a cut, the sward's peak before it), and a
+three-week gap is weaker evidence than one between two clear dates a bin apart). It
+can read the day of year too (recipe ``calendar=1``), but the shipped ensemble does
+not: a network that read it learned the training regions' cutting calendar, and with
+the same series dated 30 days earlier or later it lost 0.02-0.16 F1 on domains it
+never saw, while without it it scored the same across domains
+(``benchmarks/figures/mowing_lodo.md``). A new region, altitude or year greens up and
+cuts weeks apart; the series itself shows the season (green-up and senescence are
+slow, a cut is a drop). The narrow per-pixel network (``learned-fast``) still reads
+it: retrained without it, it lost on the camera parcels and on the demo world's
+per-pixel series (``benchmarks/figures/mowing_fast.md``).
+
+Two temporal convolutions give each date its neighbourhood, a bidirectional GRU the
+whole season (regrowth after a cut, the sward's peak before it), and a
 convolutional head one logit per date (:class:`MowNet`); three of them form the
 shipped ensemble, evaluated together by :class:`FusedGRUEnsemble` (the same
 probabilities, about 3 times the pixels per second of running the members' modules).
@@ -96,13 +105,15 @@ def default_detector_weights(name: str = "learned") -> Path:
     return Path(__file__).parent / "weights" / SHIPPED[name]
 
 
-def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.Tensor
-                      ) -> torch.Tensor:
+def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.Tensor,
+                      calendar: bool = True) -> torch.Tensor:
     """``(N, C, T)`` network input from ``(N, T)`` NDVI (NaN = no clear observation).
 
     ``doy``: day of year of each bin centre, ``(T,)`` or ``(N, T)``; NaN marks dates
     past the end of a row's season (padding): they get zero input and no output. Dates
     shared by every row, given as ``(T,)``, are computed once and written to every row.
+    ``calendar`` False leaves the day-of-year channels at zero (a network trained so
+    reads a cut from the series alone; the recipe's ``calendar``).
     """
     x = torch.as_tensor(np.array(ndvi, np.float32))
     d = torch.as_tensor(np.array(doy, np.float32))
@@ -119,8 +130,11 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
     out[:, 2] = filled
     torch.clamp(d_prev / _DIST_SCALE, max=3.0, out=out[:, 3])
     torch.clamp(d_next / _DIST_SCALE, max=3.0, out=out[:, 4])
-    out[:, 5] = torch.sin(phase)
-    out[:, 6] = torch.cos(phase)
+    if calendar:
+        out[:, 5] = torch.sin(phase)
+        out[:, 6] = torch.cos(phase)
+    else:
+        out[:, 5:7] = 0.0
     out[:, 7] = date_ok
     if not bool(date_ok.all()):  # padding dates: zero input
         out.mul_(date_ok.to(torch.float32).expand_as(x)[:, None, :])
@@ -381,6 +395,10 @@ class DetectorRecipe:
         hide: most extra share of clear observations hidden per series.
         gain, offset, noise: per-series NDVI gain (1 +- gain) and offset (+- offset),
             per-observation noise (std), all NDVI units.
+        calendar: 1 = the network reads the day of year (sine and cosine); 0 (the
+            shipped ensemble's) = it does not, and reads a cut from the series alone
+            (those channels stay zero). A card without the setting is from before it
+            (``learned-fast``'s): its networks read the day of year.
         shift: most days (+-) by which a series' day-of-year input is moved, per
             series: the same season on another calendar (regions, altitudes and years
             green up and cut weeks apart), so that the network reads the cut from the
@@ -414,6 +432,7 @@ class DetectorRecipe:
     gain: float = 0.15
     offset: float = 0.08
     noise: float = 0.01
+    calendar: int = 0
     shift: float = 0.0
     net: str = "gru"
     hidden: int = 32
@@ -512,14 +531,17 @@ def fit_member(ndvi: np.ndarray, doy: np.ndarray, target: np.ndarray, weight: np
     pos = torch.tensor(recipe.pos_weight)
     for _ in range(recipe.steps):
         rows = rng.integers(0, len(ndvi), recipe.batch)
-        x = detector_features(augment(ndvi[rows], recipe, rng), shifted(doy[rows], recipe, rng))
+        sample, dates = augment(ndvi[rows], recipe, rng), shifted(doy[rows], recipe, rng)
+        x = detector_features(sample, dates, bool(recipe.calendar))
         logit = net(x)
         loss = nn.functional.binary_cross_entropy_with_logits(
             logit, y[rows], reduction="none", pos_weight=pos)
         wr = w[rows]
         if teacher is not None and recipe.distill > 0:
             with torch.no_grad():
-                soft = torch.stack([torch.sigmoid(t(x)) for t in teacher.nets]).mean(0)
+                xt = x if teacher.calendar == bool(recipe.calendar) else \
+                    detector_features(sample, dates, teacher.calendar)
+                soft = torch.stack([torch.sigmoid(t(xt)) for t in teacher.nets]).mean(0)
             learn = nn.functional.binary_cross_entropy_with_logits(logit, soft,
                                                                    reduction="none")
             if ws is not None:  # a transfer set: the teacher term has weights of its own
@@ -546,6 +568,11 @@ class MowingDetector:
         self.card = card
         self._fused: FusedGRUEnsemble | None = None
         self.fused = True
+
+    @property
+    def calendar(self) -> bool:
+        """Whether the networks read the day of year (the card's recipe ``calendar``)."""
+        return bool(self.card.get("recipe", {}).get("calendar", 1))
 
     @property
     def threshold(self) -> float:
@@ -576,7 +603,7 @@ class MowingDetector:
         with torch.inference_mode():
             for i in range(0, len(ndvi), rows):
                 x = detector_features(ndvi[i:i + rows], doy if doy.ndim == 1 else
-                                      doy[i:i + rows])
+                                      doy[i:i + rows], self.calendar)
                 out[i:i + rows] = self.network(x).numpy()
         out[np.broadcast_to(~np.isfinite(doy), out.shape)] = 0.0
         return out

@@ -3,11 +3,16 @@
     python -m pipeline.mowing.train --data DIR [--out model/weights/mowing.safetensors]
         [--seeds N] [--steps N] [--recipe KEY=VALUE ...] [--teacher WEIGHTS]
 
-The shipped fast detector (``--detector learned-fast``) is
+The shipped fast detector (``--detector learned-fast``), which reads the day of year,
+is
 
     python -m pipeline.mowing.train --data DIR --out model/weights/mowing_fast.safetensors \\
         --recipe hidden=16 --recipe seeds=1 --recipe steps=3200 --recipe distill=0.5 \\
-        --recipe transfer=1 --teacher model/weights/mowing.safetensors
+        --recipe transfer=1 --recipe calendar=1 --teacher TEACHER
+
+with ``TEACHER`` the ensemble as shipped before 2026-12-08, which read it too
+(``git show 223e2b3:model/weights/mowing.safetensors``, with its ``.json`` card beside
+it); the shipped ensemble since is the default recipe, without the day of year.
 
 ``DIR`` has the slovak-grassland layout (:mod:`pipeline.mowing.reference`). The
 recipe is :class:`model.mowing.DetectorRecipe`, the one scored across domains by
@@ -81,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     card: dict[str, Any] = {
         "name": "learned mowing-event detector",
         "architecture": {"inputs": "binned clear NDVI, its mask, linear fill, steps to the "
-                         "previous/next observation, day of year",
+                         "previous/next observation" + (", day of year" if recipe.calendar
+                                                        else " (no day of year)"),
                          "outputs": "per 6-day bin: probability of a cut"},
         "training": {
             "data": str(args.data.name),
