@@ -416,9 +416,8 @@ def test_mowing_defaults_to_the_fast_detector_per_pixel_and_the_ensemble_per_par
     from pipeline.mowing.detect import DEFAULT_DETECTOR, PIXEL_DETECTOR
 
     assert (PIXEL_DETECTOR, DEFAULT_DETECTOR) == ("learned-fast", "learned")
-    demo_run = season_run
     out = tmp_path / "mow"
-    assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(out), "--parcels",
+    assert main(["mowing", "-q", "--cube", str(season_run), "--out", str(out), "--parcels",
                  str(parcels)]) == 0
     with rasterio.open(out / "mowing_count.tif") as cnt:
         assert cnt.tags()["METHOD"] == "learned-fast"
@@ -428,7 +427,7 @@ def test_mowing_defaults_to_the_fast_detector_per_pixel_and_the_ensemble_per_par
     # the same as naming each detector: the rasters of learned-fast, the events of learned
     fast, ens = tmp_path / "fast", tmp_path / "ens"
     for folder, name in ((fast, "learned-fast"), (ens, "learned")):
-        assert main(["mowing", "-q", "--cube", str(demo_run), "--out", str(folder),
+        assert main(["mowing", "-q", "--cube", str(season_run), "--out", str(folder),
                      "--parcels", str(parcels), "--detector", name]) == 0
     with rasterio.open(fast / "mowing_count.tif") as cnt:
         np.testing.assert_array_equal(cnt.read(1), default_count)
