@@ -122,7 +122,6 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
     valid = torch.isfinite(x)
     filled, d_prev, d_next = _linear_fill(torch.nan_to_num(x), valid)
     date_ok = torch.isfinite(d)
-    phase = 2 * np.pi * torch.nan_to_num(d) / YEAR_DAYS
     # the channels written in place (a stack of eight copies cost a third of the time)
     out = torch.empty(x.shape[0], len(CHANNELS), x.shape[1])
     torch.where(valid, x, torch.zeros((), dtype=x.dtype), out=out[:, 0])
@@ -131,6 +130,7 @@ def detector_features(ndvi: np.ndarray | torch.Tensor, doy: np.ndarray | torch.T
     torch.clamp(d_prev / _DIST_SCALE, max=3.0, out=out[:, 3])
     torch.clamp(d_next / _DIST_SCALE, max=3.0, out=out[:, 4])
     if calendar:
+        phase = 2 * np.pi * torch.nan_to_num(d) / YEAR_DAYS
         out[:, 5] = torch.sin(phase)
         out[:, 6] = torch.cos(phase)
     else:
