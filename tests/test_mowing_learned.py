@@ -479,6 +479,39 @@ def test_calendar_shift_moves_each_series_dates_together_and_keeps_padding() -> 
     assert np.abs(delta[:, 0]).max() <= 20 and delta[:, 0].min() < -15 < 15 < delta[:, 0].max()
 
 
+def test_implanted_cut_is_labelled_lowers_the_series_after_it_and_spares_the_rest() -> None:
+    from model.mowing import implant_cuts
+
+    rng = np.random.default_rng(1)
+    n, t = 400, 46
+    doy = np.tile(np.arange(63, 63 + 6 * t, 6, dtype=np.float32), (n, 1))
+    doy[:, -2:] = np.nan  # padding
+    ndvi = np.clip(0.8 + rng.normal(0, 0.02, (n, t)), -1, 1).astype(np.float32)
+    ndvi[rng.random((n, t)) < 0.5] = np.nan  # clouds
+    ndvi[:, -2:] = np.nan
+    target = np.zeros((n, t), np.float32)
+    target[:, 20] = 1.0  # a reference cut on day 183 in every row
+    x, y = implant_cuts(ndvi, doy, target, rng)
+    new = y - target
+    assert (y[:, 20] == 1).all() and set(np.unique(new)) == {0.0, 1.0}
+    assert (new.sum(axis=1) == 1).all()  # room in every row: one cut each
+    day = doy[new > 0]
+    assert ((day >= 120) & (day <= 275)).all() and (np.abs(day - 183) >= 30).all()
+    assert (np.isnan(x) == np.isnan(ndvi)).all()  # the row's clouds and padding stay
+    diff = np.nan_to_num(ndvi - x)
+    j = np.argmax(new, axis=1)
+    for i in range(n):
+        assert (diff[i, : j[i]] == 0).all()  # nothing changes before the cut
+        assert (diff[i] >= 0).all()  # after it the sward is lower, regrowing
+    low = diff[np.arange(n), np.minimum(j + 1, t - 3)]
+    assert (low <= 0.8 - 0.3 + 0.1).all() and np.median(low) > 0.05
+    # a row whose season leaves no day 30 days from its cuts gets none
+    full = np.zeros((1, t), np.float32)
+    full[0, ::5] = 1.0
+    x1, y1 = implant_cuts(ndvi[:1], doy[:1], full, rng)
+    assert (y1 == full).all() and np.array_equal(np.isnan(x1), np.isnan(ndvi[:1]))
+
+
 @pytest.mark.parametrize(("members", "hidden", "block", "directions"),
                          [(3, 32, 0, "both"), (1, 16, 7, "both"), (2, 8, 64, "both"),
                           (1, 16, 0, "forward"), (2, 8, 33, "backward")])
