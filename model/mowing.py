@@ -4,15 +4,13 @@ The network reads what a threshold rule reads and what it cannot weigh: the binn
 clear NDVI observations and their mask, the linear interpolation between them, how
 far each date lies from the previous and the next observation (a drop seen across a
 three-week gap is weaker evidence than one between two clear dates a bin apart). It
-can read the day of year too (recipe ``calendar=1``), but the shipped ensemble does
+can read the day of year too (recipe ``calendar=1``), but the shipped networks do
 not: a network that read it learned the training regions' cutting calendar, and with
 the same series dated 30 days earlier or later it lost 0.02-0.16 F1 on domains it
 never saw, while without it it scored the same across domains
 (``benchmarks/figures/mowing_lodo.md``). A new region, altitude or year greens up and
 cuts weeks apart; the series itself shows the season (green-up and senescence are
-slow, a cut is a drop). The narrow per-pixel network (``learned-fast``) still reads
-it: retrained without it, it lost on the camera parcels and on the demo world's
-per-pixel series (``benchmarks/figures/mowing_fast.md``).
+slow, a cut is a drop).
 
 Two temporal convolutions give each date its neighbourhood, a bidirectional GRU the
 whole season (regrowth after a cut, the sward's peak before it), and a
@@ -26,11 +24,9 @@ Faster, smaller networks have been scored across domains and are not the default
 bins either side, 16 channels, no recurrence; ``net="conv"``) and one GRU network of
 width 16 (``seeds=1, hidden=16``), each trained on the labels or distilled from the
 GRU ensemble (``distill``), also on unlabelled series (``transfer``). The narrow
-GRU runs about 5 times as fast as the fused ensemble; distilled for 3200 steps with
-the transfer set from the ensemble of the time (which read the day of year, and
-had no implanted cuts) it scored 0.005 lower mean F1 across domains than its teacher
-and 0.022 lower than the ensemble shipped since (three seeds each), and is shipped
-beside the ensemble as ``--detector learned-fast``.
+GRU runs about 5 times as fast as the fused ensemble; distilled from it for 3200
+steps with the transfer set, it scored 0.002 lower mean F1 across domains (three
+seeds each) and is shipped beside the ensemble as ``--detector learned-fast``.
 
 It deliberately takes no Sentinel-1 per point: in the labelled plot tables VV, VH
 and VH-VV correlate with NDVI at |r| < 0.1 (single-look speckle, about 2 dB per
@@ -46,8 +42,8 @@ batch are training series with one more cut implanted (:func:`implant_cuts`): at
 day the reference leaves free, the series lowered toward stubble by a light,
 partial or close cut and regrowing, on the row's own clouds, noise and phenology. A
 few hundred labelled seasons hold few cuts of each depth and timing; implanted
-ones raised F1 across domains by 0.01-0.04 (``benchmarks/figures/mowing_lodo.md``).
-Several seeds form
+ones raised the ensemble's F1 on the LR plots by 0.04 and on the camera parcels by
+0.01 and left NB level (``benchmarks/figures/mowing_lodo.md``). Several seeds form
 an ensemble whose mean probability is the output. A distilled recipe (``distill >
 0``) trains a teacher ensemble first (:func:`teacher_recipe`); its members learn, on
 the same augmented batches, from the labels and the teacher's mean probability, and
@@ -103,9 +99,8 @@ _DIST_SCALE = 5.0
 
 
 #: The shipped detectors by name (``--detector``): the default GRU ensemble, and the
-#: one narrow GRU distilled from an earlier ensemble for country-scale runs (about 5 times
-#: the pixels per second, 0.022 lower mean F1 across domains than the shipped ensemble;
-#: ``benchmarks/figures/mowing_fast.md``).
+#: one narrow GRU distilled from it for country-scale runs (about 5 times the pixels per
+#: second, 0.002 lower mean F1 across domains; ``benchmarks/figures/mowing_fast.md``).
 SHIPPED = {"learned": "mowing.safetensors", "learned-fast": "mowing_fast.safetensors"}
 
 
@@ -405,9 +400,9 @@ class DetectorRecipe:
         gain, offset, noise: per-series NDVI gain (1 +- gain) and offset (+- offset),
             per-observation noise (std), all NDVI units.
         calendar: 1 = the network reads the day of year (sine and cosine); 0 (the
-            shipped ensemble's) = it does not, and reads a cut from the series alone
+            shipped networks') = it does not, and reads a cut from the series alone
             (those channels stay zero). A card without the setting is from before it
-            (``learned-fast``'s): its networks read the day of year.
+            (``learned-fast``'s until 2026-12-08): its networks read the day of year.
         shift: most days (+-) by which a series' day-of-year input is moved, per
             series: the same season on another calendar (regions, altitudes and years
             green up and cut weeks apart), so that the network reads the cut from the

@@ -233,8 +233,8 @@ def _add_mowing_parsers(sub: argparse._SubParsersAction) -> None:
             default=default,
             help="cut detector: 'learned' = a network trained on labelled cuts that reads the "
             "observations (--series and --method do not apply), with a probability per cut; "
-            "'learned-fast' = one narrow network distilled from an earlier ensemble, about "
-            "5x faster and 0.022 lower mean F1 across domains; "
+            "'learned-fast' = one narrow network distilled from it, about 5x faster and "
+            "0.002 lower mean F1 across domains; "
             "'drop' = NDVI drop rule (Kolecka et al. 2018); 'zdrop' = "
             "drop tested against the fill uncertainty (README, Mowing detection) "
             f"(default: {default_text})",

@@ -173,13 +173,15 @@ def test_gru_weights_of_the_earlier_card_format_still_load(tmp_path: Path) -> No
 
     from model.mowing import MowNet, load_detector
 
-    # trained weights (learned-fast's, which read the day of year) with a card of the
-    # format from before the recipe's ``net``, ``directions`` and ``calendar``
-    src = default_detector_weights("learned-fast")
+    # learned-fast as shipped from 2026-12-04 to 2026-12-08 (its networks read the day
+    # of year; its card, as written then, has no ``directions`` nor ``calendar``), the
+    # card cut back to the format from before the recipe's ``net``
+    src = Path(__file__).parent / "data" / "mowing-fast-2026-12-04" / "mowing_fast.safetensors"
     shutil.copy(src, tmp_path / "d.safetensors")
     card = json.loads(src.with_suffix(".json").read_text())
-    for key in ("net", "directions", "dilations", "calendar"):
-        card["recipe"].pop(key, None)
+    assert not {"directions", "calendar"} & set(card["recipe"])
+    for key in ("net", "dilations"):
+        card["recipe"].pop(key)
     (tmp_path / "d.json").write_text(json.dumps(card))
     det = load_detector(tmp_path / "d.safetensors")
     assert "net" not in det.card["recipe"] and det.calendar
@@ -199,7 +201,9 @@ def test_shipped_fast_detector_is_one_narrow_gru_that_finds_the_ensembles_cuts()
 
     fast = load_detector(default_detector_weights("learned-fast"))
     assert len(fast.nets) == 1 and type(fast.nets[0]) is MowNet and fast.nets[0].hidden == 16
-    assert fast.card["recipe"]["distill"] > 0
+    assert fast.card["recipe"]["distill"] > 0 and not fast.calendar
+    # its teacher was the shipped ensemble: the same recipe
+    assert fast.card["teacher"]["recipe"] == load_detector().card["recipe"]
     assert fast.card["teacher"]["weights"].startswith("mowing.safetensors as shipped")
     grid = TimeGrid.covering("2022-03-01", "2022-11-30")
     days, doy = grid_axes(grid)

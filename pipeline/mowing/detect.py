@@ -44,18 +44,18 @@ import numpy as np
 #: Detector names accepted by :func:`detect` (the threshold rules).
 METHODS = ("drop", "zdrop")
 #: The learned detectors (:mod:`pipeline.mowing.learned`; weights ``model.mowing.SHIPPED``):
-#: the GRU ensemble and the narrow GRU distilled from an earlier one (faster, less accurate).
+#: the GRU ensemble and the narrow GRU distilled from it (faster, as accurate across domains).
 LEARNED = ("learned", "learned-fast")
 #: Detectors of the ``mowing`` and ``mowing-table`` commands: the rules and the learned.
 DETECTORS = (*METHODS, *LEARNED)
 #: Default detector of ``mowing-table`` and of the per-parcel events of ``mowing``: the
-#: ensemble, the most accurate across domains (mean F1 0.848 against 0.826), where the
-#: series are few (a table's plots, a run's parcels) and its cost does not matter.
+#: ensemble (mean F1 0.848 across domains against the distilled network's 0.846), where
+#: the series are few (a table's plots, a run's parcels) and its cost does not matter.
 DEFAULT_DETECTOR = "learned"
-#: Default detector of ``mowing``'s per-pixel rasters: the distilled network, 0.022 below
-#: the ensemble in mean F1 across domains (level on NB, 0.012 lower on the camera
-#: parcels, 0.052 on LR) at a fifth of its CPU time, which per pixel is the difference
-#: between 3-4 and 17-19 core-hours for a country the size of Lithuania.
+#: Default detector of ``mowing``'s per-pixel rasters: the distilled network, tied with
+#: the ensemble within the seed spread across domains (every domain within 0.009) at a
+#: fifth of its CPU time, which per pixel is the difference between 3-4 and 17-19
+#: core-hours for a country the size of Lithuania.
 PIXEL_DETECTOR = "learned-fast"
 #: Most cuts reported per series (grassland in Europe: up to 5-6 cuts a year).
 MAX_EVENTS = 6

@@ -3,17 +3,14 @@
     python -m pipeline.mowing.train --data DIR [--out model/weights/mowing.safetensors]
         [--seeds N] [--steps N] [--recipe KEY=VALUE ...] [--teacher WEIGHTS]
 
-The shipped fast detector (``--detector learned-fast``), which reads the day of year
-and was trained without implanted cuts, is
+The shipped fast detector (``--detector learned-fast``) is
 
     python -m pipeline.mowing.train --data DIR --out model/weights/mowing_fast.safetensors \\
         --recipe hidden=16 --recipe seeds=1 --recipe steps=3200 --recipe distill=0.5 \\
-        --recipe transfer=1 --recipe calendar=1 --recipe implant=0 --teacher TEACHER
+        --recipe transfer=1 [--teacher model/weights/mowing.safetensors]
 
-with ``TEACHER`` the ensemble as shipped before 2026-12-08, which read it too
-(``git show 223e2b3:model/weights/mowing.safetensors``, with its ``.json`` card beside
-it); the shipped ensemble since is the default recipe, without the day of year and
-with implanted cuts.
+whose teacher is the default recipe, the shipped ensemble (trained first when
+``--teacher`` is not given: the same weights).
 
 ``DIR`` has the slovak-grassland layout (:mod:`pipeline.mowing.reference`). The
 recipe is :class:`model.mowing.DetectorRecipe`, the one scored across domains by
