@@ -411,3 +411,45 @@ def test_chunked_detection_equals_the_lazy_one_and_runs_once_per_pixel(tmp_path:
     assert (got["mowing_dates"].values[:, mask == 0] == 0).all()
     for name in ("mowing_count", "mowing_dates", "cut_days"):
         np.testing.assert_array_equal(got[name].values, want[name].values)
+
+
+def test_field_mean_benchmark_reads_clear_dates_only_and_scores_every_detector(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``benchmarks/mowing_jrc.py`` on a folder of its layout: nearly clear dates give the
+    median NDVI, cloudier ones are empty; each detector is run through ``mowing-table``."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import mowing_jrc
+
+    (tmp_path / "tsdir").mkdir()
+    (tmp_path / "gtdir").mkdir()
+    dates = pd.date_range("2020-01-04", "2020-12-29", freq="5D")
+    day = dates.dayofyear.to_numpy()
+    cut = pd.Timestamp("2020-06-15").dayofyear
+    season = 0.3 + 0.55 / (1 + np.exp(-(day - 110) / 8.0)) - 0.4 / (1 + np.exp(-(day - 290) / 10))
+    ndvi = season - np.where(day >= cut, 0.4 * np.exp(-(day - cut) / 20.0), 0.0)
+    rng = np.random.default_rng(0)
+    for pid in ("1", "2"):
+        cloudy = rng.random(len(dates)) < 0.3
+        cloudy[np.abs(day - 150) < 3] = True  # a cloud that the median would read as a cut
+        p50 = np.where(np.abs(day - 150) < 3, 0.05, ndvi + rng.normal(0, 0.01, len(day)))
+        clear = np.where(cloudy, 20, 100)  # of 100 pixels
+        hist = {f"hist.{k}": 0 for k in range(12)}
+        frame = pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "band": "NDVI",
+                              "count": 100, "P50": p50, **hist})
+        frame["hist.4"] = clear
+        frame["hist.9"] = 100 - clear
+        frame.to_csv(tmp_path / "tsdir" / f"{pid}_s2_idx_ts.csv", index=False)
+    pd.DataFrame({"ID": [1, 2], "area": 1.0, "Event_date": "15/06/2020",
+                  "Event_type": "1"}).to_csv(tmp_path / "gtdir" / "FOIinfo.csv")
+
+    table = mowing_jrc.field_table(tmp_path, 0.9)
+    assert table["ndvi"].notna().sum() < len(table) and (table["ndvi"].dropna() > 0.2).all()
+    assert mowing_jrc.main([str(tmp_path), "--markdown", str(tmp_path / "t.md")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "2 parcels, 2 reference cuts" in text
+    rows = [line.split("|") for line in text.splitlines() if line.startswith("| ")][1:]
+    assert [r[1].strip() for r in rows] == [label for label, _ in mowing_jrc.RUNS]
+    assert all(int(r[5]) + int(r[7]) == 2 for r in rows)  # TP + FN: every reference cut
+    assert int(rows[0][5]) == 2  # the default detector finds both cuts
