@@ -42,16 +42,20 @@ RUNS = (
 )
 
 
+def clear_ndvi(table: Path, clear: float, stat: str) -> pd.DataFrame:
+    """``date,ndvi`` of one ``{ID}_s2_idx_ts.csv`` table: the parcel's NDVI statistic
+    ``stat`` (``P50``, ``MEAN``, ...) on dates where at least ``clear`` of its pixels are
+    SCL-clear (4, 5, 6), NaN on the others."""
+    d = pd.read_csv(table)
+    d = d[d["band"] == "NDVI"]
+    share = d[["hist.4", "hist.5", "hist.6"]].sum(axis=1) / d["count"]
+    return pd.DataFrame({"date": d["date"], "ndvi": d[stat].where(share >= clear)})
+
+
 def field_table(data: Path, clear: float) -> pd.DataFrame:
     """``id,date,ndvi`` of every parcel: the median NDVI on nearly clear dates, else empty."""
-    parts = []
-    for f in sorted((data / "tsdir").glob("*_s2_idx_ts.csv")):
-        d = pd.read_csv(f)
-        d = d[d["band"] == "NDVI"]
-        share = (d["hist.4"] + d["hist.5"] + d["hist.6"]) / d["count"]
-        ndvi = d["P50"].where(share >= clear)
-        parts.append(pd.DataFrame({"id": f.name.split("_")[0], "date": d["date"],
-                                   "ndvi": ndvi}))
+    parts = [clear_ndvi(f, clear, "P50").assign(id=f.name.split("_")[0])[["id", "date", "ndvi"]]
+             for f in sorted((data / "tsdir").glob("*_s2_idx_ts.csv"))]
     if not parts:
         raise SystemExit(f"{data}/tsdir: no *_s2_idx_ts.csv tables")
     return pd.concat(parts, ignore_index=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from mowing_jrc import clear_ndvi
 
 from pipeline.baselines import akima, linear, quadratic, whittaker
 from pipeline.fill import ModelFiller, cube_doy
@@ -48,11 +49,8 @@ def load(data: Path, grid: TimeGrid) -> tuple[list[str], np.ndarray, np.ndarray]
     ndvi = np.full((len(ids), t), np.nan)
     s1 = np.full((len(ids), t, 2), np.nan)
     for i, pid in enumerate(ids):
-        s2 = pd.read_csv(data / "tsdir" / f"{pid}_s2_idx_ts.csv")
-        s2 = s2[s2["band"] == "NDVI"]
-        share = s2[["hist.4", "hist.5", "hist.6"]].sum(axis=1) / s2["count"]
-        s2 = s2[share >= CLEAR_SHARE]
-        ndvi[i] = _bin(grid, pd.to_datetime(s2["date"]).to_numpy(), s2["MEAN"].to_numpy())
+        s2 = clear_ndvi(data / "tsdir" / f"{pid}_s2_idx_ts.csv", CLEAR_SHARE, "MEAN")
+        ndvi[i] = _bin(grid, pd.to_datetime(s2["date"]).to_numpy(), s2["ndvi"].to_numpy())
         bs = pd.read_csv(data / "tsdir" / f"{pid}_s1_bs_ts.csv")
         when = pd.to_datetime(bs["date"], format="%Y%m%dT%H%M%S")
         bs = bs.assign(db=10 * np.log10(bs["MEAN"].clip(lower=1e-6)),

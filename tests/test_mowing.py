@@ -414,7 +414,7 @@ def test_chunked_detection_equals_the_lazy_one_and_runs_once_per_pixel(tmp_path:
 
 
 def test_field_mean_benchmark_reads_clear_dates_only_and_scores_every_detector(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path) -> None:
     """``benchmarks/mowing_jrc.py`` on a folder of its layout: nearly clear dates give the
     median NDVI, cloudier ones are empty; each detector is run through ``mowing-table``."""
     import sys
