@@ -516,6 +516,24 @@ def test_implanted_cut_is_labelled_lowers_the_series_after_it_and_spares_the_res
     assert (y1 == full).all() and np.array_equal(np.isnan(x1), np.isnan(ndvi[:1]))
 
 
+def test_training_draws_implanted_rows_only_when_the_recipe_asks() -> None:
+    import torch
+
+    from model.mowing import DetectorRecipe, fit_member
+
+    ndvi, _, doy_n, target, weight = _labelled(5, 16)
+    small = DetectorRecipe(seeds=1, steps=4, batch=8, hidden=6)
+
+    def trained(implant: float) -> list[torch.Tensor]:
+        net = fit_member(ndvi, doy_n, target, weight,
+                         DetectorRecipe(**{**small.__dict__, "implant": implant}), seed=0)
+        return [p.detach() for p in net.parameters()]
+
+    off, off_again, on = trained(0.0), trained(0.0), trained(0.5)
+    assert all(torch.equal(a, b) for a, b in zip(off, off_again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(off, on, strict=True))
+
+
 @pytest.mark.parametrize(("members", "hidden", "block", "directions"),
                          [(3, 32, 0, "both"), (1, 16, 7, "both"), (2, 8, 64, "both"),
                           (1, 16, 0, "forward"), (2, 8, 33, "backward")])
